@@ -1,0 +1,5 @@
+import sys
+
+from bertdemo.cli import main
+
+sys.exit(main())

@@ -1,0 +1,211 @@
+"""Command line: ``python -m bertdemo train|predict|explain|runs``. Same engine and events as the app.
+
+Errors in the user's input print one line and exit with status 2; ``--json`` makes the last stdout line a
+JSON object for scripts and benchmarks (progress goes to stderr then).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from bertdemo.config import DEFAULT_MODEL, TrainConfig
+
+_DEFAULTS = TrainConfig()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bertdemo", description="Fine-tune and explain BERT classifiers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="fine-tune a classifier on a labeled CSV/TSV")
+    t.add_argument("data", help="CSV/TSV with a text and a label column")
+    t.add_argument("--text-col", help="text column (found by name if omitted)")
+    t.add_argument("--label-col", help="label column (found by name if omitted)")
+    t.add_argument("--model", default=DEFAULT_MODEL, help='"default" (embedded MiniLM), "scratch", a hub id or a folder')
+    t.add_argument("--epochs", type=int, default=_DEFAULTS.epochs)
+    t.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size)
+    t.add_argument("--lr", type=float, default=_DEFAULTS.learning_rate)
+    t.add_argument("--max-length", type=int, default=_DEFAULTS.max_length)
+    t.add_argument("--seed", type=int, default=_DEFAULTS.seed)
+    t.add_argument("--precision", default=_DEFAULTS.precision, choices=["auto", "bf16", "fp16", "fp32"])
+    t.add_argument("--patience", type=int, default=_DEFAULTS.patience, help="evaluations without improvement (0: off)")
+    t.add_argument("--evals-per-epoch", type=int, default=_DEFAULTS.evals_per_epoch)
+    t.add_argument("--train-embeddings", action="store_true", help="also update the word-embedding matrix")
+    t.add_argument("--max-train-rows", type=int, default=0, help="train on a seeded sample of N rows")
+    t.add_argument("--validation", help="a separate validation file (else a stratified split is held out)")
+    t.add_argument("--test", help="a held-out labeled file scored once after training")
+    t.add_argument("--workspace", help="where runs are saved (default ./workspace or $BERTDEMO_WORKSPACE)")
+    t.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+
+    p = sub.add_parser("predict", help="class probabilities for texts")
+    p.add_argument("run", help="a run folder or run name")
+    p.add_argument("texts", nargs="+")
+    p.add_argument("--workspace")
+    p.add_argument("--json", action="store_true")
+
+    e = sub.add_parser("explain", help="attention and token attributions for one text")
+    e.add_argument("run")
+    e.add_argument("text")
+    e.add_argument("--method", default="integrated_gradients", choices=["integrated_gradients", "grad_x_input"])
+    e.add_argument("--workspace")
+    e.add_argument("--json", action="store_true")
+
+    r = sub.add_parser("runs", help="list saved runs")
+    r.add_argument("--workspace")
+    r.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        return {"train": cmd_train, "predict": cmd_predict, "explain": cmd_explain, "runs": cmd_runs}[args.command](args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; no half-written run was left behind", file=sys.stderr)
+        return 130
+
+
+def cmd_train(args) -> int:
+    from tqdm import tqdm
+
+    from bertdemo.data import load_data
+    from bertdemo.evaluate import evaluate_file
+    from bertdemo.events import CancelledEvent, DoneEvent, EvalEvent, StartEvent, StepEvent
+    from bertdemo.models import load_tokenizer
+    from bertdemo.predict import Predictor
+    from bertdemo.train import train
+
+    config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                         max_length=args.max_length, seed=args.seed, precision=args.precision,
+                         patience=args.patience, evals_per_epoch=args.evals_per_epoch,
+                         freeze_word_embeddings=not args.train_embeddings, max_train_rows=args.max_train_rows)
+    out = sys.stderr if args.json else sys.stdout
+    tokenizer = load_tokenizer("default" if args.model == "scratch" else args.model)
+    data = load_data(args.data, text_col=args.text_col, label_col=args.label_col, validation=args.validation,
+                     validation_split=config.validation_split, seed=config.seed, max_length=config.max_length,
+                     tokenizer=tokenizer, max_rows=config.max_train_rows)
+    report = data.report
+    print(f"data: {report.rows_kept} rows kept of {report.rows_total} ({report.train_rows} train, "
+          f"{report.validation_rows} validation), {len(data.labels)} classes: {', '.join(data.labels)}", file=out)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=out)
+    bar = None
+    done = None
+    for event in train(config, data, workspace=args.workspace):
+        if isinstance(event, StartEvent):
+            print(f"training {event.model} on {event.device} ({event.precision}), {event.total_steps} steps", file=out)
+            bar = tqdm(total=event.total_steps, file=out, unit="step", dynamic_ncols=True, mininterval=1.0)
+        elif isinstance(event, StepEvent):
+            bar.update(1)
+            bar.set_postfix(loss=f"{event.loss:.3f}", ex_s=f"{event.examples_per_s:.0f}", refresh=False)
+        elif isinstance(event, EvalEvent):
+            bar.write(f"  eval @ epoch {event.epoch:.2f}: val_loss {event.val_loss:.4f}  accuracy {event.accuracy:.4f}"
+                      f"  macro-F1 {event.macro_f1:.4f}{'  (best)' if event.is_best else ''}", file=out)
+        elif isinstance(event, (DoneEvent, CancelledEvent)):
+            done = event
+    if bar is not None:
+        bar.close()
+    if not isinstance(done, DoneEvent):
+        print("error: training was cancelled", file=sys.stderr)
+        return 1
+    test_metrics = None
+    if args.test:
+        test_metrics = evaluate_file(Predictor.from_run(done.run_dir), args.test, text_col=args.text_col,
+                                     label_col=args.label_col)
+    _print_metrics(done.metrics, test_metrics, out)
+    print(f"saved run: {done.run_dir}  ({done.train_seconds:.1f} s, {done.examples_per_s:.1f} training examples/s)",
+          file=out)
+    if args.json:
+        summary = {
+            "run": done.run_dir,
+            "validation": {k: done.metrics[k] for k in ("accuracy", "macro_f1", "loss")},
+            "test": None if test_metrics is None else {k: test_metrics[k] for k in ("accuracy", "macro_f1")},
+            "train_seconds": round(done.train_seconds, 3),
+            "train_examples_per_s": round(done.examples_per_s, 3),
+            "train_rows": report.train_rows, "validation_rows": report.validation_rows,
+            "real_tokens": done.real_tokens, "padded_tokens": done.padded_tokens,
+            "stopped_early": done.stopped_early, "config": config.to_dict(),
+        }
+        print(json.dumps(summary))
+    return 0
+
+
+def _print_metrics(validation: dict, test: dict | None, out) -> None:
+    sets = [("validation", validation)] + ([("test", test)] if test else [])
+    print(f"\n{'class':<24}" + "".join(f"{name + ' P/R/F1':>26}" for name, _ in sets), file=out)
+    for label in validation["labels"]:
+        cells = "".join(f"{m['per_class'][label]['precision']:>8.3f}{m['per_class'][label]['recall']:>9.3f}"
+                        f"{m['per_class'][label]['f1']:>9.3f}" for _, m in sets)
+        print(f"{label[:24]:<24}{cells}", file=out)
+    for name, m in sets:
+        print(f"{name}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  ({m['count']} rows)", file=out)
+
+
+def cmd_predict(args) -> int:
+    from bertdemo.predict import Predictor
+    from bertdemo.runs import find_run
+
+    predictor = Predictor.from_run(find_run(args.run, args.workspace))
+    results = predictor.predict_batch(args.texts)
+    if args.json:
+        print(json.dumps([{"text": text, "label": max(probs, key=probs.get), "probabilities": probs}
+                          for text, probs in zip(args.texts, results)], ensure_ascii=False))
+        return 0
+    for text, probs in zip(args.texts, results):
+        best = max(probs, key=probs.get)
+        rest = "  ".join(f"{label} {p:.3f}" for label, p in sorted(probs.items(), key=lambda kv: -kv[1]))
+        print(f"{best}\t{text}\n    {rest}")
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from bertdemo.explain import attention, attributions, word_spans
+    from bertdemo.predict import Predictor
+    from bertdemo.runs import find_run
+
+    predictor = Predictor.from_run(find_run(args.run, args.workspace))
+    att = attention(predictor, args.text)
+    attr = attributions(predictor, args.text, method=args.method)
+    cls_row = att.rollout[0]
+    if args.json:
+        print(json.dumps({"tokens": att.tokens, "probabilities": att.probabilities, "target": attr.target,
+                          "attributions": attr.scores.tolist(), "method": attr.method,
+                          "rollout_cls": cls_row.tolist(), "attention_shape": list(att.weights.shape),
+                          "truncated": att.truncated}, ensure_ascii=False))
+        return 0
+    print("probabilities: " + "  ".join(f"{k} {v:.3f}" for k, v in att.probabilities.items()))
+    print(f"word-pieces ({len(att.tokens)}): {' '.join(att.tokens)}" + ("  [truncated]" if att.truncated else ""))
+    print(f"\n{attr.method} toward {attr.target!r} (p={attr.probability:.3f}); rollout = [CLS] attention rollout")
+    for token, score, roll in zip(att.tokens, attr.scores, cls_row):
+        bar = ("+" if score > 0 else "-") * min(40, int(abs(score) * 80))
+        print(f"  {token:<16}{score:+.4f}  {bar:<42}rollout {roll:.3f}")
+    print("\nNote: attention shows where the model looked, not why it decided; compare with the attributions.")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from bertdemo.runs import list_runs
+
+    found = list_runs(args.workspace)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in found], ensure_ascii=False))
+        return 0
+    if not found:
+        print(f"no saved runs in {Path(args.workspace or 'workspace')}. Train one: python -m bertdemo train data/news_topics_en.csv")
+        return 0
+    for run in found:
+        acc = run.metrics.get("accuracy")
+        print(f"{run.name:<56} {run.created:<26} {run.base_model:<12} {run.data_source:<24} "
+              f"acc {acc:.3f}  {run.status}  {run.path}")
+    return 0

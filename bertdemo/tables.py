@@ -1,0 +1,180 @@
+"""Reading a user's table file: encoding and delimiter detection, and finding the text and label columns.
+
+This module only turns bytes into a pandas DataFrame of strings and names its columns; cleaning,
+splitting and the data report live in ``bertdemo.data``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import pandas as pd
+
+MAX_FILE_BYTES = 512 * 1024 * 1024  # refuse larger files before reading them into memory
+
+TEXT_NAMES = (
+    "text", "sentence", "sentences", "review", "reviews", "content", "comment", "comments", "document", "doc",
+    "body", "message", "tweet", "question", "utterance", "query", "headline", "title", "description",
+    "review_text", "text_a", "sentence1", "input", "prompt", "abstract", "post", "文本", "内容", "评论", "句子",
+)
+LABEL_NAMES = (
+    "label", "labels", "class", "classes", "category", "categories", "sentiment", "target", "intent", "topic",
+    "tag", "y", "gold_label", "gold", "polarity", "emotion", "stars", "rating", "coarse_label", "output",
+    "标签", "类别", "分类", "情感",
+)
+
+
+def _decode(raw: bytes, path: Path) -> tuple[str, str]:
+    """Decode bytes as UTF-8 (with or without BOM), GB18030 or Windows-1252; return (text, encoding)."""
+    if raw.startswith(b"\xff\xfe") or raw.startswith(b"\xfe\xff"):
+        return raw.decode("utf-16"), "utf-16"
+    try:
+        return raw.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    # GB18030 decodes many Latin-1 byte runs too (an accented letter followed by an ASCII letter is a valid
+    # pair), so only trust it when the high bytes look like Chinese: GB2312-range pairs. A plain decoder
+    # race (charset-normalizer) guesses wrong on short CSV cells, which is the common case here.
+    if _looks_like_gbk(raw):
+        try:
+            return raw.decode("gb18030"), "gb18030"
+        except UnicodeDecodeError:
+            pass
+    try:
+        return raw.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        return raw.decode("latin-1"), "latin-1"
+
+
+def _looks_like_gbk(raw: bytes) -> bool:
+    high = 0
+    paired = 0
+    i = 0
+    n = len(raw)
+    while i < n:
+        b = raw[i]
+        if b < 0x80:
+            i += 1
+            continue
+        high += 1
+        if 0xA1 <= b <= 0xF7 and i + 1 < n and 0xA1 <= raw[i + 1] <= 0xFE:
+            paired += 1
+            high += 1
+            i += 2
+        elif 0x81 <= b <= 0xFE and i + 1 < n and (0x40 <= raw[i + 1] <= 0xFE) and raw[i + 1] != 0x7F:
+            # GBK extension pair (e.g. rarer characters): counts as Chinese only if the rest agrees
+            paired += 1
+            high += 1
+            i += 2
+        else:
+            i += 1
+    return high > 0 and paired * 2 / high >= 0.95
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV/TSV file into a DataFrame of strings (empty cells become NaN).
+
+    Detects the encoding (UTF-8 with or without BOM, UTF-16, GB18030/GBK, Windows-1252/Latin-1) and the
+    delimiter (comma, tab, semicolon, pipe). Raises ``ValueError`` saying how to fix a bad file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"File not found: {path}. Check the path, or upload the file again.")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a file. Choose a .csv or .tsv file.")
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"{path.name} is empty. Export a CSV with a header row and at least a few labeled rows.")
+    if size > MAX_FILE_BYTES:
+        raise ValueError(f"{path.name} is {size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MB. "
+                         "Sample fewer rows into a smaller CSV.")
+    raw = path.read_bytes()
+    if raw[:4] == b"PK\x03\x04":
+        raise ValueError(f"{path.name} is a ZIP or Excel (.xlsx) file, not text. In Excel use "
+                         "File > Save As > 'CSV UTF-8 (Comma delimited)' and upload that.")
+    if b"\x00" in raw[:8192] and not (raw.startswith(b"\xff\xfe") or raw.startswith(b"\xfe\xff")):
+        raise ValueError(f"{path.name} looks like a binary file, not a CSV/TSV text file. "
+                         "Save your table as CSV (comma-separated, UTF-8) and upload that.")
+    text, encoding = _decode(raw, path)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise ValueError(f"{path.name} has no content. Export a CSV with a header row and labeled rows.")
+    delimiter = _sniff_delimiter(text, path)
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
+                         na_values=[""], index_col=False, on_bad_lines="error")
+    except (pd.errors.ParserError, csv.Error) as err:
+        raise ValueError(f"{path.name} is not a well-formed CSV/TSV ({_first_line(err)}). Check that every row "
+                         "has the same number of columns and that texts containing the delimiter are quoted.") from err
+    except pd.errors.EmptyDataError as err:
+        raise ValueError(f"{path.name} has no columns. Export a CSV with a header row.") from err
+    df.columns = [str(c).strip() for c in df.columns]
+    if df.empty:
+        raise ValueError(f"{path.name} has a header ({', '.join(df.columns)}) but no rows. Add labeled rows.")
+    df.attrs["encoding"] = encoding
+    df.attrs["delimiter"] = delimiter
+    return df
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def _sniff_delimiter(text: str, path: Path) -> str:
+    sample = "\n".join(text.split("\n", 50)[:50])
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",\t;|").delimiter
+    except csv.Error:
+        # One-column files and some quoted files defeat the sniffer; the extension is the next best hint.
+        header = sample.split("\n", 1)[0]
+        if path.suffix.lower() in (".tsv", ".tab") or "\t" in header:
+            return "\t"
+        return ","
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[\s\-]+", "_", name.strip().lower())
+
+
+def guess_columns(df: pd.DataFrame, text_col: str | None = None, label_col: str | None = None) -> tuple[str, str]:
+    """Return (text_col, label_col): given names are checked, missing ones are found by name.
+
+    Raises ``ValueError`` that lists the columns found when a column can't be found.
+    """
+    columns = list(df.columns)
+    listed = ", ".join(repr(c) for c in columns)
+    for given, what in ((text_col, "text"), (label_col, "label")):
+        if given is not None and given not in columns:
+            raise ValueError(f"No column named {given!r} for the {what}. Columns found: {listed}. "
+                             f"Pick one of these as the {what} column.")
+    if text_col is None:
+        text_col = _find(columns, TEXT_NAMES, exclude=label_col)
+    if label_col is None:
+        label_col = _find(columns, LABEL_NAMES, exclude=text_col)
+    if (text_col is None or label_col is None) and len(columns) == 2:
+        # Two unnamed-looking columns: the text is the one with the longer cells.
+        a, b = columns
+        la = df[a].fillna("").str.len().mean()
+        lb = df[b].fillna("").str.len().mean()
+        guess_text, guess_label = (a, b) if la >= lb else (b, a)
+        text_col = text_col or (guess_text if guess_text != label_col else guess_label)
+        label_col = label_col or (guess_label if guess_label != text_col else guess_text)
+    if text_col is None:
+        raise ValueError(f"Could not find the text column. Columns found: {listed}. Name it 'text' "
+                         "(or sentence/review/content…), or choose it explicitly (--text-col in the CLI).")
+    if label_col is None:
+        raise ValueError(f"Could not find the label column. Columns found: {listed}. Name it 'label' "
+                         "(or class/category/sentiment/target…), or choose it explicitly (--label-col in the CLI).")
+    if text_col == label_col:
+        raise ValueError(f"The text and label columns are both {text_col!r}. Choose two different columns.")
+    return text_col, label_col
+
+
+def _find(columns: list[str], names: tuple[str, ...], exclude: str | None) -> str | None:
+    normalised = {_norm(c): c for c in columns if c != exclude}
+    for name in names:
+        if name in normalised:
+            return normalised[name]
+    return None

@@ -1,0 +1,214 @@
+"""The training loop: a generator of typed events (``bertdemo.events``) that ends with a saved run.
+
+``train(config, data, should_stop)`` is what the app, the CLI and the benchmarks call. It runs on CUDA, MPS or
+CPU, and under ``accelerate launch`` on several GPUs or nodes (accelerate does device placement, DDP and
+gathering; this file holds no distribution code of its own). Not in here: reading data (``bertdemo.data``),
+batching (``bertdemo.batches``), metrics maths (``bertdemo.metrics``), writing runs (``bertdemo.runs``).
+"""
+from __future__ import annotations
+
+import gc
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from transformers import get_scheduler, set_seed
+
+from bertdemo import runs
+from bertdemo.batches import CountingCollator, eval_loader, tokenize_frame, train_loader
+from bertdemo.config import SCRATCH_MODEL, TrainConfig
+from bertdemo.data import LabeledData
+from bertdemo.device import autocast, choose_precision
+from bertdemo.events import CancelledEvent, DoneEvent, EvalEvent, Event, StartEvent, StepEvent, event_to_dict
+from bertdemo.metrics import classification_metrics
+from bertdemo.models import load_classifier, load_tokenizer
+from bertdemo.scratch import build_scratch_model, build_scratch_tokenizer
+
+EVAL_BATCH_SIZE = 128  # inference needs no activations for backward: bigger batches are cheaper per text
+
+
+def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool] = lambda: False,
+          workspace: str | Path | None = None) -> Iterator[Event]:
+    """Fine-tune ``config.model`` on ``data``; yield events; save the best checkpoint as a run.
+
+    ``should_stop`` is polled before every step: when it returns True training ends within one step, the
+    best checkpoint so far (if an evaluation happened) is saved as a "stopped" run, and a
+    ``CancelledEvent`` is the last event.
+    """
+    workspace = Path(workspace or runs.default_workspace())
+    set_seed(config.seed)
+    # Precision is handled here, not by Accelerator(mixed_precision=...): accelerate's state is a
+    # process-wide singleton that refuses a second, different precision, and the app trains many runs.
+    accelerator = Accelerator()
+    device = accelerator.device
+    own_amp = accelerator.mixed_precision == "no"  # `accelerate launch --mixed_precision` takes precedence
+    precision = choose_precision(config.precision, device) if own_amp else accelerator.mixed_precision
+    tokenizer, model = _build_model(config, data)
+    label2id = data.label2id
+    train_ds = tokenize_frame(data.train, tokenizer, label2id, config.max_length)
+    val_frame = data.validation.assign(_len=[len(t) for t in data.validation["text"]]).sort_values("_len")
+    val_ds = tokenize_frame(val_frame, tokenizer, label2id, config.max_length)
+    collator = CountingCollator(tokenizer, pad_to_multiple_of=8 if device.type == "cuda" else None)
+    loader = train_loader(train_ds, collator, config.batch_size, seed=config.seed,
+                          group_by_length=config.group_by_length)
+    val_loader = eval_loader(val_ds, CountingCollator(tokenizer), EVAL_BATCH_SIZE)
+
+    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.learning_rate)
+    model, optimizer, loader, val_loader = accelerator.prepare(model, optimizer, loader, val_loader)
+    steps_per_epoch = len(loader)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = get_scheduler(config.scheduler, optimizer, num_warmup_steps=round(config.warmup_ratio * total_steps),
+                              num_training_steps=total_steps)
+    scaler = torch.amp.GradScaler(device.type) if own_amp and precision == "fp16" else None
+    eval_every = max(1, math.ceil(steps_per_epoch / config.evals_per_epoch))
+
+    history: list[dict] = []
+
+    def emit(event: Event) -> Event:
+        history.append(event_to_dict(event))
+        return event
+
+    yield emit(StartEvent(total_steps=total_steps, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+                          train_rows=len(data.train), validation_rows=len(data.validation), labels=data.labels,
+                          model=config.model, device=device.type, precision=precision,
+                          num_processes=accelerator.num_processes))
+    best: dict = {"score": (-1.0, 0.0), "state": None, "metrics": None, "evals_since": 0}
+    step, seen, stopped_early, cancelled = 0, 0, False, False
+    started = time.perf_counter()
+    try:
+        model.train()
+        for epoch in range(config.epochs):
+            for batch in loader:
+                if should_stop():
+                    cancelled = True
+                    break
+                with autocast(device, precision) if own_amp else accelerator.autocast():
+                    loss = model(**batch).loss
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(optimizer)
+                else:
+                    accelerator.backward(loss)
+                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                seen += len(batch["labels"]) * accelerator.num_processes
+                elapsed = time.perf_counter() - started
+                yield emit(StepEvent(step=step, total_steps=total_steps, epoch=step / steps_per_epoch,
+                                     loss=float(loss.detach()), learning_rate=scheduler.get_last_lr()[0],
+                                     examples_per_s=seen / elapsed, elapsed_s=elapsed,
+                                     eta_s=elapsed / step * (total_steps - step)))
+                if step % eval_every == 0 or step % steps_per_epoch == 0:
+                    metrics = _evaluate(model, val_loader, val_frame, data.labels, accelerator, device,
+                                        precision if own_amp else None)
+                    # Ties on macro-F1 (common on small, easy validation sets) go to the lower loss.
+                    score = (metrics["macro_f1"], -metrics["loss"])
+                    improved = score > best["score"]
+                    if improved:
+                        best.update(score=score, metrics=metrics, evals_since=0,
+                                    state=_trainable_state(accelerator.unwrap_model(model)))
+                    else:
+                        best["evals_since"] += 1
+                    yield emit(EvalEvent(step=step, epoch=step / steps_per_epoch, val_loss=metrics["loss"],
+                                         accuracy=metrics["accuracy"], macro_f1=metrics["macro_f1"],
+                                         is_best=improved))
+                    model.train()
+                    if config.patience and best["evals_since"] >= config.patience:
+                        stopped_early = True
+                        break
+            if cancelled or stopped_early:
+                break
+        train_seconds = time.perf_counter() - started
+        run_dir = None
+        if best["state"] is not None:
+            run_dir = _save(accelerator, model, tokenizer, config, data, best, history, train_seconds,
+                            status="stopped" if cancelled else "complete", workspace=workspace)
+        if cancelled:
+            yield emit(CancelledEvent(step=step, run_dir=str(run_dir) if run_dir else None))
+            return
+        yield DoneEvent(run_dir=str(run_dir), metrics=best["metrics"], train_seconds=train_seconds,
+                        examples_per_s=seen / train_seconds if train_seconds else 0.0, stopped_early=stopped_early,
+                        real_tokens=collator.real_tokens, padded_tokens=collator.padded_tokens)
+    finally:
+        # Free the model and optimizer as soon as the run ends, also when the consumer stops iterating.
+        del model, optimizer, loader, val_loader, best
+        accelerator.free_memory()
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _build_model(config: TrainConfig, data: LabeledData):
+    if config.model == SCRATCH_MODEL:
+        tokenizer = build_scratch_tokenizer(data.train["text"].tolist())
+        model = build_scratch_model(tokenizer, data.labels, max_length=config.max_length, seed=config.seed)
+        return tokenizer, model
+    tokenizer = load_tokenizer(config.model)
+    model = load_classifier(config.model, data.labels, attn="sdpa")
+    if config.freeze_word_embeddings:
+        # The word-embedding matrix is ~half of MiniLM's weights. Updating it costs a dense AdamW step
+        # over 11.7M values per batch that mostly touches rows absent from the batch; freezing it is
+        # ~1.4x faster per step on CPU and costs no accuracy on our benchmarks (bench/RESULTS.md).
+        model.get_input_embeddings().weight.requires_grad_(False)
+    return tokenizer, model
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: no weight decay on biases and LayerNorm weights (as in BERT's original recipe)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of the weights training changes (frozen ones need no copy)."""
+    return {name: param.detach().to("cpu", copy=True) for name, param in model.named_parameters()
+            if param.requires_grad}
+
+
+@torch.inference_mode()
+def _evaluate(model, loader, frame, labels, accelerator: Accelerator, device, precision: str | None) -> dict:
+    model.eval()
+    logits_all, labels_all = [], []
+    for batch in loader:
+        with autocast(device, precision) if precision else accelerator.autocast():
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        logits, batch_labels = accelerator.gather_for_metrics((logits.float(), batch["labels"]))
+        logits_all.append(logits.cpu())
+        labels_all.append(batch_labels.cpu())
+    logits = torch.cat(logits_all)  # (N, C)
+    y_true = torch.cat(labels_all)
+    loss = torch.nn.functional.cross_entropy(logits, y_true).item()
+    probs = torch.softmax(logits, dim=-1).numpy()
+    return classification_metrics(y_true.numpy(), probs, labels, texts=frame["text"].tolist(), loss=loss)
+
+
+def _save(accelerator: Accelerator, model, tokenizer, config: TrainConfig, data: LabeledData, best: dict,
+          history: list[dict], train_seconds: float, *, status: str, workspace: Path) -> Path | None:
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return None
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped.load_state_dict(best["state"], strict=False)
+    metrics = best["metrics"]
+    info = runs.RunInfo(
+        name="", path="", created=runs.now_iso(), base_model=config.model, data_source=data.report.source,
+        labels=data.labels, status=status, train_config=config.to_dict(), train_rows=len(data.train),
+        validation_rows=len(data.validation), train_seconds=round(train_seconds, 2),
+        metrics={k: metrics[k] for k in ("accuracy", "macro_f1", "loss")})
+    return runs.save_run(workspace, name=runs.new_run_name(data.report.source, config.model), model=unwrapped,
+                         tokenizer=tokenizer, info=info, train_config=config.to_dict(),
+                         data_report=data.report.to_dict(), metrics=metrics, events=history,
+                         train=data.train, validation=data.validation)
