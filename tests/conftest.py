@@ -27,7 +27,7 @@ _FRAMES = ["I really like {w} today", "the {w} was on the news", "we talked abou
            "nobody expected the {w}", "there is {w} everywhere", "my friend loves {w} a lot"]
 
 
-def toy_rows(per_class: int = 30, seed: int = 0) -> list[tuple[str, str]]:
+def toy_rows(per_class: int = 40, seed: int = 0) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     rows = []
     for label, words in _TOPICS.items():
@@ -75,7 +75,8 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 def tiny_config(tiny_model_dir):
     from bertdemo.config import TrainConfig
 
-    return TrainConfig(model=str(tiny_model_dir), epochs=3, batch_size=8, learning_rate=3e-3, max_length=32,
+    return TrainConfig(model=str(tiny_model_dir), epochs=10, batch_size=8, learning_rate=2e-3, max_length=32,
+                       scheduler="constant_with_warmup",
                        evals_per_epoch=1, patience=0, precision="fp32", freeze_word_embeddings=False)
 
 

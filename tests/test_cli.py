@@ -1,0 +1,53 @@
+"""The command line, as scripts and benchmarks call it."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def _cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bertdemo", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+
+
+def test_train_json_predict_and_runs(tmp_path, toy_csv, tiny_model_dir):
+    test_file = tmp_path / "test.csv"
+    test_file.write_text("text,label\nsome pizza again,food\nthe rain and the fog,weather\ntennis all day,sport\n")
+    out = _cli("train", str(toy_csv), "--model", str(tiny_model_dir), "--epochs", "10", "--batch-size", "8",
+               "--lr", "2e-3", "--max-length", "32", "--precision", "fp32", "--train-embeddings",
+               "--test", str(test_file), "--workspace", str(tmp_path / "ws"), "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(summary["validation"]) >= {"accuracy", "macro_f1"} and set(summary["test"]) >= {"accuracy", "macro_f1"}
+    assert summary["train_seconds"] > 0 and summary["train_examples_per_s"] > 0
+    assert summary["train_rows"] == 96 and 0 < summary["real_tokens"] <= summary["padded_tokens"]
+    run = summary["run"]
+
+    pred = _cli("predict", run, "pizza and soup", "snow and frost", "--json")
+    assert pred.returncode == 0, pred.stderr
+    rows = json.loads(pred.stdout)
+    assert [r["text"] for r in rows] == ["pizza and soup", "snow and frost"]
+    for row in rows:
+        assert set(row["probabilities"]) == {"food", "sport", "weather"}
+        assert abs(sum(row["probabilities"].values()) - 1) < 1e-4
+        assert row["label"] == max(row["probabilities"], key=row["probabilities"].get)
+
+    listed = _cli("runs", "--workspace", str(tmp_path / "ws"), "--json")
+    assert [r["path"] for r in json.loads(listed.stdout)] == [run]
+
+    explained = _cli("explain", run, "tennis all day", "--json")
+    assert explained.returncode == 0, explained.stderr
+    detail = json.loads(explained.stdout)
+    assert detail["tokens"][0] == "[CLS]" and len(detail["attributions"]) == len(detail["tokens"])
+
+
+def test_bad_input_exits_non_zero_with_one_line(tmp_path):
+    (tmp_path / "one.csv").write_text("text,label\na,x\nb,x\nc,x\n")
+    out = _cli("train", str(tmp_path / "one.csv"), "--workspace", str(tmp_path / "ws"))
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "only one class" in out.stderr
+    missing = _cli("predict", str(tmp_path / "nope"), "hello")
+    assert missing.returncode == 2 and "No saved run" in missing.stderr

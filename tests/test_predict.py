@@ -1,0 +1,126 @@
+"""Prediction and explanations on a saved run."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from bertdemo.explain import attention, attention_rollout, attributions, word_spans
+from bertdemo.predict import Predictor, get_predictor
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_run) -> Predictor:
+    return get_predictor(tiny_run)
+
+
+def test_probabilities_sum_to_one_and_match_the_label_order(predictor):
+    probs = predictor.predict("the storm came with thunder")
+    assert list(probs) == ["food", "sport", "weather"]
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+    assert max(probs, key=probs.get) == "weather"
+
+
+def test_batch_equals_one_by_one_and_keeps_input_order(predictor):
+    texts = ["pizza and cheese", "a long tennis match that went on and on for hours", "fog", ""]
+    batch = predictor.predict_proba(texts)
+    assert batch.shape == (4, 3)
+    np.testing.assert_allclose(batch.sum(axis=1), 1.0, atol=1e-5)
+    for text, row in zip(texts, batch):
+        np.testing.assert_allclose(predictor.predict_proba([text])[0], row, atol=1e-5)
+
+
+def test_predictor_is_thread_safe(predictor):
+    texts = [f"we talked about {w} again" for w in ("rain", "golf", "soup", "snow", "boxing", "cake")] * 4
+    expected = predictor.predict_proba(texts)
+    results: dict[int, np.ndarray] = {}
+    errors = []
+
+    def work(i: int) -> None:
+        try:
+            results[i] = predictor.predict_proba([texts[i]])[0]
+        except Exception as err:  # noqa: BLE001 - collected and asserted below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(texts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i, row in results.items():
+        np.testing.assert_allclose(row, expected[i], atol=1e-5)
+
+
+def test_attention_has_every_layer_and_head_and_rows_sum_to_one(predictor):
+    result = attention(predictor, "the rain stopped before the football")
+    layers, heads = predictor.model.config.num_hidden_layers, predictor.model.config.num_attention_heads
+    n = len(result.tokens)
+    assert result.tokens[0] == "[CLS]" and result.tokens[-1] == "[SEP]"
+    assert result.weights.shape == (layers, heads, n, n)
+    np.testing.assert_allclose(result.weights.sum(axis=-1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(result.rollout.sum(axis=-1), 1.0, atol=1e-4)
+    assert not result.truncated
+    assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    # the fast path stays SDPA; attention comes from a separate eager copy
+    assert predictor.model.config._attn_implementation == "sdpa"
+
+
+def test_long_text_is_truncated_with_a_flag(predictor):
+    result = attention(predictor, "rain " * 200)
+    assert result.truncated and len(result.tokens) == predictor.max_length
+
+
+def test_rollout_of_identity_attention_is_identity():
+    weights = np.broadcast_to(np.eye(4), (3, 2, 4, 4)).copy()
+    np.testing.assert_allclose(attention_rollout(weights), np.eye(4), atol=1e-12)
+
+
+def test_rollout_of_uniform_attention_spreads_evenly():
+    weights = np.full((2, 2, 4, 4), 0.25)
+    rollout = attention_rollout(weights)
+    assert rollout[0, 0] > rollout[0, 1]  # the residual path keeps a token's own share larger
+    np.testing.assert_allclose(rollout.sum(axis=-1), 1.0)
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "grad_x_input"])
+def test_attributions_cover_every_token(predictor, method):
+    result = attributions(predictor, "we talked about tennis again", method=method)
+    assert len(result.scores) == len(result.tokens) and np.isfinite(result.scores).all()
+    assert result.target == "sport"
+    words = [w for w, _ in word_spans(result.tokens, result.scores)]
+    assert "tennis" in words and "[CLS]" not in words
+
+
+def test_integrated_gradients_are_complete(predictor):
+    """IG scores sum to p(target|text) − p(target|baseline): the completeness axiom, up to a small error."""
+    text = "the snow and the wind"
+    result = attributions(predictor, text, method="integrated_gradients", steps=64)
+    assert result.delta < 0.05
+    assert result.scores.sum() == pytest.approx(result.probability - _baseline_prob(predictor, text, result.target),
+                                                abs=0.05)
+
+
+def _baseline_prob(predictor, text, target) -> float:
+    import torch
+
+    from bertdemo.explain import _baseline
+
+    batch = predictor.encode([text])
+    batch["input_ids"] = _baseline(predictor, batch["input_ids"])
+    with torch.inference_mode():
+        probs = torch.softmax(predictor.model(**batch).logits.float(), -1)[0]
+    return float(probs[predictor.labels.index(target)])
+
+
+def test_explanations_refuse_empty_text_and_unknown_class(predictor):
+    with pytest.raises(ValueError, match="empty"):
+        attention(predictor, "   ")
+    with pytest.raises(ValueError, match="Unknown class 'cars'.*food, sport, weather"):
+        attributions(predictor, "pizza", target="cars")
+
+
+def test_word_spans_merge_word_pieces():
+    assert word_spans(["[CLS]", "play", "##ing", "golf", "[SEP]"], np.array([9, 1.0, 0.5, 2.0, 9])) == [
+        ("playing", 1.5), ("golf", 2.0)]

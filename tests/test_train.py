@@ -1,0 +1,128 @@
+"""The training loop: event order, learning, Stop, reproducibility, saved runs."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from bertdemo.events import CancelledEvent, DoneEvent, EvalEvent, StartEvent, StepEvent
+from bertdemo.runs import list_runs, load_run_info
+from bertdemo.train import train
+
+
+def _events(config, data, workspace, should_stop=lambda: False):
+    return list(train(config, data, should_stop=should_stop, workspace=workspace))
+
+
+def test_events_arrive_in_order_and_the_loss_falls(tiny_config, toy_data, tmp_path):
+    events = _events(tiny_config, toy_data, tmp_path)
+    assert isinstance(events[0], StartEvent) and isinstance(events[-1], DoneEvent)
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    evals = [e for e in events if isinstance(e, EvalEvent)]
+    assert [s.step for s in steps] == list(range(1, events[0].total_steps + 1))
+    assert all(math.isfinite(s.loss) and s.learning_rate >= 0 and s.examples_per_s > 0 for s in steps)
+    assert len(evals) == tiny_config.epochs  # one evaluation per epoch in this config
+    first, last = steps[: len(steps) // 4], steps[-len(steps) // 4:]
+    assert sum(s.loss for s in last) / len(last) < 0.7 * sum(s.loss for s in first) / len(first)
+    done = events[-1]
+    assert done.metrics["accuracy"] >= 0.9  # the toy task is learnable
+    assert done.real_tokens <= done.padded_tokens
+    assert done.metrics["macro_f1"] == max(e.macro_f1 for e in evals)  # the best checkpoint is what was saved
+
+
+def test_saved_run_is_complete_and_reloads_with_pipeline(tiny_run, toy_data):
+    from transformers import pipeline
+
+    names = {p.name for p in tiny_run.iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json", "train_config.json", "data_report.json",
+            "metrics.json", "events.jsonl", "run.json", "README.md"} <= names
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert config["id2label"] == {"0": "food", "1": "sport", "2": "weather"}
+    info = load_run_info(tiny_run)
+    assert info.status == "complete" and info.labels == ("food", "sport", "weather")
+    events = [json.loads(line) for line in (tiny_run / "events.jsonl").read_text().splitlines()]
+    assert events[0]["event"] == "StartEvent" and any(e["event"] == "EvalEvent" for e in events)
+    classify = pipeline("text-classification", model=str(tiny_run))
+    out = classify("we talked about football again", top_k=None)
+    assert {o["label"] for o in out} == {"food", "sport", "weather"}
+    assert max(out, key=lambda o: o["score"])["label"] == "sport"
+
+
+def test_stop_mid_run_keeps_best_checkpoint_and_leaves_no_half_run(tiny_config, toy_data, tmp_path):
+    config = dataclasses.replace(tiny_config, evals_per_epoch=2)
+    seen = []
+
+    def should_stop():
+        return len(seen) >= 12
+
+    events = []
+    for event in train(config, toy_data, should_stop=should_stop, workspace=tmp_path):
+        events.append(event)
+        if isinstance(event, StepEvent):
+            seen.append(event)
+    assert isinstance(events[-1], CancelledEvent)
+    assert events[-1].step == 12  # stopped within one step
+    assert any(isinstance(e, EvalEvent) for e in events)
+    run_dir = Path(events[-1].run_dir)
+    assert load_run_info(run_dir).status == "stopped"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert [r.path for r in list_runs(tmp_path)] == [str(run_dir)]
+
+
+def test_stop_before_any_evaluation_saves_nothing(tiny_config, toy_data, tmp_path):
+    events = _events(tiny_config, toy_data, tmp_path, should_stop=lambda: True)
+    assert isinstance(events[-1], CancelledEvent) and events[-1].run_dir is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_abandoned_generator_leaves_no_run(tiny_config, toy_data, tmp_path):
+    gen = train(tiny_config, toy_data, workspace=tmp_path)
+    for event in gen:
+        if isinstance(event, EvalEvent):
+            break
+    gen.close()  # what a closed browser tab does to a streaming handler
+    assert list_runs(tmp_path) == []
+    assert [p for p in tmp_path.iterdir()] == []
+
+
+def test_same_seed_same_metrics(tiny_config, toy_data, tmp_path):
+    config = dataclasses.replace(tiny_config, epochs=2)
+    a = _events(config, toy_data, tmp_path / "a")
+    b = _events(config, toy_data, tmp_path / "b")
+    losses = lambda events: [e.loss for e in events if isinstance(e, StepEvent)]  # noqa: E731
+    assert losses(a) == losses(b)
+    assert a[-1].metrics["accuracy"] == b[-1].metrics["accuracy"]
+    c = _events(dataclasses.replace(config, seed=7), toy_data, tmp_path / "c")
+    assert losses(c) != losses(a)
+
+
+def test_from_scratch_model_trains_its_own_vocabulary(toy_data, tiny_config, tmp_path):
+    config = dataclasses.replace(tiny_config, model="scratch", epochs=1, learning_rate=1e-3)
+    events = _events(config, toy_data, tmp_path)
+    done = events[-1]
+    assert isinstance(done, DoneEvent)
+    from transformers import AutoTokenizer
+
+    vocab = AutoTokenizer.from_pretrained(done.run_dir).get_vocab()
+    assert "pizza" in vocab and len(vocab) < 2000  # learned from the toy texts, not the 30k BERT vocab
+
+
+def test_bad_config_is_a_clear_error():
+    from bertdemo.config import TrainConfig
+
+    with pytest.raises(ValueError, match="epochs must be at least 1"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TrainConfig(precision="fp8")
+
+
+def test_missing_local_model_names_the_offline_alternatives(toy_data, tmp_path):
+    from bertdemo.config import TrainConfig
+
+    with pytest.raises(ValueError, match='"default"'):
+        list(train(TrainConfig(model=str(tmp_path / "nope")), toy_data, workspace=tmp_path))
+    with pytest.raises(ValueError, match="no network|misspelt"):
+        list(train(TrainConfig(model="no-such-org/no-such-model-xyz"), toy_data, workspace=tmp_path))
