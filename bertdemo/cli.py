@@ -119,6 +119,8 @@ def cmd_train(args) -> int:
     if not isinstance(done, DoneEvent):
         print("error: training was cancelled", file=sys.stderr)
         return 1
+    if done.run_dir is None:
+        return 0  # a non-main process under `accelerate launch`: the main process saves and reports
     test_metrics = None
     if args.test:
         test_metrics = evaluate_file(Predictor.from_run(done.run_dir), args.test, text_col=args.text_col,

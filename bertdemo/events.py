@@ -44,7 +44,7 @@ class EvalEvent:
 
 @dataclass(frozen=True)
 class DoneEvent:
-    run_dir: str  # the saved, complete run folder
+    run_dir: str | None  # the saved, complete run folder (None in the non-main processes of a multi-GPU run)
     metrics: dict  # full validation metrics of the best checkpoint (see bertdemo.metrics)
     train_seconds: float  # first training step to end of training, evaluations included
     examples_per_s: float  # training rows × epochs run ÷ train_seconds

@@ -1,0 +1,93 @@
+"""The classroom texts shown beside each step of the app ("How it works" panels).
+
+Plain Markdown constants, written for someone projecting the app in front of a class: short,
+concrete, one idea per paragraph. No user text ever goes in here, so nothing needs escaping.
+"""
+
+INTRO = """# bertdemo — fine-tune a small BERT on your own labeled texts
+**1 Data** → **2 Train** → **3 Evaluate** → **4 Predict & Explain** → **5 Models**.
+Start with a bundled sample: pick it on the *Data* tab and click **Use this sample**."""
+
+DATA = """### How it works: the data
+A **text classifier** learns from examples: each row is a *text* and the *label* a person gave it.
+
+- We hold back a **validation** share (20 %) that the model never trains on. Its score tells us how
+  well the model does on texts it has not seen — the only score that matters.
+- **Tokenization**: BERT does not read words, it reads *word-pieces* from a fixed vocabulary of ~30 000.
+  Rare words are split: `unbelievable → un ##bel ##ie ##vable`. The `##` means "continues the word before".
+- Every text starts with a special **[CLS]** token and ends with **[SEP]**.
+- BERT reads at most `max_length` word-pieces; longer texts are cut (the red line in the histogram).
+- **Balance** matters: if one class has 10× more rows, the model can look good by mostly guessing it.
+"""
+
+TRAIN = """### How it works: fine-tuning
+We start from a **pre-trained** model that has already read millions of sentences, so it knows a lot
+about language. We add one small **classification layer** on top of the **[CLS]** token's vector and
+train the whole thing a little on *your* examples. That is **fine-tuning**.
+
+- **Loss** (cross-entropy) measures how surprised the model is by the right answer:
+  `loss = −log(probability given to the correct label)`. 100 % sure and right → 0.
+  A coin-flip between 2 classes → 0.69. Lower is better.
+- **Training loss** falls as the model fits the training rows. **Validation loss** tells us whether
+  that learning *generalises*. If validation loss rises while training loss keeps falling, the model is
+  memorising (**over-fitting**): we keep the checkpoint with the best validation macro-F1.
+- **Learning rate**: how big each update step is. It warms up, then decays to 0.
+- An **epoch** is one pass over all training rows; a **step** is one batch.
+"""
+
+EVALUATE = """### How it works: evaluation
+All scores here are on the **validation** rows, which the model never trained on.
+
+- **Accuracy**: the share of texts labeled correctly.
+- **Precision** of a class: of the texts we *called* "sports", how many were sports?
+  **Recall**: of the real sports texts, how many did we find? **F1** combines the two.
+- **Macro-F1** averages F1 over classes, so a small class counts as much as a big one.
+- The **confusion matrix**: rows are the true label, columns the prediction. The diagonal is right;
+  everything else shows *which* classes get mixed up.
+- The mistakes the model was **most confident** about are the most interesting: often the label is
+  wrong, or the text is genuinely ambiguous. Click one to explain it.
+"""
+
+PREDICT = """### How it works: a prediction
+1. The text is split into word-pieces and wrapped in **[CLS] … [SEP]**.
+2. Each layer lets every token look at every other token (**self-attention**) and update its vector.
+3. The final **[CLS]** vector goes through the classification layer, and a **softmax** turns the
+   scores into probabilities that sum to 100 %.
+"""
+
+ATTENTION = """### How it works: attention
+Each **layer** has several **heads**; each head is a separate way of deciding *which tokens to look at*.
+In the heatmap, **row i** shows how token *i* spreads its attention (the row sums to 1) over the
+columns. Different heads learn different habits: the next word, the previous word, [SEP], punctuation…
+
+- **[CLS] row**: what the classification token gathers from, layer by layer.
+- **Rollout** multiplies the attention of all layers together (plus the skip connections) to estimate
+  how information flows from the input to the top.
+"""
+
+CAUTION = ("⚠️ **Attention is not explanation.** Attention shows where information *can* flow, not which "
+           "words *caused* the prediction. Attributions below are a better (but still imperfect) guide.")
+
+ATTRIBUTION = """### How it works: attributions
+**Gradient × input** asks: if this token's embedding changed a little, how much would the probability
+of the target class change? **Integrated gradients** averages that along a path from an empty
+input to the real one, which is more reliable. **Red** tokens push towards the target class,
+**blue** tokens push away from it.
+"""
+
+COMPARE = """### Base model vs fine-tuned
+The **base** model has never seen your labels; the **fine-tuned** one has. Compare where their [CLS]
+token looks: fine-tuning changes mostly the top layers, and the [CLS] row often shifts towards the
+words that matter for *your* task.
+"""
+
+MODELS = """### How it works: runs
+Every training run is saved as a folder: the weights (`model.safetensors`), the tokenizer, the
+label names, the settings and the scores. A saved run loads in one line anywhere:
+
+```python
+from transformers import pipeline
+clf = pipeline("text-classification", model="workspace/runs/<run>")
+```
+Download a run as a zip to share it or use it outside this app.
+"""

@@ -1,0 +1,215 @@
+"""The app driven through its API with gradio_client: every endpoint, on a tiny BERT so it runs in seconds.
+
+One app per module (fixtures in conftest_ui.py); each ``Client`` is one browser session with its own
+gr.State, like a tab.
+"""
+import base64
+import json
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+
+pytest_plugins = ["tests.conftest_ui"]
+
+TINY = dict(epochs=1, batch_size=16, learning_rate=1e-3, max_length=64, max_train_rows=0, warmup_ratio=0.0,
+            weight_decay=0.01, seed=1, validation_split=0.2, evals_per_epoch=2, patience=0)
+
+
+def _train(client: Client, model: str, **overrides):
+    return client.submit(model=model, **{**TINY, **overrides}, api_name="/train")
+
+
+def _plot(value) -> dict:
+    assert value["type"] == "plotly"
+    return json.loads(value["plot"])
+
+
+def _array(value) -> np.ndarray:
+    """A plotly JSON array: a plain list, or plotly's typed-array form {"dtype", "bdata", "shape"}."""
+    if isinstance(value, dict):
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return flat.reshape([int(n) for n in str(value.get("shape", len(flat))).split(",")])
+    return np.asarray(value)
+
+
+@pytest.fixture(scope="module")
+def trained(client, small_csv, ui_model_dir):
+    """Load the small sample and train the tiny model to completion in this client's session."""
+    client.predict(handle_file(small_csv), None, None, 64, api_name="/load_data")
+    job = _train(client, ui_model_dir)
+    final = job.result(timeout=300)
+    return job, final
+
+
+def test_load_data_shows_preview_columns_and_report(client, small_csv):
+    preview, text_col, label_col, report, counts, lengths, dropped, conflicts, status = client.predict(
+        handle_file(small_csv), None, None, 64, api_name="/load_data")
+    assert preview["headers"] == ["text", "label"] and len(preview["data"]) == 20
+    assert text_col["value"] == "text" and label_col["value"] == "label"
+    assert "120 kept" in report
+    bars = _plot(counts)["data"][0]
+    assert sorted(bars["x"]) == ["business", "science_tech", "sports", "world"] and bars["y"] == [30, 30, 30, 30]
+    hist = _plot(lengths)
+    assert hist["layout"]["shapes"][0]["x0"] == 64  # the max_length line
+    assert "Data ready" in status
+
+
+def test_choosing_columns_explicitly(client, tmp_path):
+    path = tmp_path / "odd.tsv"
+    path.write_text("label\tmessage\textra\n" + "".join(f"{'a' if i % 2 else 'b'}\tsome text {i}\tx\n"
+                                                          for i in range(20)), encoding="utf-8")
+    out = client.predict(handle_file(str(path)), "message", "label", 64, api_name="/load_data")
+    assert out[1]["value"] == "message" and [c[0] for c in out[1]["choices"]] == ["label", "message", "extra"]
+    assert "20 kept" in out[3]
+
+
+def test_bad_file_shows_the_engine_message_not_a_traceback(client, tmp_path):
+    path = tmp_path / "table.csv"
+    path.write_bytes(b"PK\x03\x04" + b"\x00" * 64)  # what an .xlsx renamed to .csv looks like
+    with pytest.raises(Exception) as err:
+        client.predict(handle_file(str(path)), None, None, 64, api_name="/load_data")
+    message = str(err.value)
+    assert "Excel" in message and "Traceback" not in message
+
+
+def test_train_streams_events_and_saves_a_run(trained, app_url):
+    job, final = trained
+    progress, loss, scores, lr, event = final
+    assert event["event"] == "DoneEvent"
+    run_dir = Path(event["run_dir"])
+    assert run_dir.parent == Path(app_url[1]) and (run_dir / "model.safetensors").exists()
+    assert "done in" in progress
+    names = [t["name"] for t in _plot(loss)["data"]]
+    assert names == ["train loss (per step)", "train loss (smoothed)", "validation loss"]
+    assert len(_plot(loss)["data"][2]["x"]) == 2  # two evaluations in the one epoch
+    seen = [o[4]["event"] for o in job.outputs() if o[4]]
+    assert seen[0] == "StartEvent" and "EvalEvent" in seen and seen[-1] == "DoneEvent"
+
+
+def test_predict_probabilities_sum_to_one(client, trained):
+    label = client.predict("The striker scored twice in the derby.", api_name="/predict")
+    confidences = {c["label"]: c["confidence"] for c in label["confidences"]}
+    assert set(confidences) == {"business", "science_tech", "sports", "world"}
+    assert sum(confidences.values()) == pytest.approx(1.0, abs=1e-4)
+    assert label["label"] == max(confidences, key=confidences.get)
+
+
+def test_attention_views(client, trained):
+    layer, head, pieces, heat, all_heads, cls_row, rollout, note = client.predict(
+        "Bertdemo scenes at the stadium", 6, 1, api_name="/attention")
+    assert layer["maximum"] == 2 and layer["value"] == 2 and head["maximum"] == 2  # clipped to the tiny model
+    tokens = [p["token"].strip() for p in pieces]
+    assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and any(t.startswith("##") for t in tokens)
+    z = _array(_plot(heat)["data"][0]["z"])
+    assert z.shape == (len(tokens), len(tokens))
+    np.testing.assert_allclose(z.sum(axis=1), 1.0, atol=1e-3)
+    assert len(_plot(all_heads)["data"]) == 2  # one panel per head
+    assert _array(_plot(cls_row)["data"][0]["z"]).shape == (2, len(tokens))  # one row per layer
+    assert "rollout" in _plot(rollout)["layout"]["title"]["text"].lower()
+    assert f"{len(tokens)} word-pieces" in note
+
+
+def test_long_input_is_truncated_with_a_note(client, trained):
+    note = client.predict("word " * 1000, 1, 1, api_name="/attention")[-1]
+    assert "longer than max_length" in note
+
+
+def test_attributions_both_methods(client, trained):
+    summary, ig, gxi = client.predict("Shares fell after the bank's results.", "business", api_name="/attributions")
+    assert "business" in summary
+    for spans in (ig, gxi):
+        scores = [s["class_or_confidence"] for s in spans]
+        assert spans[0]["token"].strip() == "[CLS]" and max(abs(s) for s in scores) == pytest.approx(1.0)
+
+
+def test_compare_base_and_fine_tuned(client, trained):
+    base_probs, tuned_probs, base, tuned = client.predict("The match ended in a draw.", api_name="/compare")
+    for probs in (base_probs, tuned_probs):
+        assert sum(c["confidence"] for c in probs["confidences"]) == pytest.approx(1.0, abs=1e-4)
+    assert "Base model" in _plot(base)["layout"]["title"]["text"]
+    assert _array(_plot(tuned)["data"][0]["z"]).shape[0] == 2
+
+
+def test_batch_predict_writes_labels_and_probabilities(client, trained, tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "texts.csv"
+    pd.DataFrame({"text": ["Goal in the last minute", "Profits rose 5%", "<script>alert(1)</script>"]}).to_csv(
+        path, index=False)
+    preview, download = client.predict(handle_file(str(path)), api_name="/batch_predict")
+    out = pd.read_csv(download)
+    assert list(out.columns[:3]) == ["text", "predicted_label", "confidence"]
+    probs = out[[c for c in out.columns if c.startswith("p_")]]
+    assert probs.shape == (3, 4) and (probs.sum(axis=1) - 1).abs().max() < 1e-3
+    assert out["text"].iloc[2] == "<script>alert(1)</script>"
+
+
+def test_runs_list_zip_load_delete(client, trained, app_url):
+    run_dir = trained[1][4]["run_dir"]
+    runs = client.predict(api_name="/list_runs")
+    assert [r["run_dir"] for r in runs] == [run_dir] and runs[0]["status"] == "complete"
+    with zipfile.ZipFile(client.predict(run_dir, api_name="/zip_run")) as archive:
+        assert f"{Path(run_dir).name}/model.safetensors" in archive.namelist()
+    client.predict(run_dir, api_name="/load_run")
+    with pytest.raises(Exception, match="not a run in this app's workspace"):
+        client.predict("/etc", api_name="/delete_run")
+
+
+def test_stop_mid_run_keeps_best_checkpoint(app_url, small_csv, ui_model_dir):
+    other = Client(app_url[0], verbose=False)  # a second tab: its own data and its own Stop
+    other.predict(handle_file(small_csv), None, None, 64, api_name="/load_data")
+    job = _train(other, ui_model_dir, epochs=20, batch_size=4, evals_per_epoch=4)
+    deadline = time.time() + 240
+    while time.time() < deadline:  # wait until an evaluation happened, so there is a checkpoint to keep
+        if any(o[4] and o[4]["event"] == "EvalEvent" for o in job.outputs()):
+            break
+        if job.done():
+            job.result()  # raises the server's error
+            pytest.fail("training ended before Stop was pressed")
+        time.sleep(0.2)
+    else:
+        pytest.fail("no evaluation within 240 s")
+    assert "Stopping" in other.predict(api_name="/stop")
+    stopped_at = time.time()
+    progress, _, _, _, event = job.result(timeout=120)
+    assert event["event"] == "CancelledEvent" and event["run_dir"]
+    assert event["step"] < 20 * 24 and time.time() - stopped_at < 30
+    assert json.loads((Path(event["run_dir"]) / "run.json").read_text())["status"] == "stopped"
+    assert "stopped" in progress
+    # delete it again (with the API, the confirmation step is the caller's)
+    other.predict(event["run_dir"], api_name="/delete_run")
+    assert not Path(event["run_dir"]).exists()
+
+
+def test_two_sessions_train_at_once_queue_while_prediction_stays_live(client, trained, app_url, small_csv,
+                                                                      ui_model_dir):
+    clients = [Client(app_url[0], verbose=False) for _ in range(2)]
+    for c in clients:
+        c.predict(handle_file(small_csv), None, None, 64, api_name="/load_data")
+    jobs = [_train(c, ui_model_dir, seed=i) for i, c in enumerate(clients)]
+    first_output, finished = [None, None], [None, None]
+    latency = None
+    deadline = time.time() + 300
+    while None in finished and time.time() < deadline:
+        for i, job in enumerate(jobs):
+            if first_output[i] is None and job.outputs():
+                first_output[i] = time.time()
+            if finished[i] is None and job.done():
+                finished[i] = time.time()
+        if latency is None and any(first_output) and None in finished:
+            started = time.perf_counter()  # another session predicts while a job trains
+            label = client.predict("stocks rallied", api_name="/predict")
+            latency = time.perf_counter() - started
+            assert "confidences" in label
+        time.sleep(0.05)
+    finals = [j.result(timeout=10) for j in jobs]
+    assert all(f[4]["event"] == "DoneEvent" for f in finals)
+    assert len({f[4]["run_dir"] for f in finals}) == 2
+    assert latency is not None and latency < 10
+    # one trainer at a time: the job that started second only started once the first had finished
+    a, b = sorted(range(2), key=lambda i: first_output[i])
+    assert first_output[b] >= finished[a] - 1.0
