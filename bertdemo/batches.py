@@ -6,7 +6,10 @@ of a long one. The collator counts real and padded tokens for the benchmarks.
 """
 from __future__ import annotations
 
+import math
+
 import datasets
+import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, SequentialSampler
@@ -44,11 +47,47 @@ class CountingCollator:
         return batch
 
 
-def train_loader(ds: datasets.Dataset, collator, batch_size: int, *, seed: int, group_by_length: bool) -> DataLoader:
+def _lengths(ds: datasets.Dataset) -> np.ndarray:
+    # Straight from the Arrow column: indexing ds["length"] item by item is ~100x slower in datasets 5.
+    return ds.data.column("length").to_numpy()
+
+
+class LengthBucketBatchSampler(torch.utils.data.Sampler):
+    """Batches of near-equal length: each epoch, shuffle, sort by length, cut into batches, shuffle the batches.
+
+    Written here rather than using transformers' ``LengthGroupedSampler`` because that one only sorts inside
+    mega-batches of 50 batches, which leaves ~4% padding on SST-2 against ~0.4% here, and the fully sorted
+    order measured ~1.4x faster per step on CPU (bench/RESULTS.md). The shuffle before the stable sort
+    varies which texts of equal length share a batch from epoch to epoch.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int):
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        order = rng.permutation(len(self.lengths))
+        order = order[np.argsort(self.lengths[order], kind="stable")]
+        batches = [order[i:i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
+        for i in rng.permutation(len(batches)):
+            yield batches[i]
+
+
+def train_loader(ds: datasets.Dataset, collator, batch_size: int, *, seed: int, batching: str) -> DataLoader:
+    """Training batches: "sorted" (length buckets), "grouped" (transformers' mega-batches) or "random"."""
+    if batching == "sorted":
+        return DataLoader(ds, batch_sampler=LengthBucketBatchSampler(_lengths(ds), batch_size, seed),
+                          collate_fn=collator)
     generator = torch.Generator().manual_seed(seed)
-    if group_by_length:
-        # transformers' sampler: shuffled mega-batches of 50 batches, each sorted by length
-        sampler = LengthGroupedSampler(batch_size, lengths=ds["length"], generator=generator)
+    if batching == "grouped":
+        sampler = LengthGroupedSampler(batch_size, lengths=_lengths(ds).tolist(), generator=generator)
     else:
         sampler = torch.utils.data.RandomSampler(ds, generator=generator)
     return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=collator)

@@ -33,7 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--precision", default=_DEFAULTS.precision, choices=["auto", "bf16", "fp16", "fp32"])
     t.add_argument("--patience", type=int, default=_DEFAULTS.patience, help="evaluations without improvement (0: off)")
     t.add_argument("--evals-per-epoch", type=int, default=_DEFAULTS.evals_per_epoch)
-    t.add_argument("--train-embeddings", action="store_true", help="also update the word-embedding matrix")
+    t.add_argument("--train-embeddings", action="store_true",
+                   help="also update the word-embedding matrix (frozen by default: faster, same accuracy)")
+    t.add_argument("--batching", default=_DEFAULTS.batching, choices=["sorted", "grouped", "random"],
+                   help="how training batches are formed (sorted: least padding)")
     t.add_argument("--max-train-rows", type=int, default=0, help="train on a seeded sample of N rows")
     t.add_argument("--validation", help="a separate validation file (else a stratified split is held out)")
     t.add_argument("--test", help="a held-out labeled file scored once after training")
@@ -71,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # unreadable file, full disk, no permission: still one line, no traceback
+        print(f"error: {err.strerror or err} ({err.filename or 'file'}). Check the path and its permissions.",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("error: interrupted; no half-written run was left behind", file=sys.stderr)
         return 130
@@ -89,9 +96,14 @@ def cmd_train(args) -> int:
     config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                          max_length=args.max_length, seed=args.seed, precision=args.precision,
                          patience=args.patience, evals_per_epoch=args.evals_per_epoch,
-                         freeze_word_embeddings=not args.train_embeddings, max_train_rows=args.max_train_rows)
-    out = sys.stderr if args.json else sys.stdout
-    tokenizer = load_tokenizer("default" if args.model == "scratch" else args.model)
+                         freeze_word_embeddings=not args.train_embeddings,
+                         batching=args.batching, max_train_rows=args.max_train_rows)
+    from accelerate import PartialState
+
+    main_process = PartialState().is_main_process  # under `accelerate launch` only one process reports
+    out = (sys.stderr if args.json else sys.stdout) if main_process else open(os.devnull, "w")
+    # "scratch" learns its vocabulary during training: there is no tokenizer yet to measure lengths with.
+    tokenizer = None if args.model == "scratch" else load_tokenizer(args.model)
     data = load_data(args.data, text_col=args.text_col, label_col=args.label_col, validation=args.validation,
                      validation_split=config.validation_split, seed=config.seed, max_length=config.max_length,
                      tokenizer=tokenizer, max_rows=config.max_train_rows)
@@ -105,7 +117,8 @@ def cmd_train(args) -> int:
     for event in train(config, data, workspace=args.workspace):
         if isinstance(event, StartEvent):
             print(f"training {event.model} on {event.device} ({event.precision}), {event.total_steps} steps", file=out)
-            bar = tqdm(total=event.total_steps, file=out, unit="step", dynamic_ncols=True, mininterval=1.0)
+            bar = tqdm(total=event.total_steps, file=out, unit="step", dynamic_ncols=True, mininterval=1.0,
+                       disable=not main_process)
         elif isinstance(event, StepEvent):
             bar.update(1)
             bar.set_postfix(loss=f"{event.loss:.3f}", ex_s=f"{event.examples_per_s:.0f}", refresh=False)
@@ -208,6 +221,7 @@ def cmd_runs(args) -> int:
         return 0
     for run in found:
         acc = run.metrics.get("accuracy")
+        shown = f"{acc:.3f}" if isinstance(acc, (int, float)) else "n/a"
         print(f"{run.name:<56} {run.created:<26} {run.base_model:<12} {run.data_source:<24} "
-              f"acc {acc:.3f}  {run.status}  {run.path}")
+              f"acc {shown}  {run.status}  {run.path}")
     return 0

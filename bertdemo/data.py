@@ -152,13 +152,10 @@ def load_data(path: str | Path, *, text_col: str | None = None, label_col: str |
     truncated = 0
     unknown_share = 0.0
     if tokenizer is not None:
-        encoded = tokenizer(rows["text"].tolist(), add_special_tokens=True, truncation=False)["input_ids"]
-        lengths = [len(ids) for ids in encoded]
+        lengths, unknown = _token_counts(tokenizer, rows["text"].tolist())
         truncated = int(sum(n > max_length for n in lengths))
-        unk = tokenizer.unk_token_id
         total = sum(lengths) - 2 * len(lengths)
-        if unk is not None and total > 0:
-            unknown_share = sum(ids.count(unk) for ids in encoded) / total
+        unknown_share = unknown / total if total > 0 else 0.0
 
     warnings = _warnings(kept_counts, imbalance, conflicts, overlap, truncated, len(rows), max_length)
     if unknown_share > UNKNOWN_WARNING:
@@ -176,6 +173,19 @@ def load_data(path: str | Path, *, text_col: str | None = None, label_col: str |
     return LabeledData(train=train_df, validation=val_df, labels=labels, report=report)
 
 
+def _token_counts(tokenizer, texts: list[str], chunk: int = 2000) -> tuple[list[int], int]:
+    """Word-piece length of every text and the number of [UNK] pieces, tokenizing in chunks to bound memory."""
+    unk = tokenizer.unk_token_id
+    lengths: list[int] = []
+    unknown = 0
+    for start in range(0, len(texts), chunk):
+        for ids in tokenizer(texts[start:start + chunk], add_special_tokens=True, truncation=False)["input_ids"]:
+            lengths.append(len(ids))
+            if unk is not None:
+                unknown += ids.count(unk)
+    return lengths, unknown
+
+
 def _split(rows: pd.DataFrame, counts: pd.Series, name: str, validation_split: float, seed: int,
            max_rows: int, max_validation_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     lonely = counts[counts < 2]
@@ -184,9 +194,9 @@ def _split(rows: pd.DataFrame, counts: pd.Series, name: str, validation_split: f
         raise ValueError(f"{name}: class {shown} has only one example; a stratified split needs at least 2 per "
                          "class. Add examples of that class, remove it, or supply a separate validation file.")
     n_classes = len(counts)
-    wanted_train = max_rows if max_rows else None
     n_val = round(len(rows) * validation_split)
-    if wanted_train:
+    wanted_train = max_rows if max_rows and max_rows < len(rows) - n_val else None
+    if wanted_train:  # a sample: validation keeps the split's proportion to the sampled training rows
         n_val = round(wanted_train * validation_split / (1 - validation_split))
     n_val = max(n_classes, min(n_val, max_validation_rows, len(rows) - n_classes))
     if len(rows) - n_val < n_classes:

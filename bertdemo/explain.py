@@ -41,17 +41,14 @@ class AttributionResult:
 def _encode_one(predictor: Predictor, text: str) -> tuple[dict[str, torch.Tensor], bool]:
     if not text or not str(text).strip():
         raise ValueError("The text is empty. Type a sentence to explain.")
-    with predictor._tokenizer_lock:
-        full = predictor.tokenizer(str(text), truncation=False)["input_ids"]
-    batch = predictor.encode([str(text)])
-    return batch, len(full) > predictor.max_length
+    return predictor.encode([str(text)]), predictor.count_tokens(text) > predictor.max_length
 
 
 def attention(predictor: Predictor, text: str) -> AttentionResult:
     """All attention weights of every layer and head for one text, plus their rollout."""
     batch, truncated = _encode_one(predictor, text)
     model = predictor.eager_model()
-    with torch.inference_mode():
+    with predictor.explain_lock, torch.inference_mode():
         out = model(**batch, output_attentions=True)
     if not out.attentions or out.attentions[0] is None:
         raise ValueError("This model returned no attention weights. Load it with attn_implementation='eager'.")
@@ -86,17 +83,15 @@ def attributions(predictor: Predictor, text: str, target: str | None = None,
     Scores are summed over the embedding dimension. Integrated gradients use a baseline of [PAD] tokens
     that keeps [CLS] and [SEP] in place; their scores add up to p(target | text) − p(target | baseline).
     """
-    from captum.attr import LayerGradientXActivation, LayerIntegratedGradients
-
     if method not in ATTRIBUTION_METHODS:
         raise ValueError(f"Unknown attribution method {method!r}. Use one of: {', '.join(ATTRIBUTION_METHODS)}.")
     if not 2 <= steps <= 300:
         raise ValueError(f"steps must be between 2 and 300 (got {steps}).")
     batch, truncated = _encode_one(predictor, text)
-    model = predictor.model
+    model = predictor.eager_model()  # captum hooks its embedding layer: never the model predictions share
     input_ids = batch["input_ids"]  # (1, T)
     extra = {k: v for k, v in batch.items() if k != "input_ids"}
-    with torch.inference_mode():
+    with predictor.explain_lock, torch.inference_mode():
         probs = torch.softmax(model(**batch).logits.float(), dim=-1)[0]
     if target is None:
         target_id = int(probs.argmax())
@@ -111,21 +106,26 @@ def attributions(predictor: Predictor, text: str, target: str | None = None,
 
     layer = model.get_input_embeddings()
     masks = tuple(extra.values())
-    if method == "integrated_gradients":
-        baseline = _baseline(predictor, input_ids)
-        explainer = LayerIntegratedGradients(forward, layer)
-        scores, delta = explainer.attribute(input_ids, baselines=baseline, target=target_id,
-                                            additional_forward_args=masks, n_steps=steps,
-                                            internal_batch_size=steps, return_convergence_delta=True)
-        delta_value = float(delta.abs().sum())
-    else:
-        explainer = LayerGradientXActivation(forward, layer)
-        scores = explainer.attribute(input_ids, target=target_id, additional_forward_args=masks)
-        delta_value = 0.0
+    with predictor.explain_lock:
+        scores, delta_value = _attribute(method, forward, layer, input_ids, target_id, masks, steps,
+                                         _baseline(predictor, input_ids))
     token_scores = scores.sum(dim=-1)[0].detach().float().cpu().numpy()  # (T,)
     tokens = predictor.tokenizer.convert_ids_to_tokens(input_ids[0].tolist())
     return AttributionResult(tokens=tokens, scores=token_scores, target=predictor.labels[target_id], method=method,
                              probability=float(probs[target_id]), delta=delta_value, truncated=truncated)
+
+
+def _attribute(method, forward, layer, input_ids, target_id, masks, steps, baseline):
+    from captum.attr import LayerGradientXActivation, LayerIntegratedGradients
+
+    if method == "integrated_gradients":
+        explainer = LayerIntegratedGradients(forward, layer)
+        scores, delta = explainer.attribute(input_ids, baselines=baseline, target=target_id,
+                                            additional_forward_args=masks, n_steps=steps,
+                                            internal_batch_size=steps, return_convergence_delta=True)
+        return scores, float(delta.abs().sum())
+    explainer = LayerGradientXActivation(forward, layer)
+    return explainer.attribute(input_ids, target=target_id, additional_forward_args=masks), 0.0
 
 
 def _baseline(predictor: Predictor, input_ids: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,9 @@ class Predictor:
         self._tokenizer_lock = threading.Lock()
         self._eager_lock = threading.Lock()
         self._eager = None
+        # Explanations hook the eager copy's embedding layer (captum): one explanation at a time per
+        # predictor, and never on the fast model that predictions share.
+        self.explain_lock = threading.Lock()
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device=None) -> "Predictor":
@@ -47,9 +50,8 @@ class Predictor:
                    device=device)
 
     def encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        if isinstance(texts, str):
-            texts = [texts]
-        texts = [str(t) if t is not None else "" for t in texts]
+        """Tokenized, truncated to ``max_length``, padded tensors on the model's device."""
+        texts = _as_texts(texts)
         with self._tokenizer_lock:
             batch = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True,
                                    return_tensors="pt")
@@ -58,17 +60,21 @@ class Predictor:
     @torch.inference_mode()
     def predict_proba(self, texts: list[str], batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
         """(N, C) class probabilities; rows sum to 1. Texts are batched by length to cut padding."""
-        if isinstance(texts, str):
-            texts = [texts]
+        texts = _as_texts(texts)
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        order = np.argsort([len(t or "") for t in texts], kind="stable")
+        order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
             idx = order[start:start + batch_size]
             logits = self.model(**self.encode([texts[i] for i in idx])).logits  # (B, C)
             out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
         return out
+
+    def count_tokens(self, text: str) -> int:
+        """Word-pieces of ``text`` before truncation, [CLS]/[SEP] included."""
+        with self._tokenizer_lock:
+            return len(self.tokenizer(str(text), truncation=False)["input_ids"])
 
     def predict(self, text: str) -> dict[str, float]:
         """{label: probability} for one text, in label order."""
@@ -91,6 +97,12 @@ class Predictor:
                     eager.set_attn_implementation("eager")
                 self._eager = eager.to(self.device).eval()
             return self._eager
+
+
+def _as_texts(texts) -> list[str]:
+    if isinstance(texts, str):
+        return [texts]
+    return ["" if t is None else str(t) for t in texts]
 
 
 _cache: "OrderedDict[str, Predictor]" = OrderedDict()

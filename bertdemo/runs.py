@@ -69,12 +69,10 @@ def save_run(workspace: str | Path, *, name: str, model, tokenizer, info: RunInf
     """Write a complete run folder atomically and return its path."""
     workspace = Path(workspace)
     workspace.mkdir(parents=True, exist_ok=True)
-    final = workspace / name
-    if final.exists():
-        final = workspace / f"{name}-{uuid.uuid4().hex[:6]}"
+    final = workspace / f"{name}-{uuid.uuid4().hex[:6]}"  # unique even for two saves in the same second
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=workspace))
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp)  # safetensors
         tokenizer.save_pretrained(tmp)
         _write_json(tmp / "train_config.json", train_config)
         _write_json(tmp / "data_report.json", data_report)
@@ -90,11 +88,36 @@ def save_run(workspace: str | Path, *, name: str, model, tokenizer, info: RunInf
         info = dataclasses.replace(info, name=final.name, path=str(final))
         (tmp / "README.md").write_text(model_card(info, metrics, data_report), encoding="utf-8")
         _write_json(tmp / RUN_FILE, info.to_dict())  # last: its presence marks a finished run
+        _fsync_tree(tmp)  # the data must be on disk before the rename makes the run visible
         os.replace(tmp, final)
+        _fsync_dir(workspace)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        else:
+            _fsync_dir(path)
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some platforms (Windows) cannot open folders; the rename is still atomic there
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def model_card(info: RunInfo, metrics: dict, report: dict) -> str:
@@ -146,12 +169,15 @@ def load_run_info(run_dir: str | Path) -> RunInfo:
         values = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"{marker} is unreadable ({err}); the run is damaged — delete it and train again.") from err
-    known = {f.name for f in dataclasses.fields(RunInfo)}
-    values = {k: v for k, v in values.items() if k in known}
-    values["labels"] = tuple(values.get("labels", ()))
-    values["path"] = str(run_dir)  # the folder may have moved since it was saved
-    values["name"] = run_dir.name
-    return RunInfo(**values)
+    try:
+        known = {f.name for f in dataclasses.fields(RunInfo)}
+        values = {k: v for k, v in values.items() if k in known}
+        values["labels"] = tuple(values.get("labels", ()))
+        values["path"] = str(run_dir)  # the folder may have moved since it was saved
+        values["name"] = run_dir.name
+        return RunInfo(**values)
+    except (TypeError, AttributeError) as err:
+        raise ValueError(f"{marker} is incomplete ({err}); the run is damaged — delete it and train again.") from err
 
 
 def read_json(run_dir: str | Path, name: str):

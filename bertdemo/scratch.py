@@ -40,5 +40,7 @@ def build_scratch_model(tokenizer, labels: tuple[str, ...], *, max_length: int =
         num_labels=len(labels), id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)}, problem_type="single_label_classification",
         attn_implementation="sdpa")
+    # The pipeline truncates at model_max_length: keep it within the position table this model has.
+    tokenizer.model_max_length = config.max_position_embeddings
     torch.manual_seed(seed)
     return BertForSequenceClassification(config)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -49,28 +50,29 @@ def _decode(raw: bytes, path: Path) -> tuple[str, str]:
 
 
 def _looks_like_gbk(raw: bytes) -> bool:
-    high = 0
-    paired = 0
-    i = 0
-    n = len(raw)
+    """True when the non-ASCII bytes pair up as Chinese: mostly GB2312 pairs (both bytes 0xA1-0xFE).
+
+    GBK extension pairs (trail byte 0x40-0xFE) are allowed, but only count when real GB2312 pairs
+    dominate: a Latin-1 "ö" or a cp1252 curly quote followed by an ASCII letter is such a pair too.
+    """
+    high = gb2312 = paired = 0
+    i, n = 0, len(raw)
     while i < n:
         b = raw[i]
         if b < 0x80:
             i += 1
             continue
-        high += 1
-        if 0xA1 <= b <= 0xF7 and i + 1 < n and 0xA1 <= raw[i + 1] <= 0xFE:
-            paired += 1
+        nxt = raw[i + 1] if i + 1 < n else 0
+        if 0xA1 <= b <= 0xFE and 0xA1 <= nxt <= 0xFE:
+            gb2312 += 1
+        elif not (0x81 <= b <= 0xFE and 0x40 <= nxt <= 0xFE and nxt != 0x7F):
             high += 1
-            i += 2
-        elif 0x81 <= b <= 0xFE and i + 1 < n and (0x40 <= raw[i + 1] <= 0xFE) and raw[i + 1] != 0x7F:
-            # GBK extension pair (e.g. rarer characters): counts as Chinese only if the rest agrees
-            paired += 1
-            high += 1
-            i += 2
-        else:
             i += 1
-    return high > 0 and paired * 2 / high >= 0.95
+            continue
+        paired += 1
+        high += 2
+        i += 2
+    return high > 0 and paired * 2 / high >= 0.95 and gb2312 * 2 >= 0.6 * high
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -103,14 +105,22 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise ValueError(f"{path.name} has no content. Export a CSV with a header row and labeled rows.")
     delimiter = _sniff_delimiter(text, path)
     try:
-        df = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
-                         na_values=[""], index_col=False, on_bad_lines="error")
-    except (pd.errors.ParserError, csv.Error) as err:
+        with warnings.catch_warnings():
+            # pandas only warns when a row has one field too many (an unquoted comma in a text): that
+            # would silently turn the text's tail into a label, so it is an error here.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
+                             na_values=[""], index_col=False, on_bad_lines="error")
+    except (pd.errors.ParserError, pd.errors.ParserWarning, csv.Error) as err:
         raise ValueError(f"{path.name} is not a well-formed CSV/TSV ({_first_line(err)}). Check that every row "
                          "has the same number of columns and that texts containing the delimiter are quoted.") from err
     except pd.errors.EmptyDataError as err:
         raise ValueError(f"{path.name} has no columns. Export a CSV with a header row.") from err
     df.columns = [str(c).strip() for c in df.columns]
+    repeated = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    if repeated:
+        raise ValueError(f"{path.name} has columns with the same name: {', '.join(map(repr, repeated))}. "
+                         "Rename them so every column header is different.")
     if df.empty:
         raise ValueError(f"{path.name} has a header ({', '.join(df.columns)}) but no rows. Add labeled rows.")
     df.attrs["encoding"] = encoding
@@ -123,7 +133,7 @@ def _first_line(err: Exception) -> str:
 
 
 def _sniff_delimiter(text: str, path: Path) -> str:
-    sample = "\n".join(text.split("\n", 50)[:50])
+    sample = "\n".join(text[:65536].split("\n", 50)[:50])
     try:
         return csv.Sniffer().sniff(sample, delimiters=",\t;|").delimiter
     except csv.Error:

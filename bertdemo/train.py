@@ -11,6 +11,7 @@ import gc
 import math
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,6 +31,27 @@ from bertdemo.scratch import build_scratch_model, build_scratch_tokenizer
 EVAL_BATCH_SIZE = 128  # inference needs no activations for backward: bigger batches are cheaper per text
 
 
+@dataclass
+class _Session:
+    """Everything one training run holds; dropped as a whole when the run ends, which frees its memory."""
+    accelerator: Accelerator
+    device: torch.device
+    precision: str
+    own_amp: bool  # False when `accelerate launch --mixed_precision` already autocasts
+    tokenizer: object
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: torch.amp.GradScaler | None
+    loader: object
+    val_loader: object
+    val_frame: object
+    collator: CountingCollator
+
+    def autocast(self):
+        return autocast(self.device, self.precision) if self.own_amp else self.accelerator.autocast()
+
+
 def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool] = lambda: False,
           workspace: str | Path | None = None) -> Iterator[Event]:
     """Fine-tune ``config.model`` on ``data``; yield events; save the best checkpoint as a run.
@@ -39,34 +61,10 @@ def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool
     ``CancelledEvent`` is the last event.
     """
     workspace = Path(workspace or runs.default_workspace())
-    set_seed(config.seed)
-    # Precision is handled here, not by Accelerator(mixed_precision=...): accelerate's state is a
-    # process-wide singleton that refuses a second, different precision, and the app trains many runs.
-    accelerator = Accelerator()
-    device = accelerator.device
-    own_amp = accelerator.mixed_precision == "no"  # `accelerate launch --mixed_precision` takes precedence
-    precision = choose_precision(config.precision, device) if own_amp else accelerator.mixed_precision
-    tokenizer, model = _build_model(config, data)
-    label2id = data.label2id
-    train_ds = tokenize_frame(data.train, tokenizer, label2id, config.max_length)
-    val_frame = data.validation.assign(_len=[len(t) for t in data.validation["text"]]).sort_values("_len")
-    val_ds = tokenize_frame(val_frame, tokenizer, label2id, config.max_length)
-    collator = CountingCollator(tokenizer, pad_to_multiple_of=8 if device.type == "cuda" else None)
-    loader = train_loader(train_ds, collator, config.batch_size, seed=config.seed,
-                          group_by_length=config.group_by_length)
-    val_loader = eval_loader(val_ds, CountingCollator(tokenizer), EVAL_BATCH_SIZE)
-
-    # The fused kernel is ~3x faster than the default per-tensor loop on CPU (bench/RESULTS.md).
-    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.learning_rate,
-                                  fused=device.type in ("cpu", "cuda"))
-    model, optimizer, loader, val_loader = accelerator.prepare(model, optimizer, loader, val_loader)
-    steps_per_epoch = len(loader)
+    s = _setup(config, data)
+    steps_per_epoch = len(s.loader)
     total_steps = steps_per_epoch * config.epochs
-    scheduler = get_scheduler(config.scheduler, optimizer, num_warmup_steps=round(config.warmup_ratio * total_steps),
-                              num_training_steps=total_steps)
-    scaler = torch.amp.GradScaler(device.type) if own_amp and precision == "fp16" else None
     eval_every = max(1, math.ceil(steps_per_epoch / config.evals_per_epoch))
-
     history: list[dict] = []
 
     def emit(event: Event) -> Event:
@@ -75,55 +73,32 @@ def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool
 
     yield emit(StartEvent(total_steps=total_steps, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
                           train_rows=len(data.train), validation_rows=len(data.validation), labels=data.labels,
-                          model=config.model, device=device.type, precision=precision,
-                          num_processes=accelerator.num_processes))
+                          model=config.model, device=s.device.type, precision=s.precision,
+                          num_processes=s.accelerator.num_processes))
     best: dict = {"score": (-1.0, 0.0), "state": None, "metrics": None, "evals_since": 0}
-    step, seen, stopped_early, cancelled = 0, 0, False, False
+    step, seen, stopped_early, cancelled, batch = 0, 0, False, False, None
     started = time.perf_counter()
     try:
-        model.train()
-        for epoch in range(config.epochs):
-            for batch in loader:
+        s.model.train()
+        for _epoch in range(config.epochs):
+            for batch in s.loader:
                 if should_stop():
                     cancelled = True
                     break
-                with autocast(device, precision) if own_amp else accelerator.autocast():
-                    loss = model(**batch).loss
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)
-                else:
-                    accelerator.backward(loss)
-                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                loss = _step(s, batch, config.max_grad_norm)
                 step += 1
-                seen += len(batch["labels"]) * accelerator.num_processes
+                seen += len(batch["labels"]) * s.accelerator.num_processes
                 elapsed = time.perf_counter() - started
-                yield emit(StepEvent(step=step, total_steps=total_steps, epoch=step / steps_per_epoch,
-                                     loss=float(loss.detach()), learning_rate=scheduler.get_last_lr()[0],
-                                     examples_per_s=seen / elapsed, elapsed_s=elapsed,
-                                     eta_s=elapsed / step * (total_steps - step)))
+                yield emit(StepEvent(step=step, total_steps=total_steps, epoch=step / steps_per_epoch, loss=loss,
+                                     learning_rate=s.scheduler.get_last_lr()[0], examples_per_s=seen / elapsed,
+                                     elapsed_s=elapsed, eta_s=elapsed / step * (total_steps - step)))
                 if step % eval_every == 0 or step % steps_per_epoch == 0:
-                    metrics = _evaluate(model, val_loader, val_frame, data.labels, accelerator, device,
-                                        precision if own_amp else None)
-                    # Ties on macro-F1 (common on small, easy validation sets) go to the lower loss.
-                    score = (metrics["macro_f1"], -metrics["loss"])
-                    improved = score > best["score"]
-                    if improved:
-                        best.update(score=score, metrics=metrics, evals_since=0,
-                                    state=_trainable_state(accelerator.unwrap_model(model)))
-                    else:
-                        best["evals_since"] += 1
+                    metrics = _evaluate(s, data.labels)
+                    improved = _keep_if_best(best, metrics, s)
                     yield emit(EvalEvent(step=step, epoch=step / steps_per_epoch, val_loss=metrics["loss"],
                                          accuracy=metrics["accuracy"], macro_f1=metrics["macro_f1"],
                                          is_best=improved))
-                    model.train()
+                    s.model.train()
                     if config.patience and best["evals_since"] >= config.patience:
                         stopped_early = True
                         break
@@ -132,21 +107,88 @@ def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool
         train_seconds = time.perf_counter() - started
         run_dir = None
         if best["state"] is not None:
-            run_dir = _save(accelerator, model, tokenizer, config, data, best, history, train_seconds,
+            run_dir = _save(s, config, data, best, history, train_seconds,
                             status="stopped" if cancelled else "complete", workspace=workspace)
         if cancelled:
             yield emit(CancelledEvent(step=step, run_dir=str(run_dir) if run_dir else None))
             return
-        yield DoneEvent(run_dir=str(run_dir) if run_dir else None, metrics=best["metrics"], train_seconds=train_seconds,
-                        examples_per_s=seen / train_seconds if train_seconds else 0.0, stopped_early=stopped_early,
-                        real_tokens=collator.real_tokens, padded_tokens=collator.padded_tokens)
+        real, padded, final_metrics = s.collator.real_tokens, s.collator.padded_tokens, best["metrics"]
+        s = best = batch = None  # free the model and optimizer before the consumer handles the last event
+        _free_memory()
+        yield DoneEvent(run_dir=str(run_dir) if run_dir else None, metrics=final_metrics,
+                        train_seconds=train_seconds, examples_per_s=seen / train_seconds if train_seconds else 0.0,
+                        stopped_early=stopped_early, real_tokens=real, padded_tokens=padded)
     finally:
-        # Free the model and optimizer as soon as the run ends, also when the consumer stops iterating.
-        del model, optimizer, loader, val_loader, best
-        accelerator.free_memory()
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        # Also when the consumer stops iterating (a closed browser tab) or training raises.
+        s = best = batch = None
+        _free_memory()
+
+
+def _setup(config: TrainConfig, data: LabeledData) -> _Session:
+    set_seed(config.seed)
+    # Precision is handled here, not by Accelerator(mixed_precision=...): accelerate's state is a
+    # process-wide singleton that refuses a second, different precision, and the app trains many runs.
+    accelerator = Accelerator()
+    device = accelerator.device
+    own_amp = accelerator.mixed_precision == "no"  # `accelerate launch --mixed_precision` takes precedence
+    precision = choose_precision(config.precision, device) if own_amp else accelerator.mixed_precision
+    tokenizer, model = _build_model(config, data)
+    train_ds = tokenize_frame(data.train, tokenizer, data.label2id, config.max_length)
+    # Validation sorted by length: evaluation batches then carry almost no padding.
+    val_frame = data.validation.assign(_len=data.validation["text"].str.len()).sort_values("_len", kind="stable")
+    val_ds = tokenize_frame(val_frame, tokenizer, data.label2id, config.max_length)
+    collator = CountingCollator(tokenizer, pad_to_multiple_of=8 if device.type == "cuda" else None)
+    loader = train_loader(train_ds, collator, config.batch_size, seed=config.seed, batching=config.batching)
+    val_loader = eval_loader(val_ds, CountingCollator(tokenizer), EVAL_BATCH_SIZE)
+    # The fused kernel is ~3x faster than the default per-tensor loop on CPU (bench/RESULTS.md).
+    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.learning_rate,
+                                  fused=device.type in ("cpu", "cuda"))
+    model, optimizer, loader, val_loader = accelerator.prepare(model, optimizer, loader, val_loader)
+    total_steps = len(loader) * config.epochs
+    scheduler = get_scheduler(config.scheduler, optimizer, num_warmup_steps=round(config.warmup_ratio * total_steps),
+                              num_training_steps=total_steps)
+    scaler = torch.amp.GradScaler(device.type) if own_amp and precision == "fp16" else None
+    return _Session(accelerator=accelerator, device=device, precision=precision, own_amp=own_amp,
+                    tokenizer=tokenizer, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                    loader=loader, val_loader=val_loader, val_frame=val_frame, collator=collator)
+
+
+def _step(s: _Session, batch: dict, max_grad_norm: float) -> float:
+    """One optimizer step; returns the batch's training loss."""
+    with s.autocast():
+        loss = s.model(**batch).loss
+    if s.scaler is not None:  # fp16 needs loss scaling; bf16 and fp32 do not
+        s.scaler.scale(loss).backward()
+        s.scaler.unscale_(s.optimizer)
+    else:
+        s.accelerator.backward(loss)
+    s.accelerator.clip_grad_norm_(s.model.parameters(), max_grad_norm)
+    if s.scaler is not None:
+        s.scaler.step(s.optimizer)
+        s.scaler.update()
+    else:
+        s.optimizer.step()
+    s.scheduler.step()
+    s.optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
+def _keep_if_best(best: dict, metrics: dict, s: _Session) -> bool:
+    """Remember this evaluation's weights if it is the best so far; True if it was."""
+    # Ties on macro-F1 (common on small, easy validation sets) go to the lower loss.
+    score = (metrics["macro_f1"], -metrics["loss"])
+    if score > best["score"]:
+        best.update(score=score, metrics=metrics, evals_since=0,
+                    state=_trainable_state(s.accelerator.unwrap_model(s.model)))
+        return True
+    best["evals_since"] += 1
+    return False
+
+
+def _free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _build_model(config: TrainConfig, data: LabeledData):
@@ -157,9 +199,9 @@ def _build_model(config: TrainConfig, data: LabeledData):
     tokenizer = load_tokenizer(config.model)
     model = load_classifier(config.model, data.labels, attn="sdpa")
     if config.freeze_word_embeddings:
-        # The word-embedding matrix is ~half of MiniLM's weights. Updating it costs a dense AdamW step
-        # over 11.7M values per batch that mostly touches rows absent from the batch; freezing it is
-        # ~1.4x faster per step on CPU and costs no accuracy on our benchmarks (bench/RESULTS.md).
+        # Skips the dense gradient, clipping and AdamW update of the 11.7M-value word-embedding matrix:
+        # measured 252 -> 170 ms per CPU step at batch 32 x 14 tokens (bench/RESULTS.md). Pretrained
+        # word vectors barely move in a few epochs of fine-tuning anyway.
         model.get_input_embeddings().weight.requires_grad_(False)
     return tokenizer, model
 
@@ -181,28 +223,28 @@ def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 @torch.inference_mode()
-def _evaluate(model, loader, frame, labels, accelerator: Accelerator, device, precision: str | None) -> dict:
-    model.eval()
+def _evaluate(s: _Session, labels: tuple[str, ...]) -> dict:
+    s.model.eval()
     logits_all, labels_all = [], []
-    for batch in loader:
-        with autocast(device, precision) if precision else accelerator.autocast():
-            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-        logits, batch_labels = accelerator.gather_for_metrics((logits.float(), batch["labels"]))
+    for batch in s.val_loader:
+        with s.autocast():
+            logits = s.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        logits, batch_labels = s.accelerator.gather_for_metrics((logits.float(), batch["labels"]))
         logits_all.append(logits.cpu())
         labels_all.append(batch_labels.cpu())
     logits = torch.cat(logits_all)  # (N, C)
     y_true = torch.cat(labels_all)
     loss = torch.nn.functional.cross_entropy(logits, y_true).item()
     probs = torch.softmax(logits, dim=-1).numpy()
-    return classification_metrics(y_true.numpy(), probs, labels, texts=frame["text"].tolist(), loss=loss)
+    return classification_metrics(y_true.numpy(), probs, labels, texts=s.val_frame["text"].tolist(), loss=loss)
 
 
-def _save(accelerator: Accelerator, model, tokenizer, config: TrainConfig, data: LabeledData, best: dict,
-          history: list[dict], train_seconds: float, *, status: str, workspace: Path) -> Path | None:
-    accelerator.wait_for_everyone()
-    if not accelerator.is_main_process:
+def _save(s: _Session, config: TrainConfig, data: LabeledData, best: dict, history: list[dict],
+          train_seconds: float, *, status: str, workspace: Path) -> Path | None:
+    s.accelerator.wait_for_everyone()
+    if not s.accelerator.is_main_process:
         return None
-    unwrapped = accelerator.unwrap_model(model)
+    unwrapped = s.accelerator.unwrap_model(s.model)
     unwrapped.load_state_dict(best["state"], strict=False)
     metrics = best["metrics"]
     info = runs.RunInfo(
@@ -211,6 +253,6 @@ def _save(accelerator: Accelerator, model, tokenizer, config: TrainConfig, data:
         validation_rows=len(data.validation), train_seconds=round(train_seconds, 2),
         metrics={k: metrics[k] for k in ("accuracy", "macro_f1", "loss")})
     return runs.save_run(workspace, name=runs.new_run_name(data.report.source, config.model), model=unwrapped,
-                         tokenizer=tokenizer, info=info, train_config=config.to_dict(),
+                         tokenizer=s.tokenizer, info=info, train_config=config.to_dict(),
                          data_report=data.report.to_dict(), metrics=metrics, events=history,
                          train=data.train, validation=data.validation)

@@ -23,8 +23,8 @@ _TOPICS = {
     "sport": ["football", "tennis", "hockey", "rugby", "golf", "cricket", "boxing", "rowing"],
     "weather": ["rain", "snow", "storm", "sunshine", "fog", "wind", "thunder", "frost"],
 }
-_FRAMES = ["I really like {w} today", "the {w} was on the news", "we talked about {w} again",
-           "nobody expected the {w}", "there is {w} everywhere", "my friend loves {w} a lot"]
+_FRAMES = ["I really like {w} and {v} today", "the {w} was on the news with {v}", "we talked about {w} and {v}",
+           "nobody expected the {w} or the {v}", "there is {w} everywhere, and {v}", "my friend loves {w} and {v}"]
 
 
 def toy_rows(per_class: int = 40, seed: int = 0) -> list[tuple[str, str]]:
@@ -32,7 +32,8 @@ def toy_rows(per_class: int = 40, seed: int = 0) -> list[tuple[str, str]]:
     rows = []
     for label, words in _TOPICS.items():
         for i in range(per_class):
-            rows.append((rng.choice(_FRAMES).format(w=rng.choice(words)) + f" number {i}", label))
+            w, v = rng.sample(words, 2)  # two words of the class: a clear signal even for a tiny random BERT
+            rows.append((rng.choice(_FRAMES).format(w=w, v=v) + f" number {i}", label))
     rng.shuffle(rows)
     return rows
 
@@ -54,15 +55,15 @@ def toy_csv(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    """A randomly initialised 2-layer BERT (hidden 32) saved with the default model's tokenizer."""
+    """A randomly initialised 2-layer BERT (hidden 64) saved with the default model's tokenizer."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
     from bertdemo.models import load_tokenizer
 
     tokenizer = load_tokenizer("default")
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=128, max_position_embeddings=128)
     torch.manual_seed(0)
     model = BertForSequenceClassification(config)
     path = tmp_path_factory.mktemp("tiny-bert")
@@ -75,7 +76,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 def tiny_config(tiny_model_dir):
     from bertdemo.config import TrainConfig
 
-    return TrainConfig(model=str(tiny_model_dir), epochs=10, batch_size=8, learning_rate=2e-3, max_length=32,
+    return TrainConfig(model=str(tiny_model_dir), epochs=10, batch_size=8, learning_rate=1e-3, max_length=32,
                        scheduler="constant_with_warmup",
                        evals_per_epoch=1, patience=0, precision="fp32", freeze_word_embeddings=False)
 

@@ -17,7 +17,7 @@ def test_train_json_predict_and_runs(tmp_path, toy_csv, tiny_model_dir):
     test_file = tmp_path / "test.csv"
     test_file.write_text("text,label\nsome pizza again,food\nthe rain and the fog,weather\ntennis all day,sport\n")
     out = _cli("train", str(toy_csv), "--model", str(tiny_model_dir), "--epochs", "10", "--batch-size", "8",
-               "--lr", "2e-3", "--max-length", "32", "--precision", "fp32", "--train-embeddings",
+               "--lr", "1e-3", "--max-length", "32", "--precision", "fp32", "--train-embeddings",
                "--test", str(test_file), "--workspace", str(tmp_path / "ws"), "--json")
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.strip().splitlines()[-1])

@@ -87,3 +87,9 @@ def test_unknown_language_is_warned_about(tmp_path):
     data = load_data(write_csv(tmp_path / "zh.csv", rows), tokenizer=load_tokenizer("default"))
     assert data.report.unknown_token_share > 0.1
     assert any("[UNK]" in w for w in data.report.warnings)
+
+
+def test_max_rows_above_the_data_keeps_the_normal_split(toy_csv):
+    full = load_data(toy_csv)
+    capped = load_data(toy_csv, max_rows=10_000)
+    assert len(capped.train) == len(full.train) and len(capped.validation) == len(full.validation)

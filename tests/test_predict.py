@@ -86,9 +86,12 @@ def test_rollout_of_uniform_attention_spreads_evenly():
 
 @pytest.mark.parametrize("method", ["integrated_gradients", "grad_x_input"])
 def test_attributions_cover_every_token(predictor, method):
-    result = attributions(predictor, "we talked about tennis again", method=method)
+    text = "we talked about tennis again"
+    result = attributions(predictor, text, method=method)
     assert len(result.scores) == len(result.tokens) and np.isfinite(result.scores).all()
-    assert result.target == "sport"
+    probs = predictor.predict(text)
+    assert result.target == max(probs, key=probs.get)  # default target: the predicted class
+    assert result.probability == pytest.approx(probs[result.target], abs=1e-5)
     words = [w for w, _ in word_spans(result.tokens, result.scores)]
     assert "tennis" in words and "[CLS]" not in words
 
@@ -124,3 +127,40 @@ def test_explanations_refuse_empty_text_and_unknown_class(predictor):
 def test_word_spans_merge_word_pieces():
     assert word_spans(["[CLS]", "play", "##ing", "golf", "[SEP]"], np.array([9, 1.0, 0.5, 2.0, 9])) == [
         ("playing", 1.5), ("golf", 2.0)]
+
+
+def test_predictions_stay_right_while_explanations_run_in_other_threads(predictor):
+    """Attributions hook an embedding layer (captum): that must never leak into concurrent predictions."""
+    texts = ["the storm came with thunder", "pizza and cheese again", "a long tennis match"]
+    expected = predictor.predict_proba(texts)
+    errors: list[BaseException] = []
+    mismatches = []
+
+    def explain() -> None:
+        try:
+            for _ in range(3):
+                attributions(predictor, "we talked about golf and rain", method="integrated_gradients", steps=16)
+                attention(predictor, "snow and fog")
+        except BaseException as err:  # noqa: BLE001 - collected and asserted below
+            errors.append(err)
+
+    def predict() -> None:
+        try:
+            for _ in range(30):
+                got = predictor.predict_proba(texts)
+                if not np.allclose(got, expected, atol=1e-5):
+                    mismatches.append(got)
+        except BaseException as err:  # noqa: BLE001
+            errors.append(err)
+
+    threads = [threading.Thread(target=explain) for _ in range(2)] + [threading.Thread(target=predict) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and not mismatches
+
+
+def test_odd_inputs_are_strings(predictor):
+    probs = predictor.predict_proba([5, None, "x"])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)

@@ -78,3 +78,24 @@ def test_ragged_rows_are_reported_not_crashed(tmp_path):
     (tmp_path / "r.csv").write_text('text,label\n"a",b\n"c",d,e,f\n')
     with pytest.raises(ValueError, match="same number of columns"):
         read_table(tmp_path / "r.csv")
+
+
+@pytest.mark.parametrize("encoding,rows", [
+    ("cp1252", [("I don\u2019t like it, it\u2019s broken", "neg"), ("\u201cGreat\u201d value", "pos"), ("ok", "pos")]),
+    ("latin-1", [("Sch\u00f6ne Gr\u00fc\u00dfe aus M\u00fcnchen", "pos"), ("T\u00fcr kaputt", "neg"), ("gut", "pos")]),
+])
+def test_western_encodings_with_accents_inside_words(tmp_path, encoding, rows):
+    df = read_table(write_csv(tmp_path / "w.csv", rows, encoding=encoding))
+    assert df["text"].tolist() == [t for t, _ in rows]
+
+
+def test_unquoted_comma_in_a_text_is_an_error_not_a_new_label(tmp_path):
+    (tmp_path / "c.csv").write_text("text,label\nhello, world,pos\nfine,neg\n")
+    with pytest.raises(ValueError, match="quoted"):
+        read_table(tmp_path / "c.csv")
+
+
+def test_repeated_column_names_are_refused(tmp_path):
+    (tmp_path / "r.csv").write_text("text,label, label\na,b,c\n")
+    with pytest.raises(ValueError, match="same name: 'label'"):
+        read_table(tmp_path / "r.csv")

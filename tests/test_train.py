@@ -126,3 +126,27 @@ def test_missing_local_model_names_the_offline_alternatives(toy_data, tmp_path):
         list(train(TrainConfig(model=str(tmp_path / "nope")), toy_data, workspace=tmp_path))
     with pytest.raises(ValueError, match="no network|misspelt"):
         list(train(TrainConfig(model="no-such-org/no-such-model-xyz"), toy_data, workspace=tmp_path))
+
+
+def test_a_failed_save_leaves_no_run_and_no_temporary_folder(tiny_config, toy_data, tmp_path, monkeypatch):
+    from bertdemo import runs
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runs, "_write_json", broken)
+    with pytest.raises(OSError, match="No space left"):
+        list(train(dataclasses.replace(tiny_config, epochs=1), toy_data, workspace=tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_damaged_run_json_is_skipped_in_listings(tiny_run, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken-run"
+    shutil.copytree(tiny_run, broken)
+    (broken / "run.json").write_text('{"name": "x"}')
+    shutil.copytree(tiny_run, tmp_path / "good-run")
+    assert [r.name for r in list_runs(tmp_path)] == ["good-run"]
+    with pytest.raises(ValueError, match="damaged"):
+        load_run_info(broken)

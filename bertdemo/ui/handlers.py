@@ -164,7 +164,7 @@ class Handlers:
         data = load_data(data_state["path"], text_col=data_state["text_col"], label_col=data_state["label_col"],
                          validation_split=config.validation_split, seed=config.seed,
                          max_length=config.max_length, max_rows=config.max_train_rows,
-                         tokenizer=_report_tokenizer())
+                         tokenizer=None if config.model == "scratch" else _report_tokenizer())
         session = request.session_hash if request is not None else "api"
         switch = self.switches.get(session)
         steps: list[dict] = []
