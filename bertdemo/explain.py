@@ -30,11 +30,11 @@ class AttentionResult:
 @dataclass(frozen=True)
 class AttributionResult:
     tokens: list[str]
-    scores: np.ndarray  # (T,) signed: positive pushed the target class up
+    scores: np.ndarray  # (T,) signed, in logit units: positive pushed the target class up
     target: str
     method: str
     probability: float  # the model's probability of the target class
-    delta: float  # integrated gradients' completeness error (0 for grad×input)
+    delta: float  # integrated gradients' completeness error in logit units (0 for grad×input)
     truncated: bool
 
 
@@ -77,11 +77,14 @@ def attention_rollout(weights: np.ndarray, residual: float = 0.5) -> np.ndarray:
 
 
 def attributions(predictor: Predictor, text: str, target: str | None = None,
-                 method: str = "integrated_gradients", steps: int = 20) -> AttributionResult:
+                 method: str = "integrated_gradients", steps: int = 50) -> AttributionResult:
     """Per-token attributions toward ``target`` (default: the predicted class) on the word embeddings.
 
-    Scores are summed over the embedding dimension. Integrated gradients use a baseline of [PAD] tokens
-    that keeps [CLS] and [SEP] in place; their scores add up to p(target | text) − p(target | baseline).
+    Scores are summed over the embedding dimension and explain the target's logit (its evidence before the
+    softmax). Integrated gradients use a baseline of [PAD] tokens that keeps [CLS] and [SEP] in place; their
+    scores add up to logit(target | text) − logit(target | baseline), up to ``delta``. The logit, not the
+    probability: the softmax saturates along the path, and 50 steps then leave errors as large as the
+    probability itself, while the logit path converges (measured: error 0.07 vs 0.39 on 59 word-pieces).
     """
     if method not in ATTRIBUTION_METHODS:
         raise ValueError(f"Unknown attribution method {method!r}. Use one of: {', '.join(ATTRIBUTION_METHODS)}.")
@@ -102,7 +105,7 @@ def attributions(predictor: Predictor, text: str, target: str | None = None,
 
     def forward(ids: torch.Tensor, *masks: torch.Tensor) -> torch.Tensor:
         kwargs = {name: mask.expand(ids.shape[0], -1) for name, mask in zip(extra, masks)}
-        return torch.softmax(model(input_ids=ids, **kwargs).logits.float(), dim=-1)  # (B, C)
+        return model(input_ids=ids, **kwargs).logits.float()  # (B, C)
 
     layer = model.get_input_embeddings()
     masks = tuple(extra.values())

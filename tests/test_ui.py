@@ -16,7 +16,8 @@ from gradio_client import Client, handle_file
 pytest_plugins = ["tests.conftest_ui"]
 
 TINY = dict(epochs=1, batch_size=16, learning_rate=1e-3, max_length=64, max_train_rows=0, warmup_ratio=0.0,
-            weight_decay=0.01, seed=1, validation_split=0.2, evals_per_epoch=2, patience=0)
+            weight_decay=0.01, seed=1, validation_split=0.2, evals_per_epoch=2, patience=0,
+            freeze_word_embeddings=False)
 
 
 def _train(client: Client, model: str, **overrides):
