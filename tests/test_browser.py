@@ -41,12 +41,6 @@ def _tab(page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
 
-def _set_number(page, elem_id: str, value) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
-
-
 def _points_js(elem_id: str) -> str:
     """JS: how many training-loss points the live plot holds right now (0 before it is drawn)."""
     return (f"(() => {{ const el = document.querySelector('#{elem_id} .js-plotly-plot');"
@@ -65,10 +59,8 @@ def test_newcomer_goes_from_sample_csv_to_an_explained_prediction(page, tmp_path
     page.wait_for_timeout(500)
     page.screenshot(path=str(shots / "data.png"), full_page=True)
 
-    # 2 Train: one epoch, shorter texts, Start; the loss plot appears and keeps updating
+    # 2 Train: the defaults a newcomer gets, Start; the loss plot appears and keeps updating
     _tab(page, "2 · Train")
-    _set_number(page, "epochs", 1)
-    _set_number(page, "max-length", 64)
     page.locator("#start-train").click()
     page.wait_for_function(f"() => {_points_js('loss-plot')} > 0", timeout=TRAIN_TIMEOUT_MS, polling=100)
     first = page.evaluate(f"() => {_points_js('loss-plot')}")

@@ -69,10 +69,11 @@ CAUTION = ("⚠️ **Attention is not explanation.** Attention shows where infor
            "words *caused* the prediction. Attributions below are a better (but still imperfect) guide.")
 
 ATTRIBUTION = """### How it works: attributions
-**Gradient × input** asks: if this token's embedding changed a little, how much would the probability
-of the target class change? **Integrated gradients** averages that along a path from an empty
-input to the real one, which is more reliable. **Red** tokens push towards the target class,
-**blue** tokens push away from it.
+**Gradient × input** asks: if this token's embedding changed a little, how much would the score
+(the *logit*, the number the softmax turns into a probability) of the target class change?
+**Integrated gradients** adds that up along a path from an empty input to the real one, so the
+token scores add up to how much the whole text raised the class's score — more reliable.
+**Red** tokens push towards the target class, **blue** tokens push away from it.
 """
 
 COMPARE = """### Base model vs fine-tuned
