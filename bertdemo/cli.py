@@ -98,9 +98,9 @@ def cmd_train(args) -> int:
                          patience=args.patience, evals_per_epoch=args.evals_per_epoch,
                          freeze_word_embeddings=not args.train_embeddings,
                          batching=args.batching, max_train_rows=args.max_train_rows)
-    from accelerate import PartialState
-
-    main_process = PartialState().is_main_process  # under `accelerate launch` only one process reports
+    # Under `accelerate launch`/torchrun only rank 0 reports. Read from the environment: creating accelerate's
+    # state here, before train() makes its Accelerator, would fix it to one process on CPUs.
+    main_process = int(os.environ.get("RANK", "0")) == 0
     out = (sys.stderr if args.json else sys.stdout) if main_process else open(os.devnull, "w")
     # "scratch" learns its vocabulary during training: there is no tokenizer yet to measure lengths with.
     tokenizer = None if args.model == "scratch" else load_tokenizer(args.model)
