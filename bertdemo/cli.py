@@ -185,7 +185,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from bertdemo.explain import attention, attributions, word_spans
+    from bertdemo.explain import attention, attributions
     from bertdemo.predict import Predictor
     from bertdemo.runs import find_run
 

@@ -178,3 +178,19 @@ def test_fast_path_precision_and_fp32_agree_on_the_ranking(tiny_run):
     np.testing.assert_allclose(fp32.predict_proba(texts), auto.predict_proba(texts), atol=ATOL)
     assert next(fp32.model.parameters()).dtype == torch.float32
     assert next(auto.eager_model().parameters()).dtype == torch.float32  # explanations stay in fp32
+
+
+def test_batch_file_gets_labels_and_a_spreadsheet_safe_csv(predictor, tmp_path):
+    import pandas as pd
+
+    from bertdemo.batch import predict_file, save_predictions
+
+    src = tmp_path / "batch.csv"
+    src.write_text('id,text\n1,pizza and soup\n2,"=HYPERLINK(""http://x"",""click"")"\n3,snow and fog\n')
+    out = predict_file(predictor, src)
+    assert out["id"].tolist() == ["1", "2", "3"]
+    assert set(out["predicted_label"]) <= set(predictor.labels)
+    np.testing.assert_allclose(out[[f"p_{c}" for c in predictor.labels]].sum(axis=1), 1.0, atol=1e-3)
+    saved = pd.read_csv(save_predictions(out, tmp_path / "out.csv"), dtype=str)
+    assert saved.loc[1, "text"].startswith("'=HYPERLINK")  # a formula cell is defused
+    assert saved.loc[0, "text"] == "pizza and soup"

@@ -12,14 +12,11 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import pandas as pd
 
 from bertdemo import plots
-from bertdemo.tables import TEXT_NAMES, guess_columns, read_table
 from bertdemo.ui.jobs import at_edge
 
 PREDICTED = "(predicted class)"
-BATCH_CHUNK = 64  # texts per forward pass in batch prediction
 SPECIAL = {"[CLS]", "[SEP]", "[PAD]", "[UNK]", "<s>", "</s>", "<pad>"}
 
 
@@ -72,22 +69,6 @@ def _truncation_note(result) -> str:
         note += (f" ✂️ The text was longer than max_length={result.max_length} word-pieces, so only the first "
                  f"{result.max_length} are used (the model never sees the rest).")
     return note
-
-
-def _batch_text_column(table: pd.DataFrame) -> str:
-    """The text column of an (unlabeled) batch file: by name, else the only column."""
-    try:
-        return guess_columns(table)[0]
-    except ValueError:
-        pass
-    names = {c.strip().lower(): c for c in table.columns}
-    for name in TEXT_NAMES:
-        if name in names:
-            return names[name]
-    if len(table.columns) == 1:
-        return table.columns[0]
-    raise ValueError(f"Could not find the text column in the batch file. Columns found: "
-                     f"{', '.join(map(repr, table.columns))}. Name the text column 'text'.")
 
 
 # handlers
@@ -172,21 +153,11 @@ class ExplainHandlers:
     @at_edge
     def on_batch(self, run_dir: str | None, path: str | None):
         """Predict every row of a CSV/TSV → (preview, path of a CSV with predicted label and probabilities)."""
+        from bertdemo.batch import predict_file, save_predictions
+
         if not path:
             raise ValueError("Upload a CSV/TSV with a text column first.")
-        predictor = _predictor(run_dir)
-        table = read_table(path)
-        column = _batch_text_column(table)
-        texts = table[column].fillna("").astype(str).tolist()
-        probs = np.concatenate([predictor.predict_proba(texts[i:i + BATCH_CHUNK])
-                                for i in range(0, len(texts), BATCH_CHUNK)]) if texts else np.zeros((0, 0))
-        labels = list(predictor.labels)
-        out = table.copy()
-        out["predicted_label"] = [labels[i] for i in probs.argmax(axis=1)]
-        out["confidence"] = probs.max(axis=1).round(4)
-        for j, label in enumerate(labels):
-            out[f"p_{label}"] = probs[:, j].round(4)
+        out = predict_file(_predictor(run_dir), path)
         dest = Path(tempfile.mkdtemp(prefix="bertdemo-batch-")) / f"{Path(path).stem}_predictions.csv"
-        out.to_csv(dest, index=False, encoding="utf-8")
-        return out.head(50), str(dest)
+        return out.head(50), str(save_predictions(out, dest))
 
