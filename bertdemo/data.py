@@ -132,8 +132,8 @@ def load_data(path: str | Path, *, text_col: str | None = None, label_col: str |
                          "or choose the right label column.")
 
     if validation is not None:
-        train_df, val_df, val_source = rows, _load_validation(Path(validation), text_col, label_col, rows), \
-            Path(validation).name
+        val_df = load_heldout(validation, rows["label"], role="Validation", text_col=text_col, label_col=label_col)
+        train_df, val_source = rows, Path(validation).name
         if max_rows and max_rows < len(train_df):
             train_df = train_df.sample(n=max_rows, random_state=seed)
     else:
@@ -209,20 +209,28 @@ def _split(rows: pd.DataFrame, counts: pd.Series, name: str, validation_split: f
     return train_df, val_df
 
 
-def _load_validation(path: Path, text_col: str, label_col: str, train_rows: pd.DataFrame) -> pd.DataFrame:
+def load_heldout(path: str | Path, known_labels, *, role: str, text_col: str | None = None,
+                 label_col: str | None = None) -> pd.DataFrame:
+    """Clean text/label rows of a validation or test file whose labels must all be in ``known_labels``.
+
+    Columns named like the training file's are used when present, else found by name. ``role`` ("Validation",
+    "Test") starts every error message.
+    """
+    path = Path(path)
     table = read_table(path)
     try:
         text_col, label_col = guess_columns(table, text_col if text_col in table.columns else None,
                                             label_col if label_col in table.columns else None)
     except ValueError as err:
-        raise ValueError(f"Validation file {path.name}: {err}") from err
+        raise ValueError(f"{role} file {path.name}: {err}") from err
     rows, _, _, _ = clean_rows(table, text_col, label_col)
     if rows.empty:
-        raise ValueError(f"Validation file {path.name} has no usable rows (texts and labels are empty).")
-    unknown = sorted(set(rows["label"]) - set(train_rows["label"]))
+        raise ValueError(f"{role} file {path.name} has no usable rows (texts and labels are empty).")
+    unknown = sorted(set(rows["label"]) - set(known_labels))
     if unknown:
-        raise ValueError(f"Validation file {path.name} has labels the training file lacks: "
-                         f"{', '.join(map(repr, unknown[:10]))}. Use the same label names in both files.")
+        raise ValueError(f"{role} file {path.name} has labels the training data lacks: "
+                         f"{', '.join(map(repr, unknown[:10]))}. Known labels: {', '.join(sort_labels(known_labels))}. "
+                         "Use the same label names in both files.")
     return rows
 
 

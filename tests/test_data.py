@@ -70,7 +70,7 @@ def test_separate_validation_file_and_unknown_labels(tmp_path, toy_csv):
     assert data.report.validation_source == "val.csv" and len(data.validation) == 2
     assert len(data.train) == data.report.rows_kept
     bad = write_csv(tmp_path / "bad.csv", [("some pizza", "cooking")])
-    with pytest.raises(ValueError, match="labels the training file lacks: 'cooking'"):
+    with pytest.raises(ValueError, match="labels the training data lacks: 'cooking'"):
         load_data(toy_csv, validation=bad)
 
 

@@ -194,3 +194,16 @@ def test_batch_file_gets_labels_and_a_spreadsheet_safe_csv(predictor, tmp_path):
     saved = pd.read_csv(save_predictions(out, tmp_path / "out.csv"), dtype=str)
     assert saved.loc[1, "text"].startswith("'=HYPERLINK")  # a formula cell is defused
     assert saved.loc[0, "text"] == "pizza and soup"
+
+
+def test_test_file_is_scored_and_unknown_labels_are_named(predictor, tmp_path):
+    from bertdemo.evaluate import evaluate_file
+
+    good = tmp_path / "test.csv"
+    good.write_text("sentence,class\npizza and soup,food\nsnow and fog,weather\ngolf and tennis,sport\n")
+    metrics = evaluate_file(predictor, good)
+    assert metrics["count"] == 3 and sum(map(sum, metrics["confusion"])) == 3
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nfast cars,cars\n")
+    with pytest.raises(ValueError, match="Test file bad.csv has labels the training data lacks: 'cars'"):
+        evaluate_file(predictor, bad)
