@@ -65,13 +65,13 @@ def write_split(train_path: Path, rows: int, seed: int, out_dir: Path) -> dict:
 
 
 def read_labeled(path: str | Path):
-    """(texts, labels as str) of a text,label CSV, cleaned the way the engine cleans (stripped, no empties)."""
-    import pandas as pd
+    """(texts, labels as str) of a text,label CSV, read and cleaned by the engine's own code, so every
+    configuration trains and is scored on exactly the rows the engine would use."""
+    from bertdemo.data import clean_rows
+    from bertdemo.tables import read_table
 
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    table = table[["text", "label"]].apply(lambda col: col.str.strip())
-    table = table[(table["text"] != "") & (table["label"] != "")]
-    return table["text"].tolist(), table["label"].tolist()
+    rows, _, _, _ = clean_rows(read_table(path), "text", "label")
+    return rows["text"].tolist(), rows["label"].tolist()
 
 
 def token_lengths(texts: list[str], tokenizer, max_length: int) -> np.ndarray:
