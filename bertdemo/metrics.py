@@ -40,10 +40,3 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, labels: Sequen
             {"text": texts[i], "label": labels[y_true[i]], "predicted": labels[y_pred[i]],
              "confidence": float(probs[i, y_pred[i]])} for i in order]
     return result
-
-
-def summary(metrics: dict | None) -> dict:
-    """The headline numbers only: accuracy and macro-F1 (None for a missing metrics dict)."""
-    if not metrics:
-        return {"accuracy": None, "macro_f1": None}
-    return {"accuracy": metrics.get("accuracy"), "macro_f1": metrics.get("macro_f1")}

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -237,16 +236,3 @@ def zip_run(run_dir: str | Path, dest_dir: str | Path | None = None) -> Path:
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def clean_stale_temp(workspace: str | Path, older_than_s: float = 3600) -> int:
-    """Remove leftover temporary folders from crashed saves; returns how many were removed."""
-    workspace = Path(workspace)
-    removed = 0
-    if not workspace.is_dir():
-        return 0
-    for child in workspace.iterdir():
-        if child.name.startswith((".tmp-", ".del-")) and time.time() - child.stat().st_mtime > older_than_s:
-            shutil.rmtree(child, ignore_errors=True)
-            removed += 1
-    return removed
