@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="also update the word-embedding matrix (frozen by default: faster, same accuracy)")
     t.add_argument("--batching", default=_DEFAULTS.batching, choices=["sorted", "grouped", "random"],
                    help="how training batches are formed (sorted: least padding)")
+    t.add_argument("--dropout", type=_dropout, default=_DEFAULTS.dropout,
+                   help='rate of every dropout layer (default 0: off, faster, same accuracy); "model" keeps the '
+                        "model's own")
     t.add_argument("--max-train-rows", type=int, default=0, help="train on a seeded sample of N rows")
     t.add_argument("--validation", help="a separate validation file (else a stratified split is held out)")
     t.add_argument("--test", help="a held-out labeled file scored once after training")
@@ -83,6 +86,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _dropout(value: str) -> float | None:
+    if value.strip().lower() in ("model", "none"):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a rate such as 0.1, or "model" (got {value!r})') from None
+
+
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
@@ -97,7 +109,7 @@ def cmd_train(args) -> int:
                          max_length=args.max_length, seed=args.seed, precision=args.precision,
                          patience=args.patience, evals_per_epoch=args.evals_per_epoch,
                          freeze_word_embeddings=not args.train_embeddings,
-                         batching=args.batching, max_train_rows=args.max_train_rows)
+                         batching=args.batching, max_train_rows=args.max_train_rows, dropout=args.dropout)
     # Under `accelerate launch`/torchrun only rank 0 reports. Read from the environment: creating accelerate's
     # state here, before train() makes its Accelerator, would fix it to one process on CPUs.
     main_process = int(os.environ.get("RANK", "0")) == 0

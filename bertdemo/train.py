@@ -21,6 +21,7 @@ from transformers import get_scheduler, set_seed
 from bertdemo import runs
 from bertdemo.batches import CountingCollator, eval_loader, tokenize_frame, train_loader
 from bertdemo.config import SCRATCH_MODEL, TrainConfig
+from bertdemo.cpu_dropout import use_cpu_dropout
 from bertdemo.data import LabeledData
 from bertdemo.device import autocast, choose_precision
 from bertdemo.events import CancelledEvent, DoneEvent, EvalEvent, Event, StartEvent, StepEvent, event_to_dict
@@ -133,6 +134,10 @@ def _setup(config: TrainConfig, data: LabeledData) -> _Session:
     own_amp = accelerator.mixed_precision == "no"  # `accelerate launch --mixed_precision` takes precedence
     precision = choose_precision(config.precision, device) if own_amp else accelerator.mixed_precision
     tokenizer, model = _build_model(config, data)
+    if config.dropout is not None:
+        _set_dropout(model, config.dropout)
+    if device.type == "cpu":
+        use_cpu_dropout(model)  # torch's CPU dropout was ~15% of a step; x1.23 per step (bench/RESULTS.md)
     train_ds = tokenize_frame(data.train, tokenizer, data.label2id, config.max_length)
     # Validation sorted by length: evaluation batches then carry almost no padding.
     val_frame = data.validation.assign(_len=data.validation["text"].str.len()).sort_values("_len", kind="stable")
@@ -204,6 +209,13 @@ def _build_model(config: TrainConfig, data: LabeledData):
         # word vectors barely move in a few epochs of fine-tuning anyway.
         model.get_input_embeddings().weight.requires_grad_(False)
     return tokenizer, model
+
+
+def _set_dropout(model: torch.nn.Module, p: float) -> None:
+    """One rate for every dropout layer (BERT's attention reads its rate from such a layer too)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:

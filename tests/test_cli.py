@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import ROOT
 
@@ -18,13 +19,14 @@ def test_train_json_predict_and_runs(tmp_path, toy_csv, tiny_model_dir):
     test_file.write_text("text,label\nsome pizza again,food\nthe rain and the fog,weather\ntennis all day,sport\n")
     out = _cli("train", str(toy_csv), "--model", str(tiny_model_dir), "--epochs", "10", "--batch-size", "8",
                "--lr", "1e-3", "--max-length", "32", "--precision", "fp32", "--train-embeddings",
-               "--test", str(test_file), "--workspace", str(tmp_path / "ws"), "--json")
+               "--dropout", "0.1", "--test", str(test_file), "--workspace", str(tmp_path / "ws"), "--json")
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert set(summary["validation"]) >= {"accuracy", "macro_f1"} and set(summary["test"]) >= {"accuracy", "macro_f1"}
     assert summary["train_seconds"] > 0 and summary["train_examples_per_s"] > 0
     assert summary["train_rows"] == 96 and 0 < summary["real_tokens"] <= summary["padded_tokens"]
     run = summary["run"]
+    assert json.loads((Path(run) / "train_config.json").read_text())["dropout"] == 0.1
 
     pred = _cli("predict", run, "pizza and soup", "snow and frost", "--json")
     assert pred.returncode == 0, pred.stderr

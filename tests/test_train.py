@@ -117,6 +117,20 @@ def test_bad_config_is_a_clear_error():
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="precision must be one of"):
         TrainConfig(precision="fp8")
+    with pytest.raises(ValueError, match="dropout must be in"):
+        TrainConfig(dropout=1.0)
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.3, None])
+def test_dropout_setting_reaches_every_dropout_layer(tiny_config, toy_data, rate):
+    """0 turns dropout off (the default), a rate sets every layer, None keeps the model's own (0.1 here)."""
+    import torch
+
+    from bertdemo.train import _setup
+
+    session = _setup(dataclasses.replace(tiny_config, dropout=rate), toy_data)
+    rates = {m.p for m in session.model.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == {0.1 if rate is None else rate}
 
 
 def test_missing_local_model_names_the_offline_alternatives(toy_data, tmp_path):

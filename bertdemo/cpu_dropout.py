@@ -1,0 +1,88 @@
+"""Dropout with a cheap random mask on CPU, for training; and ``use_cpu_dropout(model)`` to switch a model to it.
+
+Why not ``torch.nn.Dropout``: on CPU it draws one Mersenne-Twister number per element from torch's single,
+locked generator, and at MiniLM's sizes (32 texts x 14 word-pieces x 384) that was ~15% of a bf16 training
+step (bench/RESULTS.md). Here one 64-bit draw yields four 16-bit uniforms, so the generator does a quarter of
+the work, and ``torch.where`` applies mask and scale in one pass. Same seeding (torch's CPU generator), same
+expectation; ``p`` is rounded to a multiple of 1/65536. On GPUs torch's own dropout (a fused Philox kernel) is
+already fast and is what runs.
+
+Not in here: which precision or attention the model predicts with (``bertdemo.predict``).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ATTENTION = "bertdemo_cpu_dropout"  # the name our attention function is registered under in transformers
+_INT64_MIN = torch.iinfo(torch.int64).min
+
+
+def cpu_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """Inverted dropout: zero each element with probability ``p``, scale survivors by 1/(1-p)."""
+    if not training or p <= 0.0:
+        return x
+    if x.device.type != "cpu":
+        return nn.functional.dropout(x, p, training=True)
+    if p >= 1.0:
+        return torch.zeros_like(x)
+    n = x.numel()
+    # random_(min, None) fills all 64 bits uniformly; viewed as int16 that is four uniforms per draw.
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(_INT64_MIN, None).view(torch.int16)[:n]
+    keep = bits.view(x.shape) >= -32768 + round(p * 65536)
+    return torch.where(keep, x * (1.0 / (1.0 - p)), 0)
+
+
+class CpuDropout(nn.Dropout):
+    """``nn.Dropout`` with the mask drawn by ``cpu_dropout`` (same ``p``, same train/eval switch)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return cpu_dropout(x, self.p, self.training)
+
+
+def eager_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                    attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
+                    **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    """transformers' eager attention with ``cpu_dropout`` on the attention probabilities.
+
+    Measured on CPU (bench/RESULTS.md): SDPA with dropout falls back to this same math but with torch's
+    dropout; SDPA without dropout takes a flash kernel that is slower at these lengths, so it is no way out.
+    """
+    if scaling is None:
+        scaling = query.size(-1) ** -0.5
+    if not torch.is_grad_enabled():  # evaluation passes: SDPA's fused CPU kernel is ~2x the math below
+        output = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask,
+                                                            scale=scaling)
+        return output.transpose(1, 2).contiguous(), None
+    weights = torch.matmul(query, key.transpose(2, 3)) * scaling  # (B, H, T, T)
+    if attention_mask is not None:
+        weights = weights + attention_mask
+    weights = cpu_dropout(nn.functional.softmax(weights, dim=-1), dropout, module.training)
+    output = torch.matmul(weights, value).transpose(1, 2).contiguous()  # (B, T, H, D)
+    return output, weights
+
+
+def _register() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+    AttentionInterface.register(ATTENTION, eager_attention)
+    AttentionMaskInterface.register(ATTENTION, eager_mask)  # the additive float mask eager attention expects
+
+
+def use_cpu_dropout(model: nn.Module) -> nn.Module:
+    """Swap ``model``'s dropout layers (and, where the architecture allows, its attention) to ``cpu_dropout``.
+
+    Meant for training on CPU; weights are untouched, so the model saves and reloads like any other. Returns
+    the same model.
+    """
+    for module in model.modules():
+        for name, child in list(module.named_children()):
+            if type(child) is nn.Dropout:
+                setattr(module, name, CpuDropout(child.p, inplace=child.inplace))
+    _register()
+    try:
+        model.set_attn_implementation(ATTENTION)
+    except (AttributeError, ValueError):
+        pass  # an architecture without pluggable attention keeps its own (and torch's dropout inside it)
+    return model
