@@ -1,12 +1,14 @@
 """The training loop: a generator of typed events (``bertdemo.events``) that ends with a saved run.
 
 ``train(config, data, should_stop)`` is what the app, the CLI and the benchmarks call. It runs on CUDA, MPS or
-CPU, and under ``accelerate launch`` on several GPUs or nodes (accelerate does device placement, DDP and
-gathering; this file holds no distribution code of its own). Not in here: reading data (``bertdemo.data``),
+CPU (where bf16 means a bf16 model with fp32 master weights, ``bertdemo.master_weights``), and under
+``accelerate launch`` on several GPUs or nodes (accelerate does device placement, DDP and gathering; this file
+holds no distribution code of its own). Not in here: reading data (``bertdemo.data``),
 batching (``bertdemo.batches``), metrics maths (``bertdemo.metrics``), writing runs (``bertdemo.runs``).
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import time
@@ -25,6 +27,7 @@ from bertdemo.cpu_dropout import use_cpu_dropout
 from bertdemo.data import LabeledData
 from bertdemo.device import autocast, choose_precision
 from bertdemo.events import CancelledEvent, DoneEvent, EvalEvent, Event, StartEvent, StepEvent, event_to_dict
+from bertdemo.master_weights import MasterWeights
 from bertdemo.metrics import classification_metrics
 from bertdemo.models import load_classifier, load_tokenizer
 from bertdemo.scratch import build_scratch_model, build_scratch_tokenizer
@@ -48,8 +51,11 @@ class _Session:
     val_loader: object
     val_frame: object
     collator: CountingCollator
+    master: MasterWeights | None  # bf16 model + fp32 masters (CPU bf16); None: autocast or plain fp32
 
     def autocast(self):
+        if self.master is not None:
+            return contextlib.nullcontext()  # the model is bf16 already
         return autocast(self.device, self.precision) if self.own_amp else self.accelerator.autocast()
 
 
@@ -138,6 +144,7 @@ def _setup(config: TrainConfig, data: LabeledData) -> _Session:
         _set_dropout(model, config.dropout)
     if device.type == "cpu":
         use_cpu_dropout(model)  # torch's CPU dropout was ~15% of a step; x1.23 per step (bench/RESULTS.md)
+    master = MasterWeights(model) if own_amp and precision == "bf16" and device.type == "cpu" else None
     train_ds = tokenize_frame(data.train, tokenizer, data.label2id, config.max_length)
     # Validation sorted by length: evaluation batches then carry almost no padding.
     val_frame = data.validation.assign(_len=data.validation["text"].str.len()).sort_values("_len", kind="stable")
@@ -146,7 +153,8 @@ def _setup(config: TrainConfig, data: LabeledData) -> _Session:
     loader = train_loader(train_ds, collator, config.batch_size, seed=config.seed, batching=config.batching)
     val_loader = eval_loader(val_ds, CountingCollator(tokenizer), EVAL_BATCH_SIZE)
     # The fused kernel is ~3x faster than the default per-tensor loop on CPU (bench/RESULTS.md).
-    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.learning_rate,
+    named = master.named_trainable() if master else list(model.named_parameters())
+    optimizer = torch.optim.AdamW(_param_groups(named, config.weight_decay), lr=config.learning_rate,
                                   fused=device.type in ("cpu", "cuda"))
     model, optimizer, loader, val_loader = accelerator.prepare(model, optimizer, loader, val_loader)
     total_steps = len(loader) * config.epochs
@@ -155,24 +163,31 @@ def _setup(config: TrainConfig, data: LabeledData) -> _Session:
     scaler = torch.amp.GradScaler(device.type) if own_amp and precision == "fp16" else None
     return _Session(accelerator=accelerator, device=device, precision=precision, own_amp=own_amp,
                     tokenizer=tokenizer, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
-                    loader=loader, val_loader=val_loader, val_frame=val_frame, collator=collator)
+                    loader=loader, val_loader=val_loader, val_frame=val_frame, collator=collator, master=master)
 
 
 def _step(s: _Session, batch: dict, max_grad_norm: float) -> float:
     """One optimizer step; returns the batch's training loss."""
     with s.autocast():
-        loss = s.model(**batch).loss
+        logits = s.model(**{k: v for k, v in batch.items() if k != "labels"}).logits  # (B, C)
+    loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"])  # in fp32 whatever the model's dtype
     if s.scaler is not None:  # fp16 needs loss scaling; bf16 and fp32 do not
         s.scaler.scale(loss).backward()
         s.scaler.unscale_(s.optimizer)
     else:
         s.accelerator.backward(loss)
-    s.accelerator.clip_grad_norm_(s.model.parameters(), max_grad_norm)
+    if s.master is not None:
+        s.master.grads_to_master()
+        torch.nn.utils.clip_grad_norm_([m for _, m in s.master.named_trainable()], max_grad_norm)
+    else:
+        s.accelerator.clip_grad_norm_(s.model.parameters(), max_grad_norm)
     if s.scaler is not None:
         s.scaler.step(s.optimizer)
         s.scaler.update()
     else:
         s.optimizer.step()
+    if s.master is not None:
+        s.master.write_back()
     s.scheduler.step()
     s.optimizer.zero_grad(set_to_none=True)
     return float(loss.detach())
@@ -184,7 +199,8 @@ def _keep_if_best(best: dict, metrics: dict, s: _Session) -> bool:
     score = (metrics["macro_f1"], -metrics["loss"])
     if score > best["score"]:
         best.update(score=score, metrics=metrics, evals_since=0,
-                    state=_trainable_state(s.accelerator.unwrap_model(s.model)))
+                    state=s.master.trainable_state() if s.master else
+                    _trainable_state(s.accelerator.unwrap_model(s.model)))
         return True
     best["evals_since"] += 1
     return False
@@ -218,10 +234,10 @@ def _set_dropout(model: torch.nn.Module, p: float) -> None:
             module.p = p
 
 
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+def _param_groups(named_params, weight_decay: float) -> list[dict]:
     """AdamW groups: no weight decay on biases and LayerNorm weights (as in BERT's original recipe)."""
     decay, no_decay = [], []
-    for name, param in model.named_parameters():
+    for name, param in named_params:
         if not param.requires_grad:
             continue
         (no_decay if param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
@@ -257,7 +273,10 @@ def _save(s: _Session, config: TrainConfig, data: LabeledData, best: dict, histo
     if not s.accelerator.is_main_process:
         return None
     unwrapped = s.accelerator.unwrap_model(s.model)
-    unwrapped.load_state_dict(best["state"], strict=False)
+    if s.master is not None:
+        s.master.restore_fp32(unwrapped, best["state"])  # saved runs are fp32, like the model they came from
+    else:
+        unwrapped.load_state_dict(best["state"], strict=False)
     metrics = best["metrics"]
     info = runs.RunInfo(
         name="", path="", created=runs.now_iso(), base_model=config.model, data_source=data.report.source,
