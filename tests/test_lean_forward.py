@@ -1,0 +1,55 @@
+"""The lean prediction forward must give the transformers model's own logits, padded batches included, and step
+aside for any model it does not reproduce."""
+import torch
+from transformers import BertConfig, BertForSequenceClassification, DistilBertConfig, DistilBertForSequenceClassification
+
+from bertdemo.lean_forward import lean_forward
+from bertdemo.predict import Predictor
+
+
+def _bert(**overrides) -> BertForSequenceClassification:
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=1200, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=64, num_labels=3, **overrides)
+    return BertForSequenceClassification(config).eval()
+
+
+def test_same_logits_as_transformers_on_a_padded_batch():
+    model = _bert()
+    forward = lean_forward(model)
+    assert forward is not None
+    ids = torch.randint(5, 1200, (3, 11))
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    mask[2, 3:] = 0
+    types = torch.zeros_like(ids)
+    types[:, 5:] = 1
+    with torch.inference_mode():
+        expected = model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
+        got = forward(ids, attention_mask=mask, token_type_ids=types)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_other_activations_are_reproduced_and_unknown_architectures_are_refused():
+    assert lean_forward(_bert(hidden_act="relu")) is not None
+    assert lean_forward(_bert(hidden_act="silu")) is None  # not in the lean forward's table: keep transformers'
+    distil = DistilBertForSequenceClassification(DistilBertConfig(vocab_size=1200, dim=32, n_layers=1, n_heads=4,
+                                                                  hidden_dim=64, num_labels=2))
+    assert lean_forward(distil) is None
+
+
+def test_a_model_the_lean_forward_gets_wrong_is_refused():
+    model = _bert()
+    # a patched, non-standard feed-forward block
+    model.bert.encoder.layer[0].intermediate.forward = lambda h: torch.ones(*h.shape[:-1], 64)
+    assert lean_forward(model) is None
+
+
+def test_predictor_uses_it_and_falls_back_without_it(tiny_run):
+    lean = Predictor.from_run(tiny_run, precision="fp32")
+    assert lean.uses_lean_forward
+    plain = Predictor.from_run(tiny_run, precision="fp32")
+    plain._lean = None
+    texts = ["pizza and cheese", "a long tennis match that went on and on", "fog"]
+    torch.testing.assert_close(torch.from_numpy(lean.predict_proba(texts)),
+                               torch.from_numpy(plain.predict_proba(texts)), rtol=1e-4, atol=1e-5)
