@@ -108,6 +108,16 @@ def test_integrated_gradients_are_complete(predictor):
     gap = _target_logit(predictor, text, result.target) - _target_logit(predictor, text, result.target, baseline=True)
     assert result.delta < 0.05 * max(1.0, abs(gap))
     assert result.scores.sum() == pytest.approx(gap, abs=0.05 * max(1.0, abs(gap)))
+    assert result.steps in (16, 50)  # a cheap first pass, kept only when it is already complete enough
+
+
+def test_integrated_gradients_refine_when_a_few_steps_are_not_enough(predictor, monkeypatch):
+    import bertdemo.explain as explain
+
+    monkeypatch.setattr(explain, "_good_enough", lambda error, gap: False)  # never satisfied: every pass runs
+    assert attributions(predictor, "the snow and the wind", steps=30).steps == 30
+    monkeypatch.setattr(explain, "_good_enough", lambda error, gap: True)
+    assert attributions(predictor, "the snow and the wind", steps=30).steps == explain.FIRST_PASS_STEPS
 
 
 def _target_logit(predictor, text, target, baseline=False) -> float:
