@@ -28,8 +28,9 @@ class TrainConfig:
     max_length: int = 128  # word-pieces per text; longer texts are truncated (the data report counts them)
     seed: int = 42  # drives the split, the shuffling, dropout and initialisation: same seed, same metrics on CPU
     validation_split: float = 0.2  # share held out for validation when no validation file is given
-    evals_per_epoch: int = 1  # validation passes per epoch; the best by macro-F1 is the checkpoint kept
-    patience: int = 3  # stop after this many evaluations without a better macro-F1; 0 never stops early
+    evals_per_epoch: int = 1  # validation passes per epoch; the best by macro-F1 is the checkpoint kept. A pass
+    # over TREC's 1,076 validation rows was 15% of a 3-epoch run at 2 per epoch; Stop evaluates before saving
+    patience: int = 2  # stop after this many evaluations without a better macro-F1; 0 never stops early
     precision: str = "auto"  # auto: bf16 on CUDA/CPU where supported, else fp16 on CUDA, else fp32
     max_grad_norm: float = 1.0  # gradient clipping
     freeze_word_embeddings: bool = True  # skip updating the word-embedding matrix (half of MiniLM): ~1.4x

@@ -3,13 +3,15 @@
 Why not ``torch.nn.Dropout``: on CPU it draws one Mersenne-Twister number per element from torch's single,
 locked generator, and at MiniLM's sizes (32 texts x 14 word-pieces x 384) that was ~15% of a bf16 training
 step (bench/RESULTS.md). Here one 64-bit draw yields four 16-bit uniforms, so the generator does a quarter of
-the work, and ``torch.where`` applies mask and scale in one pass. Same seeding (torch's CPU generator), same
-expectation; ``p`` is rounded to a multiple of 1/65536. On GPUs torch's own dropout (a fused Philox kernel) is
-already fast and is what runs.
+the work, and the mask is applied with one ``torch.where``. Same seeding (torch's CPU generator), same
+expectation: ``p`` is rounded to a multiple of 1/65536 and the survivors are scaled by exactly that rate. On
+GPUs torch's own dropout (a fused Philox kernel) is already fast and is what runs.
 
 Not in here: which precision or attention the model predicts with (``bertdemo.predict``).
 """
 from __future__ import annotations
+
+import logging
 
 import torch
 from torch import nn
@@ -24,17 +26,19 @@ def cpu_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tenso
         return x
     if x.device.type != "cpu":
         return nn.functional.dropout(x, p, training=True)
-    if p >= 1.0:
+    dropped = round(p * 65536)  # out of 65536 equally likely 16-bit values
+    if dropped >= 65536:
         return torch.zeros_like(x)
     n = x.numel()
     # random_(min, None) fills all 64 bits uniformly; viewed as int16 that is four uniforms per draw.
     bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(_INT64_MIN, None).view(torch.int16)[:n]
-    keep = bits.view(x.shape) >= -32768 + round(p * 65536)
-    return torch.where(keep, x * (1.0 / (1.0 - p)), 0)
+    keep = bits.view(x.shape) >= -32768 + dropped
+    return torch.where(keep, x * (65536 / (65536 - dropped)), 0)
 
 
 class CpuDropout(nn.Dropout):
-    """``nn.Dropout`` with the mask drawn by ``cpu_dropout`` (same ``p``, same train/eval switch)."""
+    """``nn.Dropout`` with the mask drawn by ``cpu_dropout`` (same ``p``, same train/eval switch; never in
+    place, which transformers' BERTs do not ask for)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return cpu_dropout(x, self.p, self.training)
@@ -83,6 +87,6 @@ def use_cpu_dropout(model: nn.Module) -> nn.Module:
     _register()
     try:
         model.set_attn_implementation(ATTENTION)
-    except (AttributeError, ValueError):
-        pass  # an architecture without pluggable attention keeps its own (and torch's dropout inside it)
+    except (AttributeError, ValueError) as err:  # no pluggable attention: it keeps its own, and torch's dropout
+        logging.getLogger(__name__).info("%s keeps its own attention: %s", type(model).__name__, err)
     return model

@@ -12,11 +12,13 @@ Not in here: explanations (``bertdemo.explain`` uses the full model, hooks and a
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
+_log = logging.getLogger(__name__)
 _ACTIVATIONS = {"gelu": F.gelu, "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
                 "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"), "relu": F.relu}
 
@@ -25,15 +27,18 @@ def lean_forward(model: torch.nn.Module) -> Callable[..., torch.Tensor] | None:
     """A ``forward(input_ids, attention_mask=None, token_type_ids=None) -> logits`` for ``model``, or None.
 
     The returned function reads ``model``'s weights as they are now (Q/K/V are concatenated once): call it
-    again after changing the weights, dtype or device.
+    again after changing the weights, dtype or device, or the two would disagree.
     """
     if not _supported(model):
         return None
     try:
         forward = _build(model)
-        return forward if _matches(model, forward) else None
-    except (AttributeError, RuntimeError, TypeError):  # a layer laid out unlike BERT's: not ours to run
-        return None
+        if _matches(model, forward):
+            return forward
+        _log.info("lean forward disagrees with %s's own: using the transformers forward", type(model).__name__)
+    except (AttributeError, RuntimeError, TypeError) as err:  # a layer laid out unlike BERT's: not ours to run
+        _log.info("no lean forward for %s: %s", type(model).__name__, err)
+    return None
 
 
 def _supported(model: torch.nn.Module) -> bool:
@@ -91,16 +96,19 @@ def _matches(model: torch.nn.Module, forward: Callable[..., torch.Tensor]) -> bo
     param = next(model.parameters())
     vocab = model.config.vocab_size
     generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(min(1000, vocab - 1), vocab, (2, 9), generator=generator).to(param.device)
+    ids = torch.randint(min(1000, vocab // 2), vocab, (2, 9), generator=generator).to(param.device)
     mask = torch.ones_like(ids)
     mask[1, 5:] = 0
+    types = torch.zeros_like(ids)
+    if getattr(model.config, "type_vocab_size", 1) > 1:
+        types[:, 3:] = 1  # a second segment, as sentence-pair tokenizers make
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            expected = model(input_ids=ids, attention_mask=mask).logits.float()
-            got = forward(ids, attention_mask=mask).float()
-            alone = forward(ids[1:, :5]).float()  # the padded row on its own, without a mask
+            expected = model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.float()
+            got = forward(ids, attention_mask=mask, token_type_ids=types).float()
+            alone = forward(ids[1:, :5], token_type_ids=types[1:, :5]).float()  # the padded row alone, no mask
     finally:
         model.train(was_training)
     tol = 1e-4 if param.dtype == torch.float32 else 3e-2

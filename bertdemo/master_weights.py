@@ -7,6 +7,9 @@ backward run in bf16 throughout, while the optimizer updates fp32 master copies 
 size would vanish in bf16's 8-bit mantissa) that are written back into the model after each step. On GPUs
 autocast's casts are cheap and the training loop keeps it.
 
+Validation during training runs the bf16 model, so a saved run's metrics were measured in bf16; the run
+itself holds the fp32 masters, whose predictions can differ from them in the last digits.
+
 Not in here: the optimizer, clipping and the schedule (``bertdemo.train``).
 """
 from __future__ import annotations
@@ -18,7 +21,7 @@ class MasterWeights:
     """Turns ``model`` into bf16 and keeps an fp32 copy of every parameter (frozen ones too, so the saved
     model has exactly the weights it started from)."""
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
         self.master = {name: param.detach().to(torch.float32, copy=True).requires_grad_(param.requires_grad)
                        for name, param in model.named_parameters()}

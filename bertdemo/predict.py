@@ -25,14 +25,16 @@ CACHE_SIZE = 4  # predictors kept loaded at once (each MiniLM run is ~90 MB)
 
 class Predictor:
     def __init__(self, model, tokenizer, *, max_length: int = 128, source: str = "", device=None,
-                 precision: str = "auto"):
+                 precision: str = "auto", lean: bool = True):
+        """``model`` must not change after this (the lean forward holds a copy of its Q/K/V weights);
+        ``lean=False`` always uses the model's own forward."""
         self.device = torch.device(device) if device is not None else best_device()
         self.precision = _predict_precision(precision, self.device)
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision, torch.float32)
         self.model = model.to(self.device, dtype=dtype).eval()
         # Same logits with about half the Python of the model's own forward (checked when built); None for
         # architectures it does not reproduce, which keep the transformers forward.
-        self._lean = lean_forward(self.model)
+        self._lean = lean_forward(self.model) if lean else None
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.source = source  # the run folder or model the weights came from (used to load the eager copy)
@@ -82,6 +84,7 @@ class Predictor:
 
     @property
     def uses_lean_forward(self) -> bool:
+        """True when predictions run ``bertdemo.lean_forward`` rather than the model's own forward."""
         return self._lean is not None
 
     def count_tokens(self, text: str) -> int:

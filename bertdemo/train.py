@@ -12,7 +12,7 @@ import contextlib
 import gc
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +64,8 @@ def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool
     """Fine-tune ``config.model`` on ``data``; yield events; save the best checkpoint as a run.
 
     ``should_stop`` is polled before every step: when it returns True training ends within one step, the
-    best checkpoint so far (if an evaluation happened) is saved as a "stopped" run, and a
-    ``CancelledEvent`` is the last event.
+    weights as they are now are evaluated (unless that just happened), the best checkpoint so far is saved as a
+    "stopped" run (nothing is saved when no step was taken), and a ``CancelledEvent`` is the last event.
     """
     workspace = Path(workspace or runs.default_workspace())
     s = _setup(config, data)
@@ -83,7 +83,7 @@ def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool
                           model=config.model, device=s.device.type, precision=s.precision,
                           num_processes=s.accelerator.num_processes))
     best: dict = {"score": (-1.0, 0.0), "state": None, "metrics": None, "evals_since": 0}
-    step, seen, stopped_early, cancelled, batch = 0, 0, False, False, None
+    step, seen, stopped_early, cancelled, batch, last_eval = 0, 0, False, False, None, 0
     started = time.perf_counter()
     try:
         s.model.train()
@@ -102,6 +102,7 @@ def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool
                 if step % eval_every == 0 or step % steps_per_epoch == 0:
                     metrics = _evaluate(s, data.labels)
                     improved = _keep_if_best(best, metrics, s)
+                    last_eval = step
                     yield emit(EvalEvent(step=step, epoch=step / steps_per_epoch, val_loss=metrics["loss"],
                                          accuracy=metrics["accuracy"], macro_f1=metrics["macro_f1"],
                                          is_best=improved))
@@ -111,6 +112,11 @@ def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool
                         break
             if cancelled or stopped_early:
                 break
+        if cancelled and step > last_eval:  # keep what the steps since the last evaluation learned
+            metrics = _evaluate(s, data.labels)
+            yield emit(EvalEvent(step=step, epoch=step / steps_per_epoch, val_loss=metrics["loss"],
+                                 accuracy=metrics["accuracy"], macro_f1=metrics["macro_f1"],
+                                 is_best=_keep_if_best(best, metrics, s)))
         train_seconds = time.perf_counter() - started
         run_dir = None
         if best["state"] is not None:
@@ -143,7 +149,11 @@ def _setup(config: TrainConfig, data: LabeledData) -> _Session:
     if config.dropout is not None:
         _set_dropout(model, config.dropout)
     if device.type == "cpu":
-        use_cpu_dropout(model)  # torch's CPU dropout was ~15% of a step; x1.23 per step (bench/RESULTS.md)
+        # torch's CPU dropout was ~15% of a step (x1.23 with ours). With dropout off it still pays: SDPA without
+        # dropout takes a flash kernel whose backward was x0.7 of this eager path at 14 word-pieces.
+        use_cpu_dropout(model)
+    # Built before accelerate.prepare, from the fp32 weights; every rank builds the same ones (set_seed above
+    # makes the new head identical), so DDP's start-up broadcast of the bf16 model agrees with them.
     master = MasterWeights(model) if own_amp and precision == "bf16" and device.type == "cpu" else None
     train_ds = tokenize_frame(data.train, tokenizer, data.label2id, config.max_length)
     # Validation sorted by length: evaluation batches then carry almost no padding.
@@ -234,7 +244,7 @@ def _set_dropout(model: torch.nn.Module, p: float) -> None:
             module.p = p
 
 
-def _param_groups(named_params, weight_decay: float) -> list[dict]:
+def _param_groups(named_params: Iterable[tuple[str, torch.Tensor]], weight_decay: float) -> list[dict]:
     """AdamW groups: no weight decay on biases and LayerNorm weights (as in BERT's original recipe)."""
     decay, no_decay = [], []
     for name, param in named_params:

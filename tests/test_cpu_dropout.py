@@ -47,11 +47,22 @@ def test_model_switch_keeps_eval_outputs_and_uses_our_attention(tiny_model_dir):
     swapped.load_state_dict(plain.state_dict())
     assert swapped.config._attn_implementation == ATTENTION
     assert not any(type(m) is torch.nn.Dropout for m in swapped.modules())
+    expected = plain(input_ids=ids, attention_mask=mask).logits
+    # with gradients on, training's own attention path (masked softmax on the padded rows), then SDPA's
+    assert torch.allclose(swapped(input_ids=ids, attention_mask=mask).logits, expected, atol=1e-5)
     with torch.no_grad():
-        assert torch.allclose(plain(input_ids=ids, attention_mask=mask).logits,
-                              swapped(input_ids=ids, attention_mask=mask).logits, atol=1e-5)
-    swapped.train()
-    with torch.no_grad():
-        first = swapped(input_ids=ids, attention_mask=mask).logits
-        second = swapped(input_ids=ids, attention_mask=mask).logits
-    assert not torch.equal(first, second)  # dropout is active in training
+        assert torch.allclose(swapped(input_ids=ids, attention_mask=mask).logits, expected, atol=1e-5)
+
+
+def test_attention_probabilities_are_dropped_in_training(tiny_model_dir):
+    from bertdemo.cpu_dropout import eager_attention
+    from bertdemo.models import load_classifier
+
+    attention = use_cpu_dropout(load_classifier(str(tiny_model_dir), ("a", "b"))).bert.encoder.layer[0].attention.self
+    attention.train()
+    q = k = v = torch.randn(2, 4, 6, 16, requires_grad=True)  # (B, H, T, D)
+    _, weights = eager_attention(attention, q, k, v, None, dropout=0.5)
+    dropped = (weights == 0).float().mean().item()
+    assert 0.4 < dropped < 0.6
+    kept = weights[weights != 0]
+    assert torch.all(kept > 0)

@@ -1,7 +1,8 @@
 """The lean prediction forward must give the transformers model's own logits, padded batches included, and step
 aside for any model it does not reproduce."""
 import torch
-from transformers import BertConfig, BertForSequenceClassification, DistilBertConfig, DistilBertForSequenceClassification
+from transformers import (BertConfig, BertForSequenceClassification, DistilBertConfig,
+                          DistilBertForSequenceClassification)
 
 from bertdemo.lean_forward import lean_forward
 from bertdemo.predict import Predictor

@@ -72,10 +72,24 @@ def test_stop_mid_run_keeps_best_checkpoint_and_leaves_no_half_run(tiny_config, 
     assert [r.path for r in list_runs(tmp_path)] == [str(run_dir)]
 
 
-def test_stop_before_any_evaluation_saves_nothing(tiny_config, toy_data, tmp_path):
+def test_stop_before_any_step_saves_nothing(tiny_config, toy_data, tmp_path):
     events = _events(tiny_config, toy_data, tmp_path, should_stop=lambda: True)
     assert isinstance(events[-1], CancelledEvent) and events[-1].run_dir is None
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stop_before_the_first_evaluation_evaluates_and_keeps_what_was_learned(tiny_config, toy_data, tmp_path):
+    """One evaluation per epoch is the default: a Stop mid-epoch must not throw that epoch's work away."""
+    steps = []
+    events = []
+    for event in train(tiny_config, toy_data, should_stop=lambda: len(steps) >= 3, workspace=tmp_path):
+        events.append(event)
+        if isinstance(event, StepEvent):
+            steps.append(event)
+    assert events[0].steps_per_epoch > 3  # the stop really came before the epoch's evaluation
+    assert [type(e) for e in events[-2:]] == [EvalEvent, CancelledEvent]
+    assert events[-2].step == 3 and events[-2].is_best
+    assert load_run_info(Path(events[-1].run_dir)).status == "stopped"
 
 
 def test_abandoned_generator_leaves_no_run(tiny_config, toy_data, tmp_path):
