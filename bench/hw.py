@@ -68,6 +68,32 @@ def matmul_tflops(dtype: torch.dtype, *, device: str = "cpu", n: int = 2048, sec
     return 2 * n**3 / best / 1e12
 
 
+def linear_tflops(rows: int, d_in: int, d_out: int, *, device: str = "cpu", seconds: float = 0.5) -> float:
+    """Best-of-reps bf16 TFLOP/s of one Linear's matmul, (rows × d_in) @ (d_in × d_out), as training runs it."""
+    x = torch.randn(rows, d_in, device=device).to(torch.bfloat16)
+    w = torch.randn(d_out, d_in, device=device).to(torch.bfloat16)
+    for _ in range(3):
+        x @ w.t()
+    _sync(device)
+    best = float("inf")
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        x @ w.t()
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * rows * d_in * d_out / best / 1e12
+
+
+def step_shape_tflops(rows: int = 448, hidden: int = 384, ffn: int = 1536, device: str = "cpu") -> float:
+    """The bf16 rate of the encoder's own Linear shapes at ``rows`` tokens per batch (32 texts × 14 word-pieces
+    by default), FLOP-weighted: the ceiling an MFU at that batch shape can approach, below the square peak."""
+    shapes = [(rows, hidden, hidden)] * 4 + [(rows, hidden, ffn), (rows, ffn, hidden)]
+    flops = [2 * m * k * n for m, k, n in shapes]
+    seconds = sum(f / (linear_tflops(m, k, n, device=device) * 1e12) for f, (m, k, n) in zip(flops, shapes))
+    return sum(flops) / seconds / 1e12
+
+
 def measure_peaks(device: str = "cpu", seconds: float = 1.0) -> dict:
     """{"bf16_tflops", "fp32_tflops", "by_size", "machine"} for ``device`` ("cpu" or "cuda").
 
@@ -78,7 +104,8 @@ def measure_peaks(device: str = "cpu", seconds: float = 1.0) -> dict:
     by_size = {dtype_name: {n: round(matmul_tflops(dtype, device=device, n=n, seconds=seconds), 3) for n in sizes}
                for dtype_name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32))}
     return {"bf16_tflops": max(by_size["bf16"].values()), "fp32_tflops": max(by_size["fp32"].values()),
-            "by_size": by_size, "threads": torch.get_num_threads(), "machine": machine_line(device)}
+            "by_size": by_size, "bf16_tflops_at_step_shapes": round(step_shape_tflops(device=device), 3),
+            "threads": torch.get_num_threads(), "machine": machine_line(device)}
 
 
 def model_shape(model_path: str) -> dict:

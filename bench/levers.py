@@ -8,6 +8,8 @@ Not an end-to-end comparison (that is ``train_bench.py``): each lever is timed o
     python bench/levers.py tokenize --data sst2           # tokenizing once vs per batch
     python bench/levers.py accuracy --data trec --vary freeze_word_embeddings=true,false
                                                           # the engine's own train(): accuracy and speed per value
+    python bench/levers.py engine-step --data trec --vary dropout=model,0 --steps 40
+                                                          # the engine's own training step per value, paired
 
 Levers take their steps in turn (A, B, C, A, B, C, ...), so drift on a shared machine hits all of them
 alike; levers that batch like the baseline also get a paired speed-up (median over the same rows).
@@ -233,6 +235,54 @@ def cmd_step(args) -> dict:
     return out
 
 
+def _parse_field(field: str, value: str):
+    kind = type(engine_defaults()[field])
+    if field == "dropout":
+        return None if value.lower() in ("model", "none") else float(value)
+    if kind is bool:
+        return value.lower() in ("1", "true", "yes")
+    return kind(value)
+
+
+def _forever(loader):
+    while True:
+        yield from loader
+
+
+def cmd_engine_step(args) -> dict:
+    """The engine's own training step (``bertdemo.train._setup`` + ``_step``) for each value of one TrainConfig
+    field, the sessions stepping in turn on the same batches (same seed, same batch order): a paired speed-up
+    of exactly the code ``train()`` runs."""
+    import dataclasses as dc
+
+    from bertdemo.config import TrainConfig
+    from bertdemo.data import load_data
+    from bertdemo.train import _setup, _step
+
+    field, _, values = args.vary.partition("=")
+    train_path, _, default_rows = resolve_data(args.data)
+    data = load_data(train_path, max_rows=args.rows or default_rows, seed=args.seed)
+    sessions = {}
+    for value in values.split(","):
+        config = dc.replace(TrainConfig(seed=args.seed), **{field: _parse_field(field, value)})
+        session = _setup(config, data)
+        session.model.train()
+        sessions[f"{field}={value}"] = (session, _forever(session.loader), config.max_grad_norm)
+    times = {name: [] for name in sessions}
+    for k in range(args.steps + 3):
+        for name, (session, batches, clip) in sessions.items():
+            batch = next(batches)
+            start = time.perf_counter()
+            _step(session, batch, clip)
+            if k >= 3:  # the first steps pick kernels and build optimizer state
+                times[name].append(time.perf_counter() - start)
+    base = np.array(next(iter(times.values())))
+    out = {name: {"median_ms_per_step": round(1000 * float(np.median(t)), 1),
+                  "paired_speedup": round(float(np.median(base / np.array(t))), 3)} for name, t in times.items()}
+    print(json.dumps(out), file=sys.stderr)
+    return out
+
+
 def cmd_tokenize(args) -> dict:
     from transformers import AutoTokenizer
 
@@ -260,13 +310,11 @@ def cmd_accuracy(args) -> dict:
     from common import scores
 
     field, _, values = args.vary.partition("=")
-    kind = type(engine_defaults()[field])
-    parse = (lambda v: v.lower() in ("1", "true", "yes")) if kind is bool else kind
     train_path, test_path, default_rows = resolve_data(args.data)
     test_texts, test_labels = read_labeled(test_path)
     data = load_data(train_path, max_rows=args.rows or default_rows, seed=args.seed)
     out = {}
-    for value in [parse(v) for v in values.split(",")]:
+    for value in [_parse_field(field, v) for v in values.split(",")]:
         config = dataclasses.replace(TrainConfig(seed=args.seed, **({"epochs": args.epochs} if args.epochs else {})),
                                      **{field: value})
         with tempfile.TemporaryDirectory(prefix="bench-levers-") as workspace:
@@ -283,21 +331,23 @@ def cmd_accuracy(args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["padding", "step", "tokenize", "accuracy"])
+    parser.add_argument("command", choices=["padding", "step", "engine-step", "tokenize", "accuracy"])
     parser.add_argument("--data", nargs="+", default=["sst2"], help="sst2, trec, or TRAIN TEST")
     parser.add_argument("--rows", type=int, default=0, help="training rows (0: the data set's default)")
     parser.add_argument("--max-length", type=int, default=engine_defaults()["max_length"])
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--steps", type=int, default=8, help="steps per lever between progress lines (step)")
+    parser.add_argument("--steps", type=int, default=8,
+                        help="steps per lever between progress lines (step); timed steps per value (engine-step)")
     parser.add_argument("--rounds", type=int, default=3, help="timed steps per lever = steps × rounds (step)")
     parser.add_argument("--threads", type=int, default=0, help="the baseline's torch threads (0: all cores)")
     parser.add_argument("--only", default="", help="comma-separated words: time only levers whose name has one")
-    parser.add_argument("--vary", default="freeze_word_embeddings=true,false", help="FIELD=V1,V2 (accuracy)")
+    parser.add_argument("--vary", default="freeze_word_embeddings=true,false",
+                        help="FIELD=V1,V2 (accuracy, engine-step); dropout takes a rate or 'model'")
     parser.add_argument("--epochs", type=int, default=0, help="epochs for accuracy (0: engine default)")
     parser.add_argument("--out", default="", help="also write the JSON here")
     args = parser.parse_args()
     result = {"command": args.command, "data": args.data, "rows": args.rows,
-              "result": globals()[f"cmd_{args.command}"](args)}
+              "result": globals()[f"cmd_{args.command.replace('-', '_')}"](args)}
     text = json.dumps(result, indent=1)
     if args.out:
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)

@@ -103,9 +103,9 @@ def predictor_variant(base, variant: str):
     if variant == "int8":
         return Predictor(quantized_copy(copy.deepcopy(base.model).float()), base.tokenizer, max_length=base.max_length,
                          device="cpu", precision="fp32")
-    if variant == "bf16-weights":
+    if variant in ("bf16-weights", "bf16, transformers forward"):  # the second without bertdemo.lean_forward
         return Predictor(copy.deepcopy(base.model), base.tokenizer, max_length=base.max_length, device="cpu",
-                         precision="bf16")
+                         precision="bf16", lean=variant == "bf16-weights")
     raise ValueError(variant)
 
 
@@ -113,7 +113,8 @@ def bench_levers(base, short: list[str], long: list[str], test: tuple | None, re
     """Short/long p50 and test accuracy per prediction lever."""
     import torch
 
-    variants = {name: predictor_variant(base, name) for name in ("fp32", "bf16-weights", "int8")}
+    variants = {name: predictor_variant(base, name)
+                for name in ("fp32", "bf16-weights", "bf16, transformers forward", "int8")}
     fns = {name: p.predict for name, p in variants.items()}
 
     fp32 = variants["fp32"]
@@ -197,10 +198,11 @@ def main() -> None:
         result["attention"]["ratio_to_predict"] = round(
             result["attention"]["attention"]["p50_ms"] / result["attention"]["predict"]["p50_ms"], 2)
         ig_kwargs = {"steps": args.ig_steps} if args.ig_steps else {}
-        explain.attributions(predictor, ig_text, **ig_kwargs)  # warm-up
+        ig = explain.attributions(predictor, ig_text, **ig_kwargs)  # warm-up; its completeness error is reported
         ig_times = [timed(lambda t: explain.attributions(predictor, t, **ig_kwargs), ig_text) for _ in range(5)]
         result["integrated_gradients"] = {
             **percentiles(ig_times), "tokens": len(predictor.tokenizer(ig_text)["input_ids"]),
+            "completeness_error": round(ig.delta, 4), "attribution_sum": round(float(ig.scores.sum()), 4),
             "steps": args.ig_steps or "default"}
         if not args.no_levers:
             result["levers"] = bench_levers(predictor, short, long, (test_texts, test_labels), args.repeats)

@@ -4,12 +4,15 @@ Configurations (each run in its own subprocess, so memory starts clean and its p
   engine   ``python -m bertdemo train`` with the engine's defaults
   trainer  the stock ``Trainer`` + ``DataCollatorWithPadding`` (bench/peers.py), same precision as the engine
   padded   the same ``Trainer`` padding every text to max_length, fp32 (bench/peers.py)
+  engine-embeddings   the engine with ``--train-embeddings`` (word embeddings updated too)
 
 All three train on the same rows (the engine's own seeded split of the training file; the engine checkpoints
 on the held-out validation rows, the peers do not evaluate) with the same model, epochs, batch size, learning
-rate, warmup, weight decay and seed, read from ``bertdemo.config.TrainConfig``. Configurations alternate
-within each repeat and the medians over repeats are reported. Real tokens (capped at max_length) are counted
-here, once, with the model's tokenizer; the padding share comes from the batches each configuration built.
+rate, warmup and weight decay, read from ``bertdemo.config.TrainConfig``. Repeat r trains every configuration
+with the r-th training seed (the data split stays fixed), so the median accuracy is over seeds, not one lucky
+draw. Configurations alternate within each repeat and the medians over repeats are reported. Real tokens
+(capped at max_length) are counted here, once, with the model's tokenizer; the padding share comes from the
+batches each configuration built.
 
     python bench/train_bench.py --data sst2 --epochs 1 --out bench/out/train-sst2.json
     python bench/train_bench.py --data trec --out bench/out/train-trec.json
@@ -31,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hw  # noqa: E402
 from common import REPO, engine_defaults, median, model_path, read_labeled, resolve_data, token_lengths, write_split  # noqa: E402,E501
 
-CONFIGS = ("engine", "trainer", "padded")
+CONFIGS = ("engine", "trainer", "padded", "engine-embeddings")
 TABLE_COLUMNS = [  # (key, header, format)
     ("accuracy", "accuracy", "{:.4f}"), ("macro_f1", "macro-F1", "{:.4f}"),
     ("train_seconds", "train s", "{:.1f}"), ("examples_per_s", "examples/s", "{:.1f}"),
@@ -45,9 +48,10 @@ TABLE_COLUMNS = [  # (key, header, format)
 def command(config: str, split: dict, test: str, hp: dict, device: str, workspace: str) -> list[str]:
     shared = ["--epochs", str(hp["epochs"]), "--batch-size", str(hp["batch_size"]), "--lr", str(hp["learning_rate"]),
               "--max-length", str(hp["max_length"]), "--seed", str(hp["seed"]), "--precision", hp["precision"]]
-    if config == "engine":
+    if config.startswith("engine"):
+        extra = ["--train-embeddings"] if config == "engine-embeddings" else []
         return [sys.executable, "-m", "bertdemo", "train", split["train"], "--validation", split["validation"],
-                "--test", test, "--workspace", workspace, "--json", *shared]
+                "--test", test, "--workspace", workspace, "--json", *shared, *extra]
     return [sys.executable, str(REPO / "bench" / "peers.py"), config, "--train", split["train"], "--test", test,
             "--warmup-ratio", str(hp["warmup_ratio"]), "--weight-decay", str(hp["weight_decay"]),
             "--device", device, "--json", *shared]
@@ -132,10 +136,11 @@ def main() -> None:
     parser.add_argument("--train-rows", type=int, default=None, help="seeded sample (default 20000 sst2, all trec)")
     parser.add_argument("--epochs", type=int, default=defaults["epochs"])
     parser.add_argument("--batch-size", type=int, default=defaults["batch_size"])
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2, help="repeat r trains with seed --seed + r")
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--seed", type=int, default=defaults["seed"])
+    parser.add_argument("--seed", type=int, default=defaults["seed"],
+                        help="the data split's seed and the first training seed")
     parser.add_argument("--out", default="", help="JSON with every run (default bench/out/train-DATA-TIME.json)")
     args = parser.parse_args()
 
@@ -172,13 +177,17 @@ def main() -> None:
             for config in order:
                 workspace = str(Path(scratch) / f"ws-{config}-{repeat}")
                 log = logs / f"{config}-{repeat}.log"
-                raw, rss, wall = run_child(command(config, split, str(test_path), hp, args.device, workspace),
+                seeded = {**hp, "seed": args.seed + repeat}
+                raw, rss, wall = run_child(command(config, split, str(test_path), seeded, args.device, workspace),
                                            log, args.device)
+                raw["seed"] = seeded["seed"]
                 raw_runs.append((config, raw, rss, wall))
-                print(f"repeat {repeat + 1} {config}: {raw['train_examples_per_s']:.1f} examples/s, "
+                print(f"repeat {repeat + 1} (seed {seeded['seed']}) {config}: "
+                      f"{raw['train_examples_per_s']:.1f} examples/s, "
                       f"accuracy {(raw.get('test') or {}).get('accuracy')}, peak RSS {rss:.0f} MB", file=sys.stderr)
         peaks.append(hw.measure_peaks(args.device))
-    peak = {"bf16_tflops": max(p["bf16_tflops"] for p in peaks), "fp32_tflops": max(p["fp32_tflops"] for p in peaks)}
+    peak = {"bf16_tflops": max(p["bf16_tflops"] for p in peaks), "fp32_tflops": max(p["fp32_tflops"] for p in peaks),
+            "bf16_tflops_at_step_shapes": max(p["bf16_tflops_at_step_shapes"] for p in peaks)}
     results = [normalise(c, raw, rss, wall, tokens, peak["bf16_tflops"]) for c, raw, rss, wall in raw_runs]
     summary = summarise(results, configs)
     table = markdown(summary, configs)
@@ -187,7 +196,8 @@ def main() -> None:
               "test": str(test_path), "split": {k: v for k, v in split.items() if k not in ("train", "validation")},
               "tokens": tokens, "hyperparameters": hp, "runs": results, "summary": summary, "table": table}
     out_path.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"\n{report['machine']}\nbf16 peak {peak['bf16_tflops']} TFLOP/s, fp32 {peak['fp32_tflops']} TFLOP/s; "
+    print(f"\n{report['machine']}\nbf16 peak {peak['bf16_tflops']} TFLOP/s (at the step's Linear shapes "
+          f"{peak['bf16_tflops_at_step_shapes']}), fp32 {peak['fp32_tflops']} TFLOP/s; "
           f"{tokens['train_rows']} rows, {hp['epochs']} epochs, batch {hp['batch_size']}, "
           f"median of {args.repeats}\n\n{table}\n\n(all runs: {out_path})")
 
