@@ -203,6 +203,7 @@ def main() -> None:
         result["integrated_gradients"] = {
             **percentiles(ig_times), "tokens": len(predictor.tokenizer(ig_text)["input_ids"]),
             "completeness_error": round(ig.delta, 4), "attribution_sum": round(float(ig.scores.sum()), 4),
+            "steps_used": ig.steps,
             "steps": args.ig_steps or "default"}
         if not args.no_levers:
             result["levers"] = bench_levers(predictor, short, long, (test_texts, test_labels), args.repeats)
