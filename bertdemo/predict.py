@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bertdemo.device import best_device, cpu_supports_bf16
+from bertdemo.device import best_device, choose_precision
 from bertdemo.lean_forward import lean_forward
 from bertdemo.models import load_classifier, load_tokenizer
 from bertdemo.runs import load_run_info, read_json
@@ -120,15 +120,11 @@ class Predictor:
 def _predict_precision(requested: str, device: torch.device) -> str:
     """bf16 weights where the hardware runs them natively: same TREC accuracy, 1.2x (short) to 1.7x (128
     word-pieces) faster than fp32 on this CPU (bench/RESULTS.md). Explanations keep an fp32 copy."""
-    if requested != "auto":
-        if requested not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be auto, fp32, bf16 or fp16 (got {requested!r}).")
-        return requested
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if device.type == "cpu" and cpu_supports_bf16():
-        return "bf16"
-    return "fp32"
+    if requested == "auto":
+        return choose_precision("auto", device)  # the same choice training makes
+    if requested not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"precision must be auto, fp32, bf16 or fp16 (got {requested!r}).")
+    return requested
 
 
 def _as_texts(texts) -> list[str]:

@@ -100,12 +100,8 @@ def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool
                                      learning_rate=s.scheduler.get_last_lr()[0], examples_per_s=seen / elapsed,
                                      elapsed_s=elapsed, eta_s=elapsed / step * (total_steps - step)))
                 if step % eval_every == 0 or step % steps_per_epoch == 0:
-                    metrics = _evaluate(s, data.labels)
-                    improved = _keep_if_best(best, metrics, s)
                     last_eval = step
-                    yield emit(EvalEvent(step=step, epoch=step / steps_per_epoch, val_loss=metrics["loss"],
-                                         accuracy=metrics["accuracy"], macro_f1=metrics["macro_f1"],
-                                         is_best=improved))
+                    yield emit(_evaluation(s, best, data.labels, step, steps_per_epoch))
                     s.model.train()
                     if config.patience and best["evals_since"] >= config.patience:
                         stopped_early = True
@@ -113,10 +109,7 @@ def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool
             if cancelled or stopped_early:
                 break
         if cancelled and step > last_eval:  # keep what the steps since the last evaluation learned
-            metrics = _evaluate(s, data.labels)
-            yield emit(EvalEvent(step=step, epoch=step / steps_per_epoch, val_loss=metrics["loss"],
-                                 accuracy=metrics["accuracy"], macro_f1=metrics["macro_f1"],
-                                 is_best=_keep_if_best(best, metrics, s)))
+            yield emit(_evaluation(s, best, data.labels, step, steps_per_epoch))
         train_seconds = time.perf_counter() - started
         run_dir = None
         if best["state"] is not None:
@@ -201,6 +194,13 @@ def _step(s: _Session, batch: dict, max_grad_norm: float) -> float:
     s.scheduler.step()
     s.optimizer.zero_grad(set_to_none=True)
     return float(loss.detach())
+
+
+def _evaluation(s: _Session, best: dict, labels: tuple[str, ...], step: int, steps_per_epoch: int) -> EvalEvent:
+    """Evaluate the weights as they are now, keep them if they are the best so far, and report it."""
+    metrics = _evaluate(s, labels)
+    return EvalEvent(step=step, epoch=step / steps_per_epoch, val_loss=metrics["loss"], accuracy=metrics["accuracy"],
+                     macro_f1=metrics["macro_f1"], is_best=_keep_if_best(best, metrics, s))
 
 
 def _keep_if_best(best: dict, metrics: dict, s: _Session) -> bool:
