@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,8 @@ class Predictor:
         self.device = torch.device(device) if device is not None else best_device()
         self.precision = _predict_precision(precision, self.device)
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision, torch.float32)
-        self.model = model.to(self.device, dtype=dtype).eval()
+        # No weight gradients, ever: attributions differentiate with respect to the input embeddings only
+        self.model = model.to(self.device, dtype=dtype).eval().requires_grad_(False)
         # Same logits with about half the Python of the model's own forward (checked when built); None for
         # architectures it does not reproduce, which keep the transformers forward.
         self._lean = lean_forward(self.model) if lean else None
@@ -43,8 +45,8 @@ class Predictor:
         self._tokenizer_lock = threading.Lock()
         self._eager_lock = threading.Lock()
         self._eager = None
-        # Explanations hook the eager copy's embedding layer (captum): one explanation at a time per
-        # predictor, and never on the fast model that predictions share.
+        # One explanation at a time per predictor: an integrated-gradients pass holds nodes × word-pieces
+        # activations for its backward (up to ~0.5 GB); predictions never wait for it.
         self.explain_lock = threading.Lock()
 
     @classmethod
@@ -100,6 +102,26 @@ class Predictor:
     def predict_batch(self, texts: list[str]) -> list[dict[str, float]]:
         return [{label: float(p) for label, p in zip(self.labels, row)} for row in self.predict_proba(texts)]
 
+    def gradient_forward(self) -> tuple[torch.nn.Module, Callable[..., torch.Tensor]]:
+        """(word-embedding layer, ``forward(embeds (B, T, d), **encoded_extras) -> logits (B, C)``) for
+        gradients with respect to the word embeddings (integrated gradients, gradient×input).
+
+        The prediction model itself (lean forward where it applies), so explanations explain the numbers
+        the user sees. Only fp16 weights are swapped for the fp32 eager copy: fp16 gradients without loss
+        scaling underflow. bf16 keeps fp32's exponent range (completeness error: bench/RESULTS.md).
+        """
+        if self.precision == "fp16":
+            model, lean = self.eager_model(), None
+        else:
+            model, lean = self.model, self._lean
+        if lean is not None:
+            return lean.word_embeddings, lean.from_embeddings
+
+        def forward(embeds: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+            return model(inputs_embeds=embeds, **extra).logits
+
+        return model.get_input_embeddings(), forward
+
     def eager_model(self):
         """A copy of the model with eager attention (SDPA returns no attention weights), loaded on first use."""
         with self._eager_lock:
@@ -111,8 +133,7 @@ class Predictor:
 
                     eager = copy.deepcopy(self.model)
                     eager.set_attn_implementation("eager")
-                # fp32: attention weights to show and gradients for attributions, not speed. No weight
-                # gradients: attributions need them only for the embedding output (a third less backward).
+                # fp32: attention weights to show (and gradients where predictions run fp16), not speed
                 self._eager = eager.to(self.device, dtype=torch.float32).eval().requires_grad_(False)
             return self._eager
 

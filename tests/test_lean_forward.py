@@ -1,4 +1,4 @@
-"""The lean prediction forward must give the transformers model's own logits, padded batches included, and step
+"""The lean forward must give the transformers model's own logits, padded batches included, and step
 aside for any model it does not reproduce."""
 import torch
 from transformers import (BertConfig, BertForSequenceClassification, DistilBertConfig,
@@ -29,6 +29,27 @@ def test_same_logits_as_transformers_on_a_padded_batch():
         expected = model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
         got = forward(ids, attention_mask=mask, token_type_ids=types)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_gradients_through_the_word_embeddings_match_transformers():
+    """Attributions differentiate ``from_embeddings`` (explicit attention, not SDPA): same logits, same gradients."""
+    model = _bert().requires_grad_(False)
+    lean = lean_forward(model)
+    ids = torch.randint(5, 1200, (2, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    embeds = model.get_input_embeddings()(ids)
+    grads, logits = [], []
+    for forward in (lambda x: model(inputs_embeds=x, attention_mask=mask).logits,
+                    lambda x: lean.from_embeddings(x, attention_mask=mask)):
+        x = embeds.clone().requires_grad_(True)
+        out = forward(x)
+        (grad,) = torch.autograd.grad(out[:, 1].sum(), x)
+        logits.append(out.detach())
+        grads.append(grad)
+    torch.testing.assert_close(logits[1], logits[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
+    assert grads[0][1, 6:].abs().max() == 0  # padding gets no gradient: the mask holds in the explicit attention
 
 
 def test_other_activations_are_reproduced_and_unknown_architectures_are_refused():
