@@ -106,6 +106,13 @@ def predictor_variant(base, variant: str):
     if variant in ("bf16-weights", "bf16, transformers forward"):  # the second without bertdemo.lean_forward
         return Predictor(copy.deepcopy(base.model), base.tokenizer, max_length=base.max_length, device="cpu",
                          precision="bf16", lean=variant == "bf16-weights")
+    if variant == "bf16, lean, F.linear":  # the lean forward without oneDNN-prepacked weights
+        from bertdemo.lean_forward import lean_forward
+
+        predictor = Predictor(copy.deepcopy(base.model), base.tokenizer, max_length=base.max_length, device="cpu",
+                              precision="bf16")
+        predictor._lean = lean_forward(predictor.model, prepack=False)
+        return predictor
     raise ValueError(variant)
 
 
@@ -114,7 +121,7 @@ def bench_levers(base, short: list[str], long: list[str], test: tuple | None, re
     import torch
 
     variants = {name: predictor_variant(base, name)
-                for name in ("fp32", "bf16-weights", "bf16, transformers forward", "int8")}
+                for name in ("fp32", "bf16-weights", "bf16, lean, F.linear", "bf16, transformers forward", "int8")}
     fns = {name: p.predict for name, p in variants.items()}
 
     fp32 = variants["fp32"]

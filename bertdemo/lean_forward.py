@@ -19,20 +19,24 @@ import torch
 import torch.nn.functional as F
 
 _log = logging.getLogger(__name__)
-_ACTIVATIONS = {"gelu": F.gelu, "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-                "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"), "relu": F.relu}
+# config.hidden_act -> (the function, oneDNN's name for it when fused into the linear before it)
+_ACTIVATIONS = {"gelu": (F.gelu, ("gelu", "none")),
+                "gelu_new": (lambda x: F.gelu(x, approximate="tanh"), ("gelu", "tanh")),
+                "gelu_pytorch_tanh": (lambda x: F.gelu(x, approximate="tanh"), ("gelu", "tanh")),
+                "relu": (F.relu, ("relu", ""))}
 
 
-def lean_forward(model: torch.nn.Module) -> LeanBert | None:
+def lean_forward(model: torch.nn.Module, prepack: bool = True) -> LeanBert | None:
     """The ``LeanBert`` of ``model`` (``lean(input_ids, attention_mask=None, token_type_ids=None) -> logits``), or None.
 
     It reads ``model``'s weights as they are now (Q/K/V are concatenated once): build it again after changing
-    the weights, dtype or device, or the two would disagree.
+    the weights, dtype or device, or the two would disagree. ``prepack=False`` keeps ``F.linear`` for
+    predictions too (the benchmark's comparison).
     """
     if not _supported(model):
         return None
     try:
-        forward = LeanBert(model)
+        forward = LeanBert(model, prepack)
         if _matches(model, forward):
             return forward
         _log.info("lean forward disagrees with %s's own: using the transformers forward", type(model).__name__)
@@ -47,7 +51,7 @@ def _supported(model: torch.nn.Module) -> bool:
             and getattr(config, "model_type", "") == "bert"
             and not getattr(config, "is_decoder", False)
             and getattr(config, "position_embedding_type", "absolute") in (None, "absolute")
-            and config.hidden_act in _ACTIVATIONS
+            and isinstance(config.hidden_act, str) and config.hidden_act in _ACTIVATIONS
             and config.problem_type in (None, "single_label_classification")
             and getattr(model.bert, "pooler", None) is not None
             # plain Linear layers only: quantized or adapter-wrapped ones compute something else
@@ -59,20 +63,22 @@ class LeanBert:
     predictions (inference mode), ``lean.from_embeddings(...)`` for gradients with respect to the word
     embeddings (integrated gradients). Both read the model's weights as they were when it was built."""
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, prepack: bool = True):
         bert, config = model.bert, model.config
-        self._bert, self._classifier = bert, model.classifier
+        self._bert = bert
+        self._pooler = _Dense(bert.pooler.dense.weight, bert.pooler.dense.bias, prepack=prepack)
+        self._head = _Dense(model.classifier.weight, model.classifier.bias, prepack=prepack)
         self._heads = config.num_attention_heads
-        self._act = _ACTIVATIONS[config.hidden_act]
+        activation = _ACTIVATIONS[config.hidden_act]
         self._layers = []
         for layer in bert.encoder.layer:
             att, out = layer.attention.self, layer.attention.output
             self._layers.append((
-                torch.cat([att.query.weight, att.key.weight, att.value.weight]).detach(),  # (3·d, d)
-                torch.cat([att.query.bias, att.key.bias, att.value.bias]).detach(),
-                out.dense.weight, out.dense.bias, out.LayerNorm,
-                layer.intermediate.dense.weight, layer.intermediate.dense.bias,
-                layer.output.dense.weight, layer.output.dense.bias, layer.output.LayerNorm,
+                _Dense(torch.cat([att.query.weight, att.key.weight, att.value.weight]),  # (3·d, d)
+                       torch.cat([att.query.bias, att.key.bias, att.value.bias]), prepack=prepack),
+                _Dense(out.dense.weight, out.dense.bias, prepack=prepack), out.LayerNorm,
+                _Dense(layer.intermediate.dense.weight, layer.intermediate.dense.bias, activation, prepack=prepack),
+                _Dense(layer.output.dense.weight, layer.output.dense.bias, prepack=prepack), layer.output.LayerNorm,
             ))
 
     @property
@@ -90,21 +96,60 @@ class LeanBert:
         (position and token-type embeddings are added here, as the model's embedding layer does)."""
         h = self._bert.embeddings(inputs_embeds=embeds, token_type_ids=token_type_ids)  # (B, T, d)
         B, T, d = h.shape
-        heads, act = self._heads, self._act
+        heads = self._heads
         mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
             mask = attention_mask[:, None, None, :].bool()  # (B, 1, 1, T): which keys each query may see
         # torch's CPU SDPA picks a flash kernel whose backward was 4-8x slower than the plain maths at these
         # sizes (17x12 to 19x64 word-pieces: 20.8 vs 2.8 ms, 49.6 vs 11.9 ms per layer); its forward is the
         # faster one for predictions (47 vs 140 us on one 12-word-piece text)
-        attend = _attention if embeds.requires_grad and torch.is_grad_enabled() else F.scaled_dot_product_attention
-        for wqkv, bqkv, wo, bo, ln1, wi, bi, wo2, bo2, ln2 in self._layers:
-            q, k, v = F.linear(h, wqkv, bqkv).view(B, T, 3, heads, d // heads).permute(2, 0, 3, 1, 4)  # (B, H, T, hd)
+        grad = embeds.requires_grad and torch.is_grad_enabled()
+        attend = _attention if grad else F.scaled_dot_product_attention
+        for qkv, attn_out, ln1, ffn_in, ffn_out, ln2 in self._layers:
+            q, k, v = qkv(h, grad).view(B, T, 3, heads, d // heads).permute(2, 0, 3, 1, 4)  # (B, H, T, hd)
             context = attend(q, k, v, attn_mask=mask).transpose(1, 2).reshape(B, T, d)
-            h = _norm(F.linear(context, wo, bo) + h, ln1)
-            h = _norm(F.linear(act(F.linear(h, wi, bi)), wo2, bo2) + h, ln2)
-        pooled = torch.tanh(self._bert.pooler.dense(h[:, 0]))  # (B, d): the [CLS] position
-        return self._classifier(pooled)  # (B, C)
+            h = _norm(attn_out(context, grad) + h, ln1)
+            h = _norm(ffn_out(ffn_in(h, grad), grad) + h, ln2)
+        pooled = torch.tanh(self._pooler(h[:, 0], grad))  # (B, d): the [CLS] position
+        return self._head(pooled, grad)  # (B, C)
+
+
+class _Dense:
+    """One Linear layer: ``F.linear`` where gradients flow, oneDNN's prepacked linear for predictions on CPU.
+
+    At prediction sizes (a dozen rows) ``F.linear`` re-lays the bf16 weight out for oneDNN on every call:
+    82 vs 46 us for the Q/K/V projection of a 12-word-piece text. Packing once is what torch's own compiler
+    does when it freezes a model (``torch._inductor``'s ``freezing``), through the same two ``mkldnn`` ops
+    used here. They are torch-internal, so the pack is checked against ``F.linear`` when built and any
+    failure keeps ``F.linear`` (the logits are checked again by ``_matches``).
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, activation: tuple | None = None, *,
+                 prepack: bool = True):
+        """``activation``: an ``_ACTIVATIONS`` entry applied after the layer (fused into it when prepacked)."""
+        self.weight, self.bias = weight.detach(), bias.detach()
+        self.activation, (self.attr, self.algorithm) = (activation or (None, ("none", "")))
+        self.packed = self._prepack() if prepack else None
+
+    def __call__(self, x: torch.Tensor, grad: bool = False) -> torch.Tensor:
+        if self.packed is None or grad:
+            y = F.linear(x, self.weight, self.bias)
+            return self.activation(y) if self.activation else y
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, self.attr, [], self.algorithm)
+
+    def _prepack(self) -> torch.Tensor | None:
+        weight = self.weight
+        if weight.device.type != "cpu" or weight.dtype != torch.bfloat16 or not torch.backends.mkldnn.is_available():
+            return None
+        try:
+            self.packed = torch.ops.mkldnn._reorder_linear_weight(weight)
+            x = torch.randn(3, weight.shape[1], generator=torch.Generator().manual_seed(0)).to(weight.dtype)
+            with torch.inference_mode():
+                got, expected = self(x).float(), self(x, grad=True).float()
+            return self.packed if torch.allclose(got, expected, rtol=2e-2, atol=2e-2) else None
+        except (AttributeError, RuntimeError, TypeError) as err:  # an op torch renamed or a build without it
+            _log.info("no prepacked linear: %s", err)
+            return None
 
 
 def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:

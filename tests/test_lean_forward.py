@@ -52,6 +52,21 @@ def test_gradients_through_the_word_embeddings_match_transformers():
     assert grads[0][1, 6:].abs().max() == 0  # padding gets no gradient: the mask holds in the explicit attention
 
 
+def test_prepacked_bf16_weights_give_the_plain_bf16_logits():
+    """On CPU, bf16 predictions run oneDNN's prepacked linear (GELU fused): same logits as F.linear, up to bf16."""
+    model = _bert().to(torch.bfloat16)
+    packed, plain = lean_forward(model), lean_forward(model, prepack=False)
+    assert packed is not None and plain is not None
+    ids = torch.randint(5, 1200, (4, 13))
+    mask = torch.ones_like(ids)
+    mask[2, 8:] = 0
+    with torch.inference_mode():
+        expected = model(input_ids=ids, attention_mask=mask).logits.float()
+        got = packed(ids, attention_mask=mask).float()
+    torch.testing.assert_close(got, expected, rtol=3e-2, atol=3e-2)
+    torch.testing.assert_close(plain(ids, attention_mask=mask).float(), expected, rtol=3e-2, atol=3e-2)
+
+
 def test_other_activations_are_reproduced_and_unknown_architectures_are_refused():
     assert lean_forward(_bert(hidden_act="relu")) is not None
     assert lean_forward(_bert(hidden_act="silu")) is None  # not in the lean forward's table: keep transformers'
