@@ -181,7 +181,6 @@ def main() -> None:
         pool = test_texts + read_labeled(resolve_data(["sst2"])[1])[0]
         short = texts_near(predictor.tokenizer, pool, 12, 20)
         long = texts_near(predictor.tokenizer, pool, 128, 20)
-        ig_text = texts_near(predictor.tokenizer, pool, 64, 1)[0]
         batch = (pool * (512 // len(pool) + 1))[:512]
 
         result = {"machine": machine_line(), "run": str(run_dir), "threads": torch.get_num_threads(),
@@ -205,13 +204,22 @@ def main() -> None:
         result["attention"]["ratio_to_predict"] = round(
             result["attention"]["attention"]["p50_ms"] / result["attention"]["predict"]["p50_ms"], 2)
         ig_kwargs = {"steps": args.ig_steps} if args.ig_steps else {}
-        ig = explain.attributions(predictor, ig_text, **ig_kwargs)  # warm-up; its completeness error is reported
-        ig_times = [timed(lambda t: explain.attributions(predictor, t, **ig_kwargs), ig_text) for _ in range(5)]
-        result["integrated_gradients"] = {
-            **percentiles(ig_times), "tokens": len(predictor.tokenizer(ig_text)["input_ids"]),
-            "completeness_error": round(ig.delta, 4), "attribution_sum": round(float(ig.scores.sum()), 4),
-            "steps_used": ig.steps,
-            "steps": args.ig_steps or "default"}
+        result["integrated_gradients_by_length"] = {}
+        for length in (12, 64, 128):  # the target is about 64; shorter and longer texts for context
+            texts = texts_near(predictor.tokenizer, pool, length, 3)
+            explain.attributions(predictor, texts[0], **ig_kwargs)  # warm-up
+            times, runs = [], []
+            for _ in range(3):
+                for text in texts:
+                    start = time.perf_counter()
+                    runs.append(explain.attributions(predictor, text, **ig_kwargs))
+                    times.append(time.perf_counter() - start)
+            result["integrated_gradients_by_length"][length] = {
+                **percentiles(times), "max_ms": round(max(times) * 1000, 1),
+                "tokens": [len(predictor.tokenizer(t)["input_ids"]) for t in texts],
+                "points_used": sorted({r.steps for r in runs}),
+                "max_completeness_error": round(max(r.delta for r in runs), 4), "steps": args.ig_steps or "default"}
+        result["integrated_gradients"] = result["integrated_gradients_by_length"][64]
         if not args.no_levers:
             result["levers"] = bench_levers(predictor, short, long, (test_texts, test_labels), args.repeats)
 

@@ -1,8 +1,8 @@
 """Explanations for one text, computed on demand: attention weights, attention rollout, token attributions.
 
-Attention comes from an eager-attention copy of the model (``Predictor.eager_model``); attributions
-(gradient×input, integrated gradients) are gradients of the prediction model itself with respect to its
-word embeddings (``Predictor.gradient_forward``).
+Attention weights and attributions (gradient×input, integrated gradients) both come from the prediction
+model itself (``Predictor.forward_with_attention``, ``Predictor.gradient_forward``): the explanation is of
+the numbers the Predict view shows.
 Everything returned is plain numpy: the UI draws it. Attention is not explanation — attributions and
 (later) faithfulness scores exist so a user can compare.
 """
@@ -52,13 +52,11 @@ def _encode_one(predictor: Predictor, text: str) -> tuple[dict[str, torch.Tensor
 def attention(predictor: Predictor, text: str) -> AttentionResult:
     """All attention weights of every layer and head for one text, plus their rollout."""
     batch, truncated = _encode_one(predictor, text)
-    model = predictor.eager_model()
-    with predictor.explain_lock, torch.inference_mode():
-        out = model(**batch, output_attentions=True)
-    if not out.attentions or out.attentions[0] is None:
+    logits, attentions = predictor.forward_with_attention(batch)
+    if not attentions or attentions[0] is None:
         raise ValueError("This model returned no attention weights. Load it with attn_implementation='eager'.")
-    weights = torch.stack([a[0] for a in out.attentions]).float().cpu().numpy()  # (L, H, T, T)
-    probs = torch.softmax(out.logits.float(), dim=-1)[0].cpu().numpy()
+    weights = torch.stack([a[0] for a in attentions]).float().cpu().numpy()  # (L, H, T, T)
+    probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
     tokens = predictor.tokenizer.convert_ids_to_tokens(batch["input_ids"][0].tolist())
     return AttentionResult(tokens=tokens, weights=weights, rollout=attention_rollout(weights), truncated=truncated,
                            max_length=predictor.max_length,

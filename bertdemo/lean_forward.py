@@ -90,10 +90,21 @@ class LeanBert:
                  token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         return self.from_embeddings(self.word_embeddings(input_ids), attention_mask, token_type_ids)
 
+    @torch.inference_mode()
+    def with_attentions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                        token_type_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(logits (B, C), each layer's attention weights (B, H, T, T)): the attention view's forward."""
+        attentions: list[torch.Tensor] = []
+        logits = self.from_embeddings(self.word_embeddings(input_ids), attention_mask, token_type_ids,
+                                      attentions=attentions)
+        return logits, attentions
+
     def from_embeddings(self, embeds: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                        token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+                        token_type_ids: torch.Tensor | None = None, *,
+                        attentions: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Logits (B, C) from word embeddings (B, T, d) in the model's dtype; differentiable in ``embeds``
-        (position and token-type embeddings are added here, as the model's embedding layer does)."""
+        (position and token-type embeddings are added here, as the model's embedding layer does). Pass a list
+        as ``attentions`` to have each layer's attention weights (B, H, T, T) appended to it."""
         h = self._bert.embeddings(inputs_embeds=embeds, token_type_ids=token_type_ids)  # (B, T, d)
         B, T, d = h.shape
         heads = self._heads
@@ -104,7 +115,11 @@ class LeanBert:
         # sizes (17x12 to 19x64 word-pieces: 20.8 vs 2.8 ms, 49.6 vs 11.9 ms per layer); its forward is the
         # faster one for predictions (47 vs 140 us on one 12-word-piece text)
         grad = embeds.requires_grad and torch.is_grad_enabled()
-        attend = _attention if grad else F.scaled_dot_product_attention
+        if attentions is not None:
+            def attend(q, k, v, attn_mask):
+                return _attention(q, k, v, attn_mask, keep=attentions)
+        else:
+            attend = _attention if grad else F.scaled_dot_product_attention
         for qkv, attn_out, ln1, ffn_in, ffn_out, ln2 in self._layers:
             q, k, v = qkv(h, grad).view(B, T, 3, heads, d // heads).permute(2, 0, 3, 1, 4)  # (B, H, T, hd)
             context = attend(q, k, v, attn_mask=mask).transpose(1, 2).reshape(B, T, d)
@@ -152,12 +167,17 @@ class _Dense:
             return None
 
 
-def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
-    """Scaled dot-product attention as transformers' eager BERT writes it (softmax in fp32)."""
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None,
+               keep: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """Scaled dot-product attention as transformers' eager BERT writes it (softmax in fp32); the weights
+    (B, H, T, T), in fp32, are appended to ``keep`` when given."""
     scores = torch.matmul(q, k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, H, T, T)
     if attn_mask is not None:
         scores = scores.masked_fill(~attn_mask, torch.finfo(scores.dtype).min)
-    return torch.matmul(torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype), v)
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32)
+    if keep is not None:
+        keep.append(weights)
+    return torch.matmul(weights.to(v.dtype), v)
 
 
 def _norm(x: torch.Tensor, ln: torch.nn.LayerNorm) -> torch.Tensor:

@@ -3,7 +3,8 @@
 
 ``Predictor`` is thread-safe: the model is only read, and the tokenizer (whose Rust side refuses concurrent
 use with changing truncation settings) is guarded by a lock. Attention and attributions live in
-``bertdemo.explain`` and load a second, eager-attention copy of the model only when first asked.
+``bertdemo.explain`` and run on these same weights where the lean forward applies; other models (and fp16
+gradients) load a second, eager-attention fp32 copy when first asked.
 """
 from __future__ import annotations
 
@@ -121,6 +122,18 @@ class Predictor:
             return model(inputs_embeds=embeds, **extra).logits
 
         return model.get_input_embeddings(), forward
+
+    def forward_with_attention(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(logits (B, C), each layer's attention weights (B, H, T, T)) for an encoded batch.
+
+        The lean forward on the prediction weights where it applies (the same numbers the Predict view
+        shows, ~2x faster than the eager copy); else the eager-attention copy (SDPA returns no weights).
+        """
+        if self._lean is not None:
+            return self._lean.with_attentions(**batch)
+        with torch.inference_mode():
+            out = self.eager_model()(**batch, output_attentions=True)
+        return out.logits, list(out.attentions or ())
 
     def eager_model(self):
         """A copy of the model with eager attention (SDPA returns no attention weights), loaded on first use."""

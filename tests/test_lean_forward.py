@@ -67,6 +67,22 @@ def test_prepacked_bf16_weights_give_the_plain_bf16_logits():
     torch.testing.assert_close(plain(ids, attention_mask=mask).float(), expected, rtol=3e-2, atol=3e-2)
 
 
+def test_attention_weights_match_the_eager_models():
+    model = _bert(attn_implementation="eager")
+    lean = lean_forward(model)
+    ids = torch.randint(5, 1200, (2, 10))
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    with torch.inference_mode():
+        expected = model(input_ids=ids, attention_mask=mask, output_attentions=True)
+        logits, attentions = lean.with_attentions(ids, attention_mask=mask)
+    torch.testing.assert_close(logits, expected.logits, rtol=1e-5, atol=1e-5)
+    assert len(attentions) == len(expected.attentions) == 2
+    for got, want in zip(attentions, expected.attentions):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert float(attentions[0][1, :, :, 7:].max()) == 0  # no attention to padding
+
+
 def test_other_activations_are_reproduced_and_unknown_architectures_are_refused():
     assert lean_forward(_bert(hidden_act="relu")) is not None
     assert lean_forward(_bert(hidden_act="silu")) is None  # not in the lean forward's table: keep transformers'

@@ -68,8 +68,19 @@ def test_attention_has_every_layer_and_head_and_rows_sum_to_one(predictor):
     np.testing.assert_allclose(result.rollout.sum(axis=-1), 1.0, atol=1e-4)
     assert not result.truncated
     assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
-    # the fast path stays SDPA; attention comes from a separate eager copy
-    assert predictor.model.config._attn_implementation == "sdpa"
+    # the view explains the numbers the Predict view shows: the same weights, the same probabilities
+    shown = predictor.predict("the rain stopped before the football")
+    assert result.probabilities == pytest.approx(shown, abs=1e-2)
+    assert predictor.model.config._attn_implementation == "sdpa"  # predictions stay on the fast path
+
+
+def test_attention_of_a_model_without_the_lean_forward_comes_from_the_eager_copy(tiny_run):
+    plain = Predictor.from_run(tiny_run)
+    plain._lean = None  # as for an architecture the lean forward does not reproduce
+    text = "the rain stopped before the football"
+    result, lean_result = attention(plain, text), attention(Predictor.from_run(tiny_run), text)
+    assert plain._eager is not None and result.weights.shape == lean_result.weights.shape
+    np.testing.assert_allclose(result.weights, lean_result.weights, atol=2e-2)  # fp32 copy vs bf16 weights
 
 
 def test_long_text_is_truncated_with_a_flag(predictor):
@@ -232,7 +243,7 @@ def test_fast_path_precision_and_fp32_agree_on_the_ranking(tiny_run):
     np.testing.assert_array_equal(fp32.predict_proba(texts).argmax(1), auto.predict_proba(texts).argmax(1))
     np.testing.assert_allclose(fp32.predict_proba(texts), auto.predict_proba(texts), atol=ATOL)
     assert next(fp32.model.parameters()).dtype == torch.float32
-    assert next(auto.eager_model().parameters()).dtype == torch.float32  # explanations stay in fp32
+    assert next(auto.eager_model().parameters()).dtype == torch.float32  # the fallback copy for explanations
 
 
 def test_batch_file_gets_labels_and_a_spreadsheet_safe_csv(predictor, tmp_path):
