@@ -136,11 +136,13 @@ def main() -> None:
     parser.add_argument("--train-rows", type=int, default=None, help="seeded sample (default 20000 sst2, all trec)")
     parser.add_argument("--epochs", type=int, default=defaults["epochs"])
     parser.add_argument("--batch-size", type=int, default=defaults["batch_size"])
-    parser.add_argument("--repeats", type=int, default=2, help="repeat r trains with seed --seed + r")
+    parser.add_argument("--repeats", type=int, default=2, help="repeat r trains with seed --first-seed + r")
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--seed", type=int, default=defaults["seed"],
-                        help="the data split's seed and the first training seed")
+                        help="the data split's seed (and the first training seed unless --first-seed)")
+    parser.add_argument("--first-seed", type=int, default=None,
+                        help="training seed of the first repeat (more seeds on the same split: --first-seed 44)")
     parser.add_argument("--out", default="", help="JSON with every run (default bench/out/train-DATA-TIME.json)")
     args = parser.parse_args()
 
@@ -177,7 +179,7 @@ def main() -> None:
             for config in order:
                 workspace = str(Path(scratch) / f"ws-{config}-{repeat}")
                 log = logs / f"{config}-{repeat}.log"
-                seeded = {**hp, "seed": args.seed + repeat}
+                seeded = {**hp, "seed": (args.seed if args.first_seed is None else args.first_seed) + repeat}
                 raw, rss, wall = run_child(command(config, split, str(test_path), seeded, args.device, workspace),
                                            log, args.device)
                 raw["seed"] = seeded["seed"]

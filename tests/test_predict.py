@@ -192,6 +192,8 @@ def test_explanations_refuse_empty_text_and_unknown_class(predictor):
         attention(predictor, "   ")
     with pytest.raises(ValueError, match="Unknown class 'cars'.*food, sport, weather"):
         attributions(predictor, "pizza", target="cars")
+    with pytest.raises(ValueError, match="between 3 and 300"):
+        attributions(predictor, "pizza", steps=1)
 
 
 def test_word_spans_merge_word_pieces():
