@@ -19,6 +19,7 @@ ATTRIBUTION_METHODS = ("integrated_gradients", "grad_x_input")
 FIRST_PANELS = 8  # integrated gradients start with this many Simpson panels (17 points on the path)
 DEFAULT_STEPS = 50  # the most points integrated gradients evaluate; cost grows with points × word-pieces
 MIN_PANEL_WIDTH = 1 / 64  # narrower panels are not split: their completeness misses are bf16 noise, not error
+MAX_STEPS = 2 * round(1 / MIN_PANEL_WIDTH) + 1  # every panel at the narrowest width: 129 points
 MAX_PATH_POSITIONS = 4096  # points × word-pieces per forward and backward: bounds activation memory
 
 
@@ -88,7 +89,8 @@ def attributions(predictor: Predictor, text: str, target: str | None = None,
     softmax). They explain the model predictions use (``Predictor.gradient_forward``: the same weights and
     precision), so ``probability`` is the one the Predict view shows. Integrated gradients use a baseline of
     [PAD] tokens that keeps [CLS] and [SEP] in place; their scores add up to logit(target | text) −
-    logit(target | baseline) up to ``delta``. The logit, not the probability: the softmax saturates along
+    logit(target | baseline) up to ``delta`` (both logits from the gradient computation's own kernels,
+    which in bf16 differ from the prediction kernels' by rounding: ~0.01). The logit, not the probability: the softmax saturates along
     the path, and 50 steps then leave errors as large as the probability itself, while the logit path
     converges (measured: error 0.07 vs 0.39 on 59 word-pieces).
 
@@ -97,8 +99,8 @@ def attributions(predictor: Predictor, text: str, target: str | None = None,
     """
     if method not in ATTRIBUTION_METHODS:
         raise ValueError(f"Unknown attribution method {method!r}. Use one of: {', '.join(ATTRIBUTION_METHODS)}.")
-    if not 3 <= steps <= 300:
-        raise ValueError(f"steps must be between 3 and 300 points on the path (got {steps}).")
+    if not 3 <= steps <= MAX_STEPS:
+        raise ValueError(f"steps must be between 3 and {MAX_STEPS} points on the path (got {steps}).")
     batch, truncated = _encode_one(predictor, text)
     input_ids = batch["input_ids"]  # (1, T)
     extra = {k: v for k, v in batch.items() if k != "input_ids"}  # attention mask, token types: fixed on the path
@@ -107,23 +109,20 @@ def attributions(predictor: Predictor, text: str, target: str | None = None,
         with torch.no_grad():
             embeds = embedding(input_ids)[0]  # (T, d)
             baseline = embedding(_baseline(predictor, input_ids))[0]
-            ends = forward(torch.stack([embeds, baseline]), **_repeat(extra, 2)).float()  # (2, C)
-        probs = torch.softmax(ends[0], dim=-1)
+            probs = torch.softmax(forward(embeds[None], **extra).float()[0], dim=-1)  # what Predict shows
         if target is None:
             target_id = int(probs.argmax())
         elif target in predictor.labels:
             target_id = predictor.labels.index(target)
         else:
             raise ValueError(f"Unknown class {target!r}. Choose one of: {', '.join(predictor.labels)}.")
-        gap = float(ends[0, target_id] - ends[1, target_id])  # what integrated gradients must add up to
         # gradient×input is the path from zero embeddings seen at its end alone: embeds · ∇ logit(embeds)
         path = _Path(forward, embeds, torch.zeros_like(embeds) if method == "grad_x_input" else baseline,
                      target_id, extra)
         if method == "grad_x_input":
             scores, error, used = path.contributions([1.0])[1][0], 0.0, 0
         else:
-            scores, used = _integrate_path(path, gap, steps)
-            error = abs(float(scores.sum()) - gap)
+            scores, used, error = _integrate_path(path, steps)
     tokens = predictor.tokenizer.convert_ids_to_tokens(input_ids[0].tolist())
     return AttributionResult(tokens=tokens, scores=scores.cpu().numpy(), target=predictor.labels[target_id],
                              method=method, probability=float(probs[target_id]), delta=error, steps=used,
@@ -148,7 +147,7 @@ class _Path:
         self.forward, self.target_id, self.extra = forward, target_id, extra
         self.dtype = embeds.dtype
         self.baseline = baseline.float()  # (T, d)
-        self.diff = (embeds - baseline).float()
+        self.diff = embeds.float() - self.baseline  # in fp32: so that x(1) is the text's embeddings exactly
 
     def contributions(self, alphas: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
         """(target logits (n,), per-token contributions (n, T)) at the points ``alphas``."""
@@ -164,8 +163,9 @@ class _Path:
         return torch.cat(logits).cpu(), torch.cat(contributions).cpu()
 
 
-def _integrate_path(path: _Path, gap: float, max_points: int) -> tuple[torch.Tensor, int]:
-    """∫₀¹ of the path's per-token contributions dα: (T,) scores, and the points used (≤ ``max_points``).
+def _integrate_path(path: _Path, max_points: int) -> tuple[torch.Tensor, int, float]:
+    """∫₀¹ of the path's per-token contributions dα: (T,) scores, the points used (≤ ``max_points``) and the
+    completeness error |Σ scores − (logit(1) − logit(0))|.
 
     Adaptive Simpson on panels of the path. The logit along a trained classifier's path stays flat, then
     turns sharply where the decision flips (a peak of width ~0.05 in α, at 0.3–0.5 on TREC texts), so
@@ -176,7 +176,9 @@ def _integrate_path(path: _Path, gap: float, max_points: int) -> tuple[torch.Ten
     meets ``_good_enough`` and so does the whole path (the per-panel check stops errors of opposite sign
     cancelling in the sum), when only panels of ``MIN_PANEL_WIDTH`` still miss (there the miss is the bf16
     noise of the two edge logits: a 3-epoch TREC model's logits of 5-8 carry ~0.03 of it, and chasing it
-    ran 2 of 6 texts to the 49-point cap), or at ``max_points``.
+    ran 2 of 6 texts to the 49-point cap), or at ``max_points``. The completeness checks only see sums over
+    tokens: per-token errors that cancel inside one panel go unseen (bench/RESULTS.md measures the
+    distance to a fine fp32 reference instead).
     """
     panels = max(1, min(FIRST_PANELS, (max_points - 1) // 2))
     points: dict[float, tuple[float, torch.Tensor]] = {}
@@ -190,23 +192,31 @@ def _integrate_path(path: _Path, gap: float, max_points: int) -> tuple[torch.Ten
     edges = [i / panels for i in range(panels + 1)]
     spans = list(zip(edges[:-1], edges[1:]))
     evaluate(edges + [(a + b) / 2 for a, b in spans])
+    gap = points[1.0][0] - points[0.0][0]  # what the scores must add up to
     while True:
         simpson = [(b - a) / 6 * (points[a][1] + 4 * points[(a + b) / 2][1] + points[b][1]) for a, b in spans]
         misses = [abs(float(s.sum()) - (points[b][0] - points[a][0])) for s, (a, b) in zip(simpson, spans)]
         scores = torch.stack(simpson).sum(dim=0)
         splittable = [i for i, (a, b) in enumerate(spans) if b - a > MIN_PANEL_WIDTH]
         split = [i for i in splittable if not _good_enough(misses[i], gap)]
-        if not split and not _good_enough(abs(float(scores.sum()) - gap), gap) and splittable:
+        whole = abs(float(scores.sum()) - gap)
+        if not split and not _good_enough(whole, gap) and splittable:
             # every panel passes alone but their errors add up: refine where most of it comes from
             worst = max(misses[i] for i in splittable)
             split = [i for i in splittable if misses[i] >= worst / 4]
         room = (max_points - len(points)) // 2  # each split adds two points
         if not split or not room:
-            return scores, len(points)
-        split = set(sorted(split, key=lambda i: -misses[i])[:room])
-        spans = [half for i, (a, b) in enumerate(spans)
-                 for half in (((a, (a + b) / 2), ((a + b) / 2, b)) if i in split else ((a, b),))]
+            return scores, len(points), whole
+        spans = _halve(spans, set(sorted(split, key=lambda i: -misses[i])[:room]))
         evaluate([(a + b) / 2 for a, b in spans])
+
+
+def _halve(spans: list[tuple[float, float]], which: set[int]) -> list[tuple[float, float]]:
+    """The panels in order, those at the indices in ``which`` replaced by their two halves."""
+    out = []
+    for i, (a, b) in enumerate(spans):
+        out += [(a, (a + b) / 2), ((a + b) / 2, b)] if i in which else [(a, b)]
+    return out
 
 
 def _repeat(extra: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:

@@ -1,15 +1,17 @@
 """A lean forward for BERT classifiers: transformers' ``BertForSequenceClassification`` maths with less Python
-around it, for predictions and for gradients with respect to the word embeddings (no attention weights).
+around it, for predictions, the attention view and gradients with respect to the word embeddings.
 
 Why not the model's own forward: on a 12-word-piece text it spends about half of its ~8.6 ms in Python
 (mask building, output plumbing, a dispatch per submodule); the arithmetic takes ~3 ms. This forward runs the
 same operations on the same weights — the three Q/K/V projections as one matmul, SDPA, post-LayerNorm
-blocks, the pooler and the head — in about half the time (bench/RESULTS.md). ``lean_forward(model)`` returns
+blocks, the pooler and the head — in about half the time, and bf16 predictions run oneDNN-prepacked weights
+(``_Dense``; bench/RESULTS.md). ``lean_forward(model)`` returns
 it only for the architecture it reproduces, and only after its logits matched the model's own on probe
 inputs; otherwise it returns None and the caller keeps the transformers forward.
 
-Attributions (``bertdemo.explain``) differentiate ``LeanBert.from_embeddings``; the attention view uses the
-transformers forward of an eager-attention copy, which returns the weights.
+Attributions (``bertdemo.explain``) differentiate ``LeanBert.from_embeddings``; the attention view reads
+``LeanBert.with_attentions``. Both use explicit attention maths instead of SDPA (which returns no weights,
+and whose CPU backward is slow at these sizes).
 """
 from __future__ import annotations
 
@@ -169,7 +171,8 @@ class _Dense:
 
 def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None,
                keep: list[torch.Tensor] | None = None) -> torch.Tensor:
-    """Scaled dot-product attention as transformers' eager BERT writes it (softmax in fp32); the weights
+    """Scaled dot-product attention as transformers' eager BERT writes it, except that the softmax is taken in
+    fp32 (transformers takes it in the model's dtype: the same in fp32, less rounding in bf16); the weights
     (B, H, T, T), in fp32, are appended to ``keep`` when given."""
     scores = torch.matmul(q, k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, H, T, T)
     if attn_mask is not None:

@@ -3,8 +3,10 @@
 
 ``Predictor`` is thread-safe: the model is only read, and the tokenizer (whose Rust side refuses concurrent
 use with changing truncation settings) is guarded by a lock. Attention and attributions live in
-``bertdemo.explain`` and run on these same weights where the lean forward applies; other models (and fp16
-gradients) load a second, eager-attention fp32 copy when first asked.
+``bertdemo.explain`` and run on these same weights: attributions always (through the lean forward, else the
+model's own with ``inputs_embeds``), the attention view where the lean forward applies. A second,
+eager-attention fp32 copy is loaded when first asked only for attention weights of other architectures and
+for gradients of fp16 weights.
 """
 from __future__ import annotations
 
@@ -153,7 +155,7 @@ class Predictor:
 
 def _predict_precision(requested: str, device: torch.device) -> str:
     """bf16 weights where the hardware runs them natively: same TREC accuracy, 1.2x (short) to 1.7x (128
-    word-pieces) faster than fp32 on this CPU (bench/RESULTS.md). Explanations keep an fp32 copy."""
+    word-pieces) faster than fp32 on this CPU (bench/RESULTS.md). Explanations use the same weights."""
     if requested == "auto":
         return choose_precision("auto", device)  # the same choice training makes
     if requested not in ("fp32", "bf16", "fp16"):

@@ -124,7 +124,7 @@ def test_integrated_gradients_are_complete(predictor):
 
 
 def test_integrated_gradients_agree_with_a_fine_fp32_reference(predictor):
-    """The quadrature (a few Gauss–Legendre nodes, bf16) lands where a 200-step fp32 Riemann sum lands."""
+    """The adaptive quadrature (a few dozen points, bf16) lands where a 200-step fp32 Riemann sum lands."""
     text = "heavy rain and thunder over the football match"
     result = attributions(predictor, text, method="integrated_gradients")
     model = predictor.eager_model()  # fp32, the transformers forward: independent of the lean one
@@ -138,6 +138,20 @@ def test_integrated_gradients_agree_with_a_fine_fp32_reference(predictor):
     reference = ((x - x0) * grad.mean(dim=0)).sum(dim=-1).numpy()
     assert np.linalg.norm(result.scores - reference) <= 0.1 * np.linalg.norm(reference)
     assert np.argmax(np.abs(result.scores)) == np.argmax(np.abs(reference))  # the same most important token
+
+
+def test_gradient_x_input_is_the_embeddings_times_the_gradient(predictor):
+    """Checked against the fp32 eager copy's own autograd (the transformers forward, not the lean one)."""
+    text = "heavy rain and thunder over the football match"
+    result = attributions(predictor, text, method="grad_x_input")
+    model = predictor.eager_model()
+    x = model.get_input_embeddings()(predictor.encode([text])["input_ids"]).detach().requires_grad_(True)
+    logit = model(inputs_embeds=x).logits[0, predictor.labels.index(result.target)]
+    (grad,) = torch.autograd.grad(logit, x)
+    expected = (x * grad).sum(dim=-1)[0].detach().numpy()
+    assert result.steps == 0 and result.delta == 0.0
+    assert np.linalg.norm(result.scores - expected) <= 0.1 * np.linalg.norm(expected)  # bf16 against fp32
+    assert np.argmax(np.abs(result.scores)) == np.argmax(np.abs(expected))
 
 
 def test_integrated_gradients_refine_until_the_budget_when_never_complete(predictor, monkeypatch):
@@ -168,12 +182,13 @@ class _SwitchPath:
 def test_adaptive_path_integral_puts_its_points_where_the_logit_turns():
     path = _SwitchPath()
     exact = 3 * (torch.sigmoid(torch.tensor(0.63 / 0.02)) - torch.sigmoid(torch.tensor(-0.37 / 0.02)))
-    scores, used = explain._integrate_path(path, float(exact), max_points=50)
+    scores, used, error = explain._integrate_path(path, max_points=50)
     np.testing.assert_allclose(scores.numpy(), (exact * _SwitchPath.share).numpy(), atol=0.02)
-    assert used == len(set(path.seen)) < 50  # each point evaluated once, within the budget
+    assert used == len(path.seen) == len(set(path.seen)) < 50  # each point evaluated once, within the budget
+    assert error == pytest.approx(abs(float(scores.sum()) - float(exact)), abs=1e-5)
     refined = path.seen[2 * explain.FIRST_PANELS + 1:]
     assert refined and all(abs(a - 0.37) < 0.1 for a in refined)  # only where the logit moves
-    uniform, _ = explain._integrate_path(_SwitchPath(), float(exact), max_points=17)  # no refinement allowed
+    uniform, _, _ = explain._integrate_path(_SwitchPath(), max_points=17)  # no refinement allowed
     assert abs(float(uniform.sum()) - float(exact)) > 0.1  # what refinement fixed
 
 
@@ -192,7 +207,7 @@ def test_explanations_refuse_empty_text_and_unknown_class(predictor):
         attention(predictor, "   ")
     with pytest.raises(ValueError, match="Unknown class 'cars'.*food, sport, weather"):
         attributions(predictor, "pizza", target="cars")
-    with pytest.raises(ValueError, match="between 3 and 300"):
+    with pytest.raises(ValueError, match="between 3 and 129"):
         attributions(predictor, "pizza", steps=1)
 
 
@@ -208,7 +223,7 @@ def test_predictions_stay_right_while_explanations_run_in_other_threads(predicto
     errors: list[BaseException] = []
     mismatches = []
 
-    def explain() -> None:
+    def run_explanations() -> None:
         try:
             for _ in range(3):
                 attributions(predictor, "we talked about golf and rain", method="integrated_gradients", steps=16)
@@ -225,7 +240,7 @@ def test_predictions_stay_right_while_explanations_run_in_other_threads(predicto
         except BaseException as err:  # noqa: BLE001
             errors.append(err)
 
-    threads = [threading.Thread(target=explain) for _ in range(2)] + [threading.Thread(target=predict) for _ in range(2)]
+    threads = [threading.Thread(target=run_explanations) for _ in range(2)] + [threading.Thread(target=predict) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
