@@ -193,6 +193,7 @@ def _integrate_path(path: _Path, max_points: int) -> tuple[torch.Tensor, int, fl
     spans = list(zip(edges[:-1], edges[1:]))
     evaluate(edges + [(a + b) / 2 for a, b in spans])
     gap = points[1.0][0] - points[0.0][0]  # what the scores must add up to
+    chased = float("inf")  # the whole-path error when refinement last went after it
     while True:
         simpson = [(b - a) / 6 * (points[a][1] + 4 * points[(a + b) / 2][1] + points[b][1]) for a, b in spans]
         misses = [abs(float(s.sum()) - (points[b][0] - points[a][0])) for s, (a, b) in zip(simpson, spans)]
@@ -200,8 +201,10 @@ def _integrate_path(path: _Path, max_points: int) -> tuple[torch.Tensor, int, fl
         splittable = [i for i, (a, b) in enumerate(spans) if b - a > MIN_PANEL_WIDTH]
         split = [i for i in splittable if not _good_enough(misses[i], gap)]
         whole = abs(float(scores.sum()) - gap)
-        if not split and not _good_enough(whole, gap) and splittable:
-            # every panel passes alone but their errors add up: refine where most of it comes from
+        if not split and not _good_enough(whole, gap) and splittable and whole < 0.75 * chased:
+            # every panel passes alone but their errors add up: refine where most of it comes from, for as
+            # long as that pays (a total made of bf16 noise does not shrink, and is not chased further)
+            chased = whole
             worst = max(misses[i] for i in splittable)
             split = [i for i in splittable if misses[i] >= worst / 4]
         room = (max_points - len(points)) // 2  # each split adds two points

@@ -192,6 +192,22 @@ def test_adaptive_path_integral_puts_its_points_where_the_logit_turns():
     assert abs(float(uniform.sum()) - float(exact)) > 0.1  # what refinement fixed
 
 
+class _BiasedSwitchPath(_SwitchPath):
+    """The same path with a small constant error in every gradient (as bf16 rounding can leave): each panel
+    passes its own check, the whole path misses by 0.2 however finely it is cut."""
+
+    def contributions(self, alphas):
+        logits, contributions = super().contributions(alphas)
+        return logits, contributions + 0.2 / 3
+
+
+def test_adaptive_path_integral_stops_chasing_an_error_refinement_does_not_shrink():
+    path = _BiasedSwitchPath()
+    scores, used, error = explain._integrate_path(path, max_points=129)
+    assert error == pytest.approx(0.2, abs=0.02)  # reported, not hidden
+    assert used < 60  # one attempt at the whole-path error, not a march to the 129-point budget
+
+
 def _target_logit(predictor, text, target, baseline=False) -> float:
     from bertdemo.explain import _baseline
 
