@@ -22,7 +22,7 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import REPO, read_labeled, resolve_data  # noqa: E402
-from predict_bench import percentiles, texts_near  # noqa: E402
+from predict_bench import alternate, texts_near  # noqa: E402
 
 
 def free_port() -> int:
@@ -75,20 +75,11 @@ def main() -> None:
             "app /attention": lambda t: client.predict(t, 1, 1, api_name="/attention"),
             "app /attributions": lambda t: client.predict(t, PREDICTED, api_name="/attributions"),
         }
-        for call in calls.values():  # warm-up: the first call of each loads or compiles what it needs
-            call(texts[0])
-        times: dict[str, list[float]] = {name: [] for name in calls}
-        for _ in range(args.repeats):
-            for text in texts:
-                for name, call in calls.items():
-                    start = time.perf_counter()
-                    call(text)
-                    times[name].append(time.perf_counter() - start)
+        timings = alternate(calls, texts, args.repeats)  # warm-up, then text by text, call by call
     finally:
         demo.close()
         echo.close()
-    result = {"machine": machine_line(), "run": run_dir, "texts": len(texts),
-              **{name: percentiles(t) for name, t in times.items()}}
+    result = {"machine": machine_line(), "run": run_dir, "texts": len(texts), **timings}
     text = json.dumps(result, indent=1)
     out = Path(args.out or REPO / "bench" / "out" / f"app-{time.strftime('%Y%m%d-%H%M%S')}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -49,40 +49,35 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def matmul_tflops(dtype: torch.dtype, *, device: str = "cpu", n: int = 2048, seconds: float = 1.5) -> float:
-    """Best-of-reps TFLOP/s of an n×n @ n×n matmul in ``dtype`` (best, so a noisy neighbour costs less)."""
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
+def _best_seconds(run, device: str, seconds: float) -> float:
+    """The fastest single ``run()`` seen within ``seconds`` (best, so a noisy neighbour costs less)."""
     for _ in range(2):  # warm up: oneDNN/cuBLAS pick kernels on the first calls
-        a @ b
+        run()
     _sync(device)
     best = float("inf")
-    reps_per_timing = 1 if device == "cpu" else 20
+    reps_per_timing = 1 if device == "cpu" else 20  # a GPU matmul alone is shorter than its launch and sync
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         start = time.perf_counter()
         for _ in range(reps_per_timing):
-            a @ b
+            run()
         _sync(device)
         best = min(best, (time.perf_counter() - start) / reps_per_timing)
-    return 2 * n**3 / best / 1e12
+    return best
+
+
+def matmul_tflops(dtype: torch.dtype, *, device: str = "cpu", n: int = 2048, seconds: float = 1.5) -> float:
+    """Best-of-reps TFLOP/s of an n×n @ n×n matmul in ``dtype``."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    return 2 * n**3 / _best_seconds(lambda: a @ b, device, seconds) / 1e12
 
 
 def linear_tflops(rows: int, d_in: int, d_out: int, *, device: str = "cpu", seconds: float = 0.5) -> float:
     """Best-of-reps bf16 TFLOP/s of one Linear's matmul, (rows × d_in) @ (d_in × d_out), as training runs it."""
     x = torch.randn(rows, d_in, device=device).to(torch.bfloat16)
     w = torch.randn(d_out, d_in, device=device).to(torch.bfloat16)
-    for _ in range(3):
-        x @ w.t()
-    _sync(device)
-    best = float("inf")
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        start = time.perf_counter()
-        x @ w.t()
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * rows * d_in * d_out / best / 1e12
+    return 2 * rows * d_in * d_out / _best_seconds(lambda: x @ w.t(), device, seconds) / 1e12
 
 
 def step_shape_tflops(rows: int = 448, hidden: int = 384, ffn: int = 1536, device: str = "cpu") -> float:

@@ -238,7 +238,9 @@ def cmd_step(args) -> dict:
 def _parse_field(field: str, value: str):
     kind = type(engine_defaults()[field])
     if field == "dropout":
-        return None if value.lower() in ("model", "none") else float(value)
+        from bertdemo.cli import _dropout
+
+        return _dropout(value)  # a rate, or "model" for the model's own, exactly as the CLI reads it
     if kind is bool:
         return value.lower() in ("1", "true", "yes")
     return kind(value)
