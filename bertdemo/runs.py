@@ -1,8 +1,8 @@
 """Saved runs: one folder per run in a workspace, written atomically, listed, zipped and deleted.
 
-A run folder only ever appears complete: everything is written into a hidden temporary folder beside it,
-which is then renamed in one step. A crash or a Stop leaves at most a ``.tmp-*`` folder, never a run that
-looks finished. ``run.json`` marks a run; folders without it are ignored.
+A run folder only ever appears complete (``Workspace.staging``): a crash or a Stop leaves at most a hidden
+``.tmp-*`` folder, swept at the next start, never a run that looks finished. ``run.json`` marks a run; folders
+without it are ignored.
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,8 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-RUN_FILE = "run.json"
-WORKSPACE_ENV = "BERTDEMO_WORKSPACE"
+from bertdemo.workspace import RUN_FILE, Workspace, as_workspace
 
 
 @dataclass(frozen=True)
@@ -42,11 +40,6 @@ class RunInfo:
         return dataclasses.asdict(self)
 
 
-def default_workspace() -> Path:
-    """``$BERTDEMO_WORKSPACE`` if set, else ``./workspace``."""
-    return Path(os.environ.get(WORKSPACE_ENV) or "workspace")
-
-
 def _slug(text: str, limit: int = 32) -> str:
     text = Path(str(text)).name if ("/" in str(text) or os.sep in str(text)) else str(text)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
@@ -62,15 +55,13 @@ def _write_json(path: Path, value) -> None:
     path.write_text(json.dumps(value, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
 
 
-def save_run(workspace: str | Path, *, name: str, model, tokenizer, info: RunInfo, train_config: dict,
+def save_run(workspace: Workspace | str | Path, *, name: str, model, tokenizer, info: RunInfo, train_config: dict,
              data_report: dict, metrics: dict, events: list[dict], train: pd.DataFrame | None = None,
              validation: pd.DataFrame | None = None) -> Path:
     """Write a complete run folder atomically and return its path."""
-    workspace = Path(workspace)
-    workspace.mkdir(parents=True, exist_ok=True)
-    final = workspace / f"{name}-{uuid.uuid4().hex[:6]}"  # unique even for two saves in the same second
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=workspace))
-    try:
+    workspace = as_workspace(workspace)
+    final = workspace.root / f"{name}-{uuid.uuid4().hex[:6]}"  # unique even for two saves in the same second
+    with workspace.staging(final.name) as tmp:
         model.save_pretrained(tmp)  # safetensors
         tokenizer.save_pretrained(tmp)
         _write_json(tmp / "train_config.json", train_config)
@@ -87,36 +78,7 @@ def save_run(workspace: str | Path, *, name: str, model, tokenizer, info: RunInf
         info = dataclasses.replace(info, name=final.name, path=str(final))
         (tmp / "README.md").write_text(model_card(info, metrics, data_report), encoding="utf-8")
         _write_json(tmp / RUN_FILE, info.to_dict())  # last: its presence marks a finished run
-        _fsync_tree(tmp)  # the data must be on disk before the rename makes the run visible
-        os.replace(tmp, final)
-        _fsync_dir(workspace)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
-        else:
-            _fsync_dir(path)
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # some platforms (Windows) cannot open folders; the rename is still atomic there
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def model_card(info: RunInfo, metrics: dict, report: dict) -> str:
@@ -186,13 +148,13 @@ def read_json(run_dir: str | Path, name: str):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def list_runs(workspace: str | Path | None = None) -> list[RunInfo]:
+def list_runs(workspace: Workspace | str | Path | None = None) -> list[RunInfo]:
     """Complete runs in the workspace, newest first; damaged folders are skipped."""
-    workspace = Path(workspace or default_workspace())
-    if not workspace.is_dir():
+    root = as_workspace(workspace).root
+    if not root.is_dir():
         return []
     runs = []
-    for child in workspace.iterdir():
+    for child in root.iterdir():
         if child.name.startswith(".") or not (child / RUN_FILE).exists():
             continue
         try:
@@ -202,33 +164,39 @@ def list_runs(workspace: str | Path | None = None) -> list[RunInfo]:
     return sorted(runs, key=lambda r: (r.created, r.name), reverse=True)
 
 
-def find_run(name_or_path: str, workspace: str | Path | None = None) -> Path:
-    """A run folder from a path or a run name in the workspace."""
+def find_run(name_or_path: str, workspace: Workspace | str | Path | None = None) -> Path:
+    """A run folder from a path or a run name in the workspace (the CLI's lookup: any path on this machine)."""
     path = Path(name_or_path).expanduser()
     if (path / RUN_FILE).exists():
         return path
-    candidate = Path(workspace or default_workspace()) / str(name_or_path)
+    candidate = as_workspace(workspace).root / str(name_or_path)
     if (candidate / RUN_FILE).exists():
         return candidate
     raise ValueError(f"No saved run at {name_or_path!r}. `python -m bertdemo runs` lists the saved runs; "
                      "pass a run folder or a run name.")
 
 
-def delete_run(run_dir: str | Path) -> None:
-    """Delete a saved run (only folders that are runs: it refuses anything else)."""
+def run_in(workspace: Workspace | str | Path | None, value: str | Path | None) -> Path:
+    """The run folder ``value`` names, refused unless it is a saved run directly inside ``workspace``."""
+    run_dir = as_workspace(workspace).child(value, what="run")
+    if not (run_dir / RUN_FILE).is_file():
+        raise ValueError(f"{Path(str(value)).name} is not a run in this app's workspace. Pick one from the list.")
+    return run_dir
+
+
+def delete_run(run_dir: str | Path, workspace: Workspace | str | Path | None = None) -> None:
+    """Delete a saved run of ``workspace`` (default: the folder it is in); anything else is refused."""
     run_dir = Path(run_dir)
-    load_run_info(run_dir)  # refuses folders that are not runs
-    # Rename first so a half-deleted folder never looks like a run.
-    trash = run_dir.with_name(f".del-{run_dir.name}-{uuid.uuid4().hex[:6]}")
-    os.replace(run_dir, trash)
-    shutil.rmtree(trash, ignore_errors=True)
+    workspace = as_workspace(workspace if workspace is not None else run_dir.parent)
+    workspace.remove(run_in(workspace, run_dir))
 
 
 def zip_run(run_dir: str | Path, dest_dir: str | Path | None = None) -> Path:
-    """Zip a run folder (the zip holds one folder named like the run) and return the zip's path."""
+    """Zip a run folder (the zip holds one folder named like the run) and return the zip's path, in ``dest_dir``
+    or in a download folder that is pruned later."""
     run_dir = Path(run_dir)
     load_run_info(run_dir)
-    dest = Path(dest_dir or tempfile.mkdtemp(prefix="bertdemo-zip-"))
+    dest = Path(dest_dir) if dest_dir is not None else Workspace(run_dir.parent).download_dir()
     dest.mkdir(parents=True, exist_ok=True)
     archive = shutil.make_archive(str(dest / run_dir.name), "zip", root_dir=run_dir.parent, base_dir=run_dir.name)
     return Path(archive)
