@@ -6,6 +6,7 @@ otherwise. Remote code is never trusted.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from bertdemo.config import DEFAULT_MODEL, SCRATCH_MODEL
@@ -30,7 +31,7 @@ def resolve_model(name: str) -> str:
     if name in ("", DEFAULT_MODEL):
         return default_model_path()
     if name == SCRATCH_MODEL:
-        raise ValueError('"scratch" has no pretrained weights to load; build it with bertdemo.scratch.')
+        raise ValueError('"scratch" has no pretrained weights to load; build it with bertdemo.training.scratch.')
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").exists():
@@ -57,6 +58,22 @@ def load_tokenizer(name_or_path: str):
         return AutoTokenizer.from_pretrained(source, trust_remote_code=False)
     except (OSError, ValueError) as err:
         raise _hub_error(name_or_path, err) from err
+
+
+_report_tokenizers: dict[str, object] = {}
+_report_lock = threading.Lock()
+
+
+def report_tokenizer(name_or_path: str):
+    """The tokenizer the data report measures word-pieces with: the chosen model's (None for "scratch", which
+    learns its vocabulary while training). Cached per model, built under a lock: handlers run in threads."""
+    if (name_or_path or "").strip() == SCRATCH_MODEL:
+        return None
+    key = (name_or_path or "").strip() or DEFAULT_MODEL
+    with _report_lock:
+        if key not in _report_tokenizers:
+            _report_tokenizers[key] = load_tokenizer(key)
+        return _report_tokenizers[key]
 
 
 def load_classifier(name_or_path: str, labels: tuple[str, ...] | None = None, *, attn: str = "sdpa",

@@ -83,16 +83,17 @@ def tiny_config(tiny_model_dir):
 
 @pytest.fixture(scope="session")
 def toy_data(toy_csv):
+    from bertdemo.config import TrainConfig
     from bertdemo.data import load_data
 
-    return load_data(toy_csv, max_length=32)
+    return load_data(toy_csv, TrainConfig(max_length=32))
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tiny_config, toy_data, tmp_path_factory) -> Path:
     """A saved run of the tiny model trained on the toy data."""
     from bertdemo.events import DoneEvent
-    from bertdemo.train import train
+    from bertdemo.training import train
 
     workspace = tmp_path_factory.mktemp("workspace")
     events = list(train(tiny_config, toy_data, workspace=workspace))

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from bertdemo.data import load_data, sort_labels
+from bertdemo.config import TrainConfig
+from bertdemo.data import labeled_data, load_data, sort_labels
 from bertdemo.models import load_tokenizer
 from conftest import toy_rows, write_csv
 
@@ -12,7 +13,7 @@ def test_report_counts_dropped_rows_duplicates_and_conflicts(tmp_path):
     rows = toy_rows(per_class=10) + [("", "food"), ("orphan text", ""), ("I really like pizza today number 0x", "food"),
                                      ("I really like pizza today number 0x", "food"),
                                      ("the same words", "food"), ("the same words", "sport")]
-    data = load_data(write_csv(tmp_path / "d.csv", rows), tokenizer=load_tokenizer("default"), max_length=8)
+    data = load_data(write_csv(tmp_path / "d.csv", rows), TrainConfig(max_length=8), tokenizer=load_tokenizer("default"))
     report = data.report
     reasons = {d["reason"].split(" (")[0]: d["count"] for d in report.dropped}
     assert reasons == {"empty text": 1, "missing label": 1, "exact duplicate": 1}
@@ -26,9 +27,9 @@ def test_report_counts_dropped_rows_duplicates_and_conflicts(tmp_path):
 
 
 def test_split_is_stratified_seeded_and_disjoint(toy_csv):
-    a = load_data(toy_csv, seed=1)
-    b = load_data(toy_csv, seed=1)
-    c = load_data(toy_csv, seed=2)
+    a = load_data(toy_csv, TrainConfig(seed=1))
+    b = load_data(toy_csv, TrainConfig(seed=1))
+    c = load_data(toy_csv, TrainConfig(seed=2))
     assert a.validation["text"].tolist() == b.validation["text"].tolist()
     assert a.validation["text"].tolist() != c.validation["text"].tolist()
     assert set(a.validation["label"]) == set(a.labels)  # every class is validated
@@ -75,8 +76,8 @@ def test_separate_validation_file_and_unknown_labels(tmp_path, toy_csv):
 
 
 def test_max_rows_takes_a_seeded_sample(toy_csv):
-    data = load_data(toy_csv, max_rows=30, seed=3)
-    again = load_data(toy_csv, max_rows=30, seed=3)
+    data = load_data(toy_csv, TrainConfig(max_train_rows=30, seed=3))
+    again = load_data(toy_csv, TrainConfig(max_train_rows=30, seed=3))
     assert len(data.train) == 30
     assert data.train["text"].tolist() == again.train["text"].tolist()
     assert not set(data.train["text"]) & set(data.validation["text"])
@@ -91,5 +92,31 @@ def test_unknown_language_is_warned_about(tmp_path):
 
 def test_max_rows_above_the_data_keeps_the_normal_split(toy_csv):
     full = load_data(toy_csv)
-    capped = load_data(toy_csv, max_rows=10_000)
+    capped = load_data(toy_csv, TrainConfig(max_train_rows=10_000))
     assert len(capped.train) == len(full.train) and len(capped.validation) == len(full.validation)
+
+
+def test_rows_from_memory_give_what_the_same_file_gives(toy_csv):
+    """The labeling store hands over rows, not files: the same rows must split, clean and report alike."""
+    import pandas as pd
+
+    config = TrainConfig(seed=5, validation_split=0.25)
+    table = pd.read_csv(toy_csv, dtype=str)
+    from_rows = labeled_data(table["text"].tolist(), table["label"].tolist(), config)
+    from_file = load_data(toy_csv, config)
+    assert from_rows.train.equals(from_file.train) and from_rows.validation.equals(from_file.validation)
+    assert from_rows.labels == from_file.labels
+    assert from_rows.report.class_counts == from_file.report.class_counts
+    assert from_rows.report.source == "rows" and from_rows.report.encoding == ""
+    assert len(from_rows.validation) == round(len(table) * 0.25)
+
+
+def test_rows_with_a_held_out_set_and_a_sample(toy_csv):
+    rows = toy_rows(per_class=20, seed=3)
+    held = [("pizza and soup tonight", "food"), ("snow all week", "weather")]
+    data = labeled_data([t for t, _ in rows], [label for _, label in rows], TrainConfig(max_train_rows=12, seed=1),
+                        validation=([t for t, _ in held], [label for _, label in held]), validation_source="frozen")
+    assert len(data.train) == 12 and data.validation["text"].tolist() == [t for t, _ in held]
+    assert data.report.validation_source == "frozen"
+    with pytest.raises(ValueError, match="labels the training data lacks: 'cars'"):
+        labeled_data([t for t, _ in rows], [label for _, label in rows], validation=(["fast cars"], ["cars"]))

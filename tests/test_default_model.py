@@ -13,10 +13,10 @@ from conftest import SAMPLE_EN
 
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
-    from bertdemo.train import train
+    from bertdemo.training import train
 
     config = TrainConfig()
-    data = load_data(SAMPLE_EN, tokenizer=load_tokenizer(config.model), max_length=config.max_length)
+    data = load_data(SAMPLE_EN, config, tokenizer=load_tokenizer(config.model))
     events = list(train(config, data, workspace=tmp_path_factory.mktemp("ws")))
     return events
 
@@ -32,8 +32,8 @@ def test_default_config_reaches_085_on_the_english_sample(default_run):
 
 
 def test_default_model_is_a_six_layer_twelve_head_bert(default_run):
-    from bertdemo.explain import attention
-    from bertdemo.predict import Predictor
+    from bertdemo.explain.attention import attention
+    from bertdemo.inference.predict import Predictor
 
     predictor = Predictor.from_run(default_run[-1].run_dir)
     assert predictor.model.config.model_type == "bert"

@@ -7,9 +7,11 @@ import numpy as np
 import torch
 import pytest
 
-from bertdemo import explain
-from bertdemo.explain import attention, attention_rollout, attributions, word_spans
-from bertdemo.predict import Predictor, get_predictor
+import bertdemo.explain.attributions as explain
+from bertdemo.explain.attention import attention, attention_rollout
+from bertdemo.explain.attributions import attributions
+from bertdemo.explain.tokens import word_spans
+from bertdemo.inference.predict import Predictor, get_predictor
 
 
 ATOL = 2e-2  # batch vs one-by-one in bf16 weights: padding changes the rounding, not the ranking
@@ -75,8 +77,7 @@ def test_attention_has_every_layer_and_head_and_rows_sum_to_one(predictor):
 
 
 def test_attention_of_a_model_without_the_lean_forward_comes_from_the_eager_copy(tiny_run):
-    plain = Predictor.from_run(tiny_run)
-    plain._lean = None  # as for an architecture the lean forward does not reproduce
+    plain = Predictor.from_run(tiny_run, lean=False)  # as for an architecture the lean forward does not reproduce
     text = "the rain stopped before the football"
     result, lean_result = attention(plain, text), attention(Predictor.from_run(tiny_run), text)
     assert plain._eager is not None and result.weights.shape == lean_result.weights.shape
@@ -109,7 +110,7 @@ def test_attributions_cover_every_token(predictor, method):
     # default target: the predicted class (of the same model: only batch shapes change the bf16 rounding)
     assert probs[result.target] == pytest.approx(max(probs.values()), abs=ATOL)
     assert result.probability == pytest.approx(probs[result.target], abs=ATOL)
-    words = [w for w, _ in word_spans(result.tokens, result.scores)]
+    words = [w for w, _ in word_spans(result.tokens, result.scores, special=result.special, word_ids=result.word_ids)]
     assert "tennis" in words and "[CLS]" not in words
 
 
@@ -209,7 +210,7 @@ def test_adaptive_path_integral_stops_chasing_an_error_refinement_does_not_shrin
 
 
 def _target_logit(predictor, text, target, baseline=False) -> float:
-    from bertdemo.explain import _baseline
+    from bertdemo.explain.attributions import _baseline
 
     batch = predictor.encode([text])
     if baseline:
@@ -228,8 +229,9 @@ def test_explanations_refuse_empty_text_and_unknown_class(predictor):
 
 
 def test_word_spans_merge_word_pieces():
-    assert word_spans(["[CLS]", "play", "##ing", "golf", "[SEP]"], np.array([9, 1.0, 0.5, 2.0, 9])) == [
-        ("playing", 1.5), ("golf", 2.0)]
+    tokens = ["[CLS]", "play", "##ing", "golf", "[SEP]"]
+    special = [True, False, False, False, True]  # asked of the tokenizer in the app, not read off the strings
+    assert word_spans(tokens, np.array([9, 1.0, 0.5, 2.0, 9]), special=special) == [("playing", 1.5), ("golf", 2.0)]
 
 
 def test_predictions_stay_right_while_explanations_run_in_other_threads(predictor):
@@ -282,7 +284,7 @@ def test_fast_path_precision_and_fp32_agree_on_the_ranking(tiny_run):
 def test_batch_file_gets_labels_and_a_spreadsheet_safe_csv(predictor, tmp_path):
     import pandas as pd
 
-    from bertdemo.batch import predict_file, save_predictions
+    from bertdemo.inference.batch_predict import predict_file, save_predictions
 
     src = tmp_path / "batch.csv"
     src.write_text('id,text\n1,pizza and soup\n2,"=HYPERLINK(""http://x"",""click"")"\n3,snow and fog\n')
@@ -296,7 +298,7 @@ def test_batch_file_gets_labels_and_a_spreadsheet_safe_csv(predictor, tmp_path):
 
 
 def test_test_file_is_scored_and_unknown_labels_are_named(predictor, tmp_path):
-    from bertdemo.evaluate import evaluate_file
+    from bertdemo.inference.evaluate import evaluate_file
 
     good = tmp_path / "test.csv"
     good.write_text("sentence,class\npizza and soup,food\nsnow and fog,weather\ngolf and tennis,sport\n")

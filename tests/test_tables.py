@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from bertdemo.tables import guess_columns, read_table
+from bertdemo.data.tables import guess_columns, read_table
 from conftest import write_csv
 
 ZH_ROWS = [("这家餐厅的菜很好吃，服务也很周到", "正面"), ("快递太慢了，包装还破了", "负面"), ("价格一般，味道还可以", "中性")]

@@ -10,7 +10,7 @@ import pytest
 
 from bertdemo.events import CancelledEvent, DoneEvent, EvalEvent, StartEvent, StepEvent
 from bertdemo.runs import list_runs, load_run_info
-from bertdemo.train import train
+from bertdemo.training import train
 
 
 def _events(config, data, workspace, should_stop=lambda: False):
@@ -140,9 +140,9 @@ def test_dropout_setting_reaches_every_dropout_layer(tiny_config, toy_data, rate
     """0 turns dropout off (the default), a rate sets every layer, None keeps the model's own (0.1 here)."""
     import torch
 
-    from bertdemo.train import _setup
+    from bertdemo.training.session import start_session
 
-    session = _setup(dataclasses.replace(tiny_config, dropout=rate), toy_data)
+    session = start_session(dataclasses.replace(tiny_config, dropout=rate), toy_data)
     rates = {m.p for m in session.model.modules() if isinstance(m, torch.nn.Dropout)}
     assert rates == {0.1 if rate is None else rate}
 

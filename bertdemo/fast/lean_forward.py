@@ -1,15 +1,16 @@
-"""A lean forward for BERT classifiers: transformers' ``BertForSequenceClassification`` maths with less Python
-around it, for predictions, the attention view and gradients with respect to the word embeddings.
+"""A lean forward for BERT classifiers (fast path ``lean_forward``): transformers'
+``BertForSequenceClassification`` maths with less Python around it, for predictions, the attention view and
+gradients with respect to the word embeddings.
 
-Why not the model's own forward: on a 12-word-piece text it spends about half of its ~8.6 ms in Python
-(mask building, output plumbing, a dispatch per submodule); the arithmetic takes ~3 ms. This forward runs the
-same operations on the same weights — the three Q/K/V projections as one matmul, SDPA, post-LayerNorm
-blocks, the pooler and the head — in about half the time, and bf16 predictions run oneDNN-prepacked weights
-(``_Dense``; bench/RESULTS.md). ``lean_forward(model)`` returns
+Why not the model's own forward: on a short text it spends about half of its time in Python (mask building,
+output plumbing, a dispatch per submodule) rather than arithmetic. This forward runs the same operations on the
+same weights — the three Q/K/V projections as one matmul, SDPA, post-LayerNorm blocks, the pooler and the
+head — with far less of that, and bf16 predictions run oneDNN-prepacked weights (``_Dense``; the figures are
+in bench/RESULTS.md). ``lean_forward(model)`` returns
 it only for the architecture it reproduces, and only after its logits matched the model's own on probe
 inputs; otherwise it returns None and the caller keeps the transformers forward.
 
-Attributions (``bertdemo.explain``) differentiate ``LeanBert.from_embeddings``; the attention view reads
+Attributions (``bertdemo.explain.attributions``) differentiate ``LeanBert.from_embeddings``; the attention view reads
 ``LeanBert.with_attentions``. Both use explicit attention maths instead of SDPA (which returns no weights,
 and whose CPU backward is slow at these sizes).
 """
@@ -114,9 +115,8 @@ class LeanBert:
         mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
             mask = attention_mask[:, None, None, :].bool()  # (B, 1, 1, T): which keys each query may see
-        # torch's CPU SDPA picks a flash kernel whose backward was 4-8x slower than the plain maths at these
-        # sizes (17x12 to 19x64 word-pieces: 20.8 vs 2.8 ms, 49.6 vs 11.9 ms per layer); its forward is the
-        # faster one for predictions (47 vs 140 us on one 12-word-piece text)
+        # torch's CPU SDPA picks a flash kernel whose backward is several times slower than the plain maths at
+        # these sizes; its forward is the faster one for predictions (bench/RESULTS.md)
         grad = embeds.requires_grad and torch.is_grad_enabled()
         if attentions is not None:
             attend = functools.partial(_attention, keep=attentions)
@@ -134,8 +134,8 @@ class LeanBert:
 class _Dense:
     """One Linear layer: ``F.linear`` where gradients flow, oneDNN's prepacked linear for predictions on CPU.
 
-    At prediction sizes (a dozen rows) ``F.linear`` re-lays the bf16 weight out for oneDNN on every call:
-    82 vs 46 us for the Q/K/V projection of a 12-word-piece text. Packing once is what torch's own compiler
+    At prediction sizes (a dozen rows) ``F.linear`` re-lays the bf16 weight out for oneDNN on every call, which
+    costs about as much as the matmul itself (bench/RESULTS.md). Packing once is what torch's own compiler
     does when it freezes a model (``torch._inductor``'s ``freezing``), through the same two ``mkldnn`` ops
     used here. They are torch-internal, so the pack is checked against ``F.linear`` when built and any
     failure keeps ``F.linear`` (the logits are checked again by ``_matches``).

@@ -1,7 +1,7 @@
 """Reading a user's table file: encoding and delimiter detection, and finding the text and label columns.
 
 This module only turns bytes into a pandas DataFrame of strings and names its columns; cleaning,
-splitting and the data report live in ``bertdemo.data``.
+splitting and the data report live beside it in ``bertdemo.data``.
 """
 from __future__ import annotations
 
@@ -123,6 +123,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
                          "Rename them so every column header is different.")
     if df.empty:
         raise ValueError(f"{path.name} has a header ({', '.join(df.columns)}) but no rows. Add labeled rows.")
+    df.attrs["source"] = path.name
     df.attrs["encoding"] = encoding
     df.attrs["delimiter"] = delimiter
     return df

@@ -1,19 +1,17 @@
-"""Explanations for one text, computed on demand: attention weights, attention rollout, token attributions.
+"""Token attributions for one text toward one class: integrated gradients and gradient×input.
 
-Attention weights and attributions (gradient×input, integrated gradients) both come from the prediction
-model itself (``Predictor.forward_with_attention``, ``Predictor.gradient_forward``): the explanation is of
-the numbers the Predict view shows.
-Everything returned is plain numpy: the UI draws it. Attention is not explanation — attributions and
-(later) faithfulness scores exist so a user can compare.
+Both differentiate the prediction model itself (``Predictor.gradient_forward``: the same weights and precision),
+so they explain the numbers the Predict view shows. Scores are per word-piece, in logit units.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from bertdemo.predict import Predictor
+from bertdemo.explain.tokens import encode_one, token_view
+from bertdemo.inference.predict import Predictor
 
 ATTRIBUTION_METHODS = ("integrated_gradients", "grad_x_input")
 FIRST_PANELS = 8  # integrated gradients start with this many Simpson panels (17 points on the path)
@@ -24,18 +22,8 @@ MAX_PATH_POSITIONS = 4096  # points × word-pieces per forward and backward: bou
 
 
 @dataclass(frozen=True)
-class AttentionResult:
-    tokens: list[str]  # word-pieces as the tokenizer produced them, [CLS] and [SEP] included
-    weights: np.ndarray  # (layers, heads, T, T); each row sums to 1
-    rollout: np.ndarray  # (T, T) attention rollout (Abnar & Zuidema 2020); rows sum to 1
-    truncated: bool  # the text was longer than max_length word-pieces and was cut
-    max_length: int
-    probabilities: dict[str, float]
-
-
-@dataclass(frozen=True)
 class AttributionResult:
-    tokens: list[str]
+    tokens: list[str]  # word-pieces as the tokenizer produced them, special tokens included
     scores: np.ndarray  # (T,) signed, in logit units: positive pushed the target class up
     target: str
     method: str
@@ -43,42 +31,8 @@ class AttributionResult:
     delta: float  # integrated gradients' completeness error in logit units (0 for grad×input)
     truncated: bool
     steps: int = 0  # points on the path where integrated gradients took gradients (0 for grad×input)
-
-
-def _encode_one(predictor: Predictor, text: str) -> tuple[dict[str, torch.Tensor], bool]:
-    if not text or not str(text).strip():
-        raise ValueError("The text is empty. Type a sentence to explain.")
-    return predictor.encode([str(text)]), predictor.count_tokens(text) > predictor.max_length
-
-
-def attention(predictor: Predictor, text: str) -> AttentionResult:
-    """All attention weights of every layer and head for one text, plus their rollout."""
-    batch, truncated = _encode_one(predictor, text)
-    logits, attentions = predictor.forward_with_attention(batch)
-    if not attentions or attentions[0] is None:
-        raise ValueError("This model returned no attention weights. Load it with attn_implementation='eager'.")
-    weights = torch.stack([a[0] for a in attentions]).float().cpu().numpy()  # (L, H, T, T)
-    probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
-    tokens = predictor.tokenizer.convert_ids_to_tokens(batch["input_ids"][0].tolist())
-    return AttentionResult(tokens=tokens, weights=weights, rollout=attention_rollout(weights), truncated=truncated,
-                           max_length=predictor.max_length,
-                           probabilities={label: float(p) for label, p in zip(predictor.labels, probs)})
-
-
-def attention_rollout(weights: np.ndarray, residual: float = 0.5) -> np.ndarray:
-    """Attention rollout (Abnar & Zuidema, 2020): average heads, mix in the residual path, multiply layers.
-
-    ``weights`` is (L, H, T, T); the result is (T, T): how much each token's final representation draws
-    on each input token.
-    """
-    layers = weights.mean(axis=1)  # (L, T, T)
-    n = layers.shape[-1]
-    rollout = np.eye(n)
-    for layer in layers:
-        mixed = residual * np.eye(n) + (1 - residual) * layer
-        mixed = mixed / mixed.sum(axis=-1, keepdims=True)
-        rollout = mixed @ rollout
-    return rollout
+    special: list[bool] = field(default_factory=list)  # which tokens are the tokenizer's special ones
+    word_ids: list[int | None] = field(default_factory=list)  # the word each piece belongs to (None: special)
 
 
 def attributions(predictor: Predictor, text: str, target: str | None = None,
@@ -90,9 +44,9 @@ def attributions(predictor: Predictor, text: str, target: str | None = None,
     precision), so ``probability`` is the one the Predict view shows. Integrated gradients use a baseline of
     [PAD] tokens that keeps [CLS] and [SEP] in place; their scores add up to logit(target | text) −
     logit(target | baseline) up to ``delta`` (both logits from the gradient computation's own kernels,
-    which in bf16 differ from the prediction kernels' by rounding: ~0.01). The logit, not the probability: the softmax saturates along
-    the path, and 50 steps then leave errors as large as the probability itself, while the logit path
-    converges (measured: error 0.07 vs 0.39 on 59 word-pieces).
+    which in bf16 differ from the prediction kernels' by rounding). The logit, not the probability: the softmax
+    saturates along the path, and a few dozen steps then leave errors as large as the probability itself, while
+    the logit path converges (bench/RESULTS.md).
 
     The path integral is adaptive Simpson quadrature (``_integrate_path``). ``steps`` is the most points
     on the path where gradients are taken; ``AttributionResult.steps`` says how many were.
@@ -101,7 +55,7 @@ def attributions(predictor: Predictor, text: str, target: str | None = None,
         raise ValueError(f"Unknown attribution method {method!r}. Use one of: {', '.join(ATTRIBUTION_METHODS)}.")
     if not 3 <= steps <= MAX_STEPS:
         raise ValueError(f"steps must be between 3 and {MAX_STEPS} points on the path (got {steps}).")
-    batch, truncated = _encode_one(predictor, text)
+    batch, truncated = encode_one(predictor, text)
     input_ids = batch["input_ids"]  # (1, T)
     extra = {k: v for k, v in batch.items() if k != "input_ids"}  # attention mask, token types: fixed on the path
     embedding, forward = predictor.gradient_forward()
@@ -123,10 +77,10 @@ def attributions(predictor: Predictor, text: str, target: str | None = None,
             scores, error, used = path.contributions([1.0])[1][0], 0.0, 0
         else:
             scores, used, error = _integrate_path(path, steps)
-    tokens = predictor.tokenizer.convert_ids_to_tokens(input_ids[0].tolist())
-    return AttributionResult(tokens=tokens, scores=scores.cpu().numpy(), target=predictor.labels[target_id],
+    view = token_view(predictor, text, input_ids[0].tolist())
+    return AttributionResult(tokens=view.tokens, scores=scores.cpu().numpy(), target=predictor.labels[target_id],
                              method=method, probability=float(probs[target_id]), delta=error, steps=used,
-                             truncated=truncated)
+                             truncated=truncated, special=view.special, word_ids=view.word_ids)
 
 
 class _Path:
@@ -168,15 +122,13 @@ def _integrate_path(path: _Path, max_points: int) -> tuple[torch.Tensor, int, fl
     completeness error |Σ scores − (logit(1) − logit(0))|.
 
     Adaptive Simpson on panels of the path. The logit along a trained classifier's path stays flat, then
-    turns sharply where the decision flips (a peak of width ~0.05 in α, at 0.3–0.5 on TREC texts), so
-    uniform rules spend most points where nothing happens: 16 Gauss–Legendre points left completeness
-    errors of 0.2–1.6 logits on 12-word-piece texts. Each panel carries its own completeness check — its
+    turns sharply where the decision flips (a narrow peak in α), so uniform rules spend most points where
+    nothing happens and miss the turn (bench/RESULTS.md). Each panel carries its own completeness check — its
     contributions must add up to the logit change across it, known from its edges for free — so points go
     to the panels that miss it. Splitting a panel reuses its three points. Refining stops when every panel
     meets ``_good_enough`` and so does the whole path (the per-panel check stops errors of opposite sign
     cancelling in the sum), when only panels of ``MIN_PANEL_WIDTH`` still miss (there the miss is the bf16
-    noise of the two edge logits: a 3-epoch TREC model's logits of 5-8 carry ~0.03 of it, and chasing it
-    ran 2 of 6 texts to the 49-point cap), or at ``max_points``. The completeness checks only see sums over
+    noise of the two edge logits, and chasing it runs texts to the point cap), or at ``max_points``. The completeness checks only see sums over
     tokens: per-token errors that cancel inside one panel go unseen (bench/RESULTS.md measures the
     distance to a fine fp32 reference instead).
     """
@@ -233,22 +185,7 @@ def _good_enough(error: float, gap: float) -> bool:
 
 def _baseline(predictor: Predictor, input_ids: torch.Tensor) -> torch.Tensor:
     """[PAD] everywhere except the special tokens, which stay where they are."""
-    tokenizer = predictor.tokenizer
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    special = torch.tensor(tokenizer.get_special_tokens_mask(input_ids[0].tolist(), already_has_special_tokens=True),
-                           dtype=torch.bool, device=input_ids.device)
+    pad = predictor.tokenizer.pad_token_id if predictor.tokenizer.pad_token_id is not None else 0
+    special = torch.tensor(predictor.special_tokens_mask(input_ids[0].tolist()), dtype=torch.bool,
+                           device=input_ids.device)
     return torch.where(special, input_ids[0], torch.full_like(input_ids[0], pad)).unsqueeze(0)
-
-
-def word_spans(tokens: list[str], scores: np.ndarray) -> list[tuple[str, float]]:
-    """Merge word-pieces ("##ing") back into words, summing their scores; special tokens are dropped."""
-    words: list[tuple[str, float]] = []
-    for token, score in zip(tokens, scores):
-        if token in ("[CLS]", "[SEP]", "[PAD]", "<s>", "</s>", "<pad>"):
-            continue
-        if token.startswith("##") and words:
-            word, total = words[-1]
-            words[-1] = (word + token[2:], total + float(score))
-        else:
-            words.append((token, float(score)))
-    return words

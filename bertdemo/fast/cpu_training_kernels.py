@@ -1,13 +1,17 @@
-"""Dropout with a cheap random mask on CPU, for training; and ``use_cpu_dropout(model)`` to switch a model to it.
+"""CPU training kernels (fast path ``cpu_kernels``): dropout with a cheap random mask, and an eager attention
+kernel that uses it. ``use_cpu_training_kernels(model)`` switches a model to both, whatever the dropout rate.
 
 Why not ``torch.nn.Dropout``: on CPU it draws one Mersenne-Twister number per element from torch's single,
-locked generator, and at MiniLM's sizes (32 texts x 14 word-pieces x 384) that was ~15% of a bf16 training
-step (bench/RESULTS.md). Here one 64-bit draw yields four 16-bit uniforms, so the generator does a quarter of
-the work, and the mask is applied with one ``torch.where``. Same seeding (torch's CPU generator), same
-expectation: ``p`` is rounded to a multiple of 1/65536 and the survivors are scaled by exactly that rate. On
-GPUs torch's own dropout (a fused Philox kernel) is already fast and is what runs.
+locked generator, and at MiniLM's sizes (32 texts x 14 word-pieces x 384) that is a large share of a bf16
+training step (bench/RESULTS.md). Here one 64-bit draw yields four 16-bit uniforms, so the generator does a
+quarter of the work, and the mask is applied with one ``torch.where``. Same seeding (torch's CPU generator),
+same expectation: ``p`` is rounded to a multiple of 1/65536 and the survivors are scaled by exactly that rate.
 
-Not in here: which precision or attention the model predicts with (``bertdemo.predict``).
+Why the attention swap, also at dropout 0: transformers' SDPA attention with dropout falls back to the same
+maths with torch's dropout, and without dropout it takes a flash kernel whose backward is slower than this
+eager path at these lengths (bench/RESULTS.md). On GPUs torch's own kernels are fast and nothing is swapped.
+
+Not in here: which precision or attention the model predicts with (``bertdemo.inference``).
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import logging
 import torch
 from torch import nn
 
-ATTENTION = "bertdemo_cpu_dropout"  # the name our attention function is registered under in transformers
+ATTENTION = "bertdemo_cpu_training"  # the name our attention function is registered under in transformers
 _INT64_MIN = torch.iinfo(torch.int64).min
 
 
@@ -47,14 +51,11 @@ class CpuDropout(nn.Dropout):
 def eager_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                     attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
                     **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-    """transformers' eager attention with ``cpu_dropout`` on the attention probabilities.
-
-    Measured on CPU (bench/RESULTS.md): SDPA with dropout falls back to this same math but with torch's
-    dropout; SDPA without dropout takes a flash kernel that is slower at these lengths, so it is no way out.
-    """
+    """transformers' eager attention with ``cpu_dropout`` on the attention probabilities (the module docstring
+    says why not SDPA while gradients flow)."""
     if scaling is None:
         scaling = query.size(-1) ** -0.5
-    if not torch.is_grad_enabled():  # evaluation passes: SDPA's fused CPU kernel is ~2x the math below
+    if not torch.is_grad_enabled():  # evaluation passes: without a backward, SDPA's fused CPU kernel is faster
         output = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask,
                                                             scale=scaling)
         return output.transpose(1, 2).contiguous(), None
@@ -74,7 +75,7 @@ def _register() -> None:
     AttentionMaskInterface.register(ATTENTION, eager_mask)  # the additive float mask eager attention expects
 
 
-def use_cpu_dropout(model: nn.Module) -> nn.Module:
+def use_cpu_training_kernels(model: nn.Module) -> nn.Module:
     """Swap ``model``'s dropout layers (and, where the architecture allows, its attention) to ``cpu_dropout``.
 
     Meant for training on CPU; weights are untouched, so the model saves and reloads like any other. Returns

@@ -2,7 +2,7 @@
 switch between train and eval, reproducible under a seed, and gradients through the same mask."""
 import torch
 
-from bertdemo.cpu_dropout import ATTENTION, CpuDropout, cpu_dropout, use_cpu_dropout
+from bertdemo.fast.cpu_training_kernels import ATTENTION, CpuDropout, cpu_dropout, use_cpu_training_kernels
 
 
 def test_drops_at_the_requested_rate_and_scales_survivors():
@@ -43,7 +43,7 @@ def test_model_switch_keeps_eval_outputs_and_uses_our_attention(tiny_model_dir):
     mask = (ids != 0).long()
     plain = load_classifier(str(tiny_model_dir), ("a", "b"), attn="sdpa").eval()
     torch.manual_seed(0)
-    swapped = use_cpu_dropout(load_classifier(str(tiny_model_dir), ("a", "b"), attn="sdpa")).eval()
+    swapped = use_cpu_training_kernels(load_classifier(str(tiny_model_dir), ("a", "b"), attn="sdpa")).eval()
     swapped.load_state_dict(plain.state_dict())
     assert swapped.config._attn_implementation == ATTENTION
     assert not any(type(m) is torch.nn.Dropout for m in swapped.modules())
@@ -55,10 +55,10 @@ def test_model_switch_keeps_eval_outputs_and_uses_our_attention(tiny_model_dir):
 
 
 def test_attention_probabilities_are_dropped_in_training(tiny_model_dir):
-    from bertdemo.cpu_dropout import eager_attention
+    from bertdemo.fast.cpu_training_kernels import eager_attention
     from bertdemo.models import load_classifier
 
-    attention = use_cpu_dropout(load_classifier(str(tiny_model_dir), ("a", "b"))).bert.encoder.layer[0].attention.self
+    attention = use_cpu_training_kernels(load_classifier(str(tiny_model_dir), ("a", "b"))).bert.encoder.layer[0].attention.self
     attention.train()
     q = k = v = torch.randn(2, 4, 6, 16, requires_grad=True)  # (B, H, T, D)
     _, weights = eager_attention(attention, q, k, v, None, dropout=0.5)

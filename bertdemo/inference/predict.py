@@ -1,5 +1,5 @@
 """Class probabilities from a saved run: the fast path (bf16 weights where native, the lean BERT forward of
-``bertdemo.lean_forward`` where it applies, SDPA attention, inference mode, no attention weights).
+``bertdemo.fast.lean_forward`` where it applies, SDPA attention, inference mode, no attention weights).
 
 ``Predictor`` is thread-safe: the model is only read, and the tokenizer (whose Rust side refuses concurrent
 use with changing truncation settings) is guarded by a lock. Attention and attributions live in
@@ -7,6 +7,10 @@ use with changing truncation settings) is guarded by a lock. Attention and attri
 model's own with ``inputs_embeds``), the attention view where the lean forward applies. A second,
 eager-attention fp32 copy is loaded when first asked only for attention weights of other architectures and
 for gradients of fp16 weights.
+
+transformers is imported here, at import time, not lazily inside a handler: its lazy module is not safe to
+resolve from two threads at once (the app's first prediction and first explanation could fail with an
+ImportError). ``get_predictor`` builds one predictor at a time for the same reason.
 """
 from __future__ import annotations
 
@@ -17,9 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import transformers  # noqa: F401 - resolved once here (see above)
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer  # noqa: F401
+from transformers import BertForSequenceClassification, BertTokenizerFast  # noqa: F401
 
+from bertdemo import fast
 from bertdemo.device import best_device, choose_precision
-from bertdemo.lean_forward import lean_forward
+from bertdemo.fast.lean_forward import lean_forward
 from bertdemo.models import load_classifier, load_tokenizer
 from bertdemo.runs import load_run_info, read_json
 
@@ -29,9 +37,11 @@ CACHE_SIZE = 4  # predictors kept loaded at once (each MiniLM run is ~90 MB)
 
 class Predictor:
     def __init__(self, model, tokenizer, *, max_length: int = 128, source: str = "", device=None,
-                 precision: str = "auto", lean: bool = True):
-        """``model`` must not change after this (the lean forward holds a copy of its Q/K/V weights);
-        ``lean=False`` always uses the model's own forward."""
+                 precision: str = "auto", lean: bool = True, prepack: bool = True):
+        """``model`` must not change after this (the lean forward holds a copy of its Q/K/V weights).
+
+        ``lean=False`` (or ``BERTDEMO_FAST_OFF=lean_forward``) always uses the model's own forward; ``prepack=False``
+        keeps the lean forward but without oneDNN-prepacked weights."""
         self.device = torch.device(device) if device is not None else best_device()
         self.precision = _predict_precision(precision, self.device)
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision, torch.float32)
@@ -39,7 +49,7 @@ class Predictor:
         self.model = model.to(self.device, dtype=dtype).eval().requires_grad_(False)
         # Same logits with about half the Python of the model's own forward (checked when built); None for
         # architectures it does not reproduce, which keep the transformers forward.
-        self._lean = lean_forward(self.model) if lean else None
+        self._lean = lean_forward(self.model, prepack) if lean and fast.enabled("lean_forward") else None
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.source = source  # the run folder or model the weights came from (used to load the eager copy)
@@ -53,7 +63,8 @@ class Predictor:
         self.explain_lock = threading.Lock()
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, device=None, precision: str = "auto") -> "Predictor":
+    def from_run(cls, run_dir: str | Path, device=None, precision: str = "auto", *, lean: bool = True,
+                 prepack: bool = True) -> "Predictor":
         """Load a saved run (anything ``from_pretrained`` reads, labels from its config)."""
         run_dir = Path(run_dir)
         if (run_dir / "run.json").exists():
@@ -62,7 +73,7 @@ class Predictor:
         tokenizer = load_tokenizer(str(run_dir))
         model = load_classifier(str(run_dir), attn="sdpa")
         return cls(model, tokenizer, max_length=int(train_config.get("max_length", 128)), source=str(run_dir),
-                   device=device, precision=precision)
+                   device=device, precision=precision, lean=lean, prepack=prepack)
 
     def encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """Tokenized, truncated to ``max_length``, padded tensors on the model's device."""
@@ -91,6 +102,19 @@ class Predictor:
     def uses_lean_forward(self) -> bool:
         """True when predictions run ``bertdemo.lean_forward`` rather than the model's own forward."""
         return self._lean is not None
+
+    def word_ids(self, text: str) -> list[int | None]:
+        """For each word-piece of ``text`` as ``encode`` cuts it, the index of the word it belongs to; None for
+        special tokens ([CLS], [SEP]…). Needs a fast tokenizer: a ``ValueError`` otherwise."""
+        with self._tokenizer_lock:
+            encoding = self.tokenizer([str(text)], truncation=True, max_length=self.max_length)
+        return list(encoding.word_ids(0))
+
+    def special_tokens_mask(self, ids: list[int]) -> list[bool]:
+        """Which of ``ids`` are the tokenizer's special tokens ([CLS], [SEP], [PAD]…), asked of the tokenizer."""
+        with self._tokenizer_lock:
+            mask = self.tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)
+        return [bool(m) for m in mask]
 
     def count_tokens(self, text: str) -> int:
         """Word-pieces of ``text`` before truncation, [CLS]/[SEP] included."""
@@ -154,8 +178,8 @@ class Predictor:
 
 
 def _predict_precision(requested: str, device: torch.device) -> str:
-    """bf16 weights where the hardware runs them natively: same TREC accuracy, 1.2x (short) to 1.7x (128
-    word-pieces) faster than fp32 on this CPU (bench/RESULTS.md). Explanations use the same weights."""
+    """bf16 weights where the hardware runs them natively: the same TREC accuracy, faster than fp32, more so on
+    long texts (bench/RESULTS.md). Explanations use the same weights."""
     if requested == "auto":
         return choose_precision("auto", device)  # the same choice training makes
     if requested not in ("fp32", "bf16", "fp16"):
@@ -170,22 +194,29 @@ def _as_texts(texts) -> list[str]:
 
 
 _cache: "OrderedDict[str, Predictor]" = OrderedDict()
-_cache_lock = threading.Lock()
+_cache_lock = threading.Lock()  # guards _cache; held only for lookups, never while loading
+_build_lock = threading.Lock()  # one predictor is loaded at a time (transformers' lazy imports; memory)
 
 
 def get_predictor(run_dir: str | Path) -> Predictor:
-    """A cached ``Predictor`` for a run folder (least recently used ones are dropped past CACHE_SIZE)."""
+    """A cached ``Predictor`` for a run folder (least recently used ones are dropped past CACHE_SIZE).
+
+    Two threads asking for the same run at once get the same predictor, loaded once."""
     key = str(Path(run_dir).resolve())
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    predictor = Predictor.from_run(run_dir)
-    with _cache_lock:
-        _cache[key] = predictor
-        _cache.move_to_end(key)
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+    with _build_lock:
+        with _cache_lock:
+            if key in _cache:  # another thread loaded it while this one waited
+                return _cache[key]
+        predictor = Predictor.from_run(run_dir)
+        with _cache_lock:
+            _cache[key] = predictor
+            _cache.move_to_end(key)
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
     return predictor
 
 
@@ -197,7 +228,8 @@ def forget_predictor(run_dir: str | Path) -> None:
 
 def base_predictor(model: str, labels: tuple[str, ...], *, seed: int = 0, max_length: int = 128) -> Predictor:
     """The base model before fine-tuning, with a freshly initialised (seeded) head: what training starts from."""
-    torch.manual_seed(seed)
-    tokenizer = load_tokenizer(model)
-    classifier = load_classifier(model, labels, attn="sdpa")
-    return Predictor(classifier, tokenizer, max_length=max_length, source="")
+    with _build_lock:
+        torch.manual_seed(seed)
+        tokenizer = load_tokenizer(model)
+        classifier = load_classifier(model, labels, attn="sdpa")
+        return Predictor(classifier, tokenizer, max_length=max_length, source="")

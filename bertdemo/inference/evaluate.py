@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from bertdemo.data import load_heldout
+from bertdemo.inference.predict import Predictor
 from bertdemo.metrics import classification_metrics
-from bertdemo.predict import Predictor
 
 
 def evaluate_file(predictor: Predictor, path: str | Path, *, text_col: str | None = None,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bertdemo.predict import Predictor
-from bertdemo.tables import TEXT_NAMES, guess_columns, read_table
+from bertdemo.data.tables import TEXT_NAMES, guess_columns, read_table
+from bertdemo.inference.predict import Predictor
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # spreadsheet apps run cells that start like this
 

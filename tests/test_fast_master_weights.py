@@ -4,7 +4,7 @@ import dataclasses
 
 import torch
 
-from bertdemo.master_weights import MasterWeights
+from bertdemo.fast.master_weights import MasterWeights
 
 
 def _tiny() -> torch.nn.Module:
@@ -46,7 +46,7 @@ def test_bf16_training_on_cpu_learns_and_saves_fp32_with_frozen_weights_intact(t
     from transformers import AutoModelForSequenceClassification
 
     from bertdemo.events import DoneEvent, StartEvent
-    from bertdemo.train import train
+    from bertdemo.training import train
 
     config = dataclasses.replace(tiny_config, precision="bf16", freeze_word_embeddings=True)
     events = list(train(config, toy_data, workspace=tmp_path))

@@ -1,8 +1,9 @@
-"""bf16 weights with fp32 master copies: how the training loop runs bf16 on CPUs.
+"""bf16 weights with fp32 master copies: how the training loop runs bf16 on CPUs (fast path ``master_weights``;
+off, CPU bf16 training uses autocast).
 
 Why not autocast there: autocast keeps fp32 weights and, at every step, casts each weight and every
 activation that crosses an fp32 op (LayerNorm, residual adds) to bf16 and their gradients back; at MiniLM's
-sizes that copying was ~10% of a CPU step (bench/RESULTS.md). Here the model itself is bf16, so forward and
+sizes that copying is a noticeable share of a CPU step (bench/RESULTS.md). Here the model itself is bf16, so forward and
 backward run in bf16 throughout, while the optimizer updates fp32 master copies (an update of 1e-4 relative
 size would vanish in bf16's 8-bit mantissa) that are written back into the model after each step. On GPUs
 autocast's casts are cheap and the training loop keeps it.
@@ -10,7 +11,8 @@ autocast's casts are cheap and the training loop keeps it.
 Validation during training runs the bf16 model, so a saved run's metrics were measured in bf16; the run
 itself holds the fp32 masters, whose predictions can differ from them in the last digits.
 
-Not in here: the optimizer, clipping and the schedule (``bertdemo.train``).
+Not in here: the optimizer, clipping and the schedule (``bertdemo.training``); the precision strategy that uses
+this class is ``bertdemo.training.precision.MasterWeightsBf16``.
 """
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ import torch
 from transformers import (BertConfig, BertForSequenceClassification, DistilBertConfig,
                           DistilBertForSequenceClassification)
 
-from bertdemo.lean_forward import lean_forward
-from bertdemo.predict import Predictor
+from bertdemo.fast.lean_forward import lean_forward
+from bertdemo.inference.predict import Predictor
 
 
 def _bert(**overrides) -> BertForSequenceClassification:
@@ -104,8 +104,8 @@ def test_a_model_the_lean_forward_gets_wrong_is_refused():
 def test_predictor_uses_it_and_falls_back_without_it(tiny_run):
     lean = Predictor.from_run(tiny_run, precision="fp32")
     assert lean.uses_lean_forward
-    plain = Predictor.from_run(tiny_run, precision="fp32")
-    plain._lean = None
+    plain = Predictor.from_run(tiny_run, precision="fp32", lean=False)
+    assert not plain.uses_lean_forward
     texts = ["pizza and cheese", "a long tennis match that went on and on", "fog"]
     torch.testing.assert_close(torch.from_numpy(lean.predict_proba(texts)),
                                torch.from_numpy(plain.predict_proba(texts)), rtol=1e-4, atol=1e-5)

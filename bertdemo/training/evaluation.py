@@ -1,0 +1,25 @@
+"""One validation pass during training: the weights as they are now, on the held-out rows, in inference mode."""
+from __future__ import annotations
+
+import torch
+
+from bertdemo.metrics import classification_metrics
+
+
+@torch.inference_mode()
+def validate(session, labels: tuple[str, ...]) -> dict:
+    """Full validation metrics (``bertdemo.metrics``) of ``session``'s model; leaves the model in eval mode."""
+    s = session
+    s.model.eval()
+    logits_all, labels_all = [], []
+    for batch in s.val_loader:
+        with s.precision.autocast():
+            logits = s.model(**{k: v for k, v in batch.items() if k != "labels"}).logits  # (B, C)
+        logits, batch_labels = s.accelerator.gather_for_metrics((logits.float(), batch["labels"]))
+        logits_all.append(logits.cpu())
+        labels_all.append(batch_labels.cpu())
+    logits = torch.cat(logits_all)  # (N, C)
+    y_true = torch.cat(labels_all)
+    loss = torch.nn.functional.cross_entropy(logits, y_true).item()
+    probs = torch.softmax(logits, dim=-1).numpy()
+    return classification_metrics(y_true.numpy(), probs, labels, texts=s.val_frame["text"].tolist(), loss=loss)

@@ -1,0 +1,117 @@
+"""Everything one training run holds — model, tokenizer, loaders, optimizer, schedule, precision strategy — and
+the training step itself. Built by ``start_session``; dropped as a whole when the run ends, which frees its
+memory.
+
+The plain path reads top to bottom: load the model, tokenize, make loaders, AdamW, ``accelerator.prepare``, a
+linear schedule, and a step of forward, cross-entropy, backward, clip, update. The optional CPU speed paths
+enter in two places only: ``use_cpu_training_kernels`` and the precision strategy (``bertdemo.fast``).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from accelerate import Accelerator
+from transformers import get_scheduler, set_seed
+
+from bertdemo import fast
+from bertdemo.config import SCRATCH_MODEL, TrainConfig
+from bertdemo.data import LabeledData
+from bertdemo.fast.cpu_training_kernels import use_cpu_training_kernels
+from bertdemo.models import load_classifier, load_tokenizer
+from bertdemo.training.loaders import CountingCollator, eval_loader, tokenize_frame, train_loader
+from bertdemo.training.precision import Plain, precision_strategy
+from bertdemo.training.scratch import build_scratch_model, build_scratch_tokenizer
+
+EVAL_BATCH_SIZE = 128  # inference needs no activations for backward: bigger batches are cheaper per text
+
+
+@dataclass
+class Session:
+    accelerator: Accelerator
+    device: torch.device
+    precision: Plain  # the strategy (bertdemo.training.precision); .name is "fp32", "bf16" or "fp16"
+    tokenizer: object
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    loader: object
+    val_loader: object
+    val_frame: pd.DataFrame  # the validation rows in the order val_loader yields them
+    collator: CountingCollator
+
+
+def start_session(config: TrainConfig, data: LabeledData) -> Session:
+    set_seed(config.seed)
+    # Precision is handled by our strategies, not by Accelerator(mixed_precision=...): accelerate's state is a
+    # process-wide singleton that refuses a second, different precision, and the app trains many runs.
+    accelerator = Accelerator()
+    device = accelerator.device
+    tokenizer, model = _build_model(config, data)
+    if config.dropout is not None:
+        _set_dropout(model, config.dropout)
+    if device.type == "cpu" and fast.enabled("cpu_kernels"):
+        use_cpu_training_kernels(model)
+    precision = precision_strategy(config.precision, accelerator, model)
+    train_ds = tokenize_frame(data.train, tokenizer, data.label2id, config.max_length)
+    # Validation sorted by length: evaluation batches then carry almost no padding.
+    val_frame = data.validation.assign(_len=data.validation["text"].str.len()).sort_values("_len", kind="stable")
+    val_ds = tokenize_frame(val_frame, tokenizer, data.label2id, config.max_length)
+    collator = CountingCollator(tokenizer, pad_to_multiple_of=8 if device.type == "cuda" else None)
+    loader = train_loader(train_ds, collator, config.batch_size, seed=config.seed, batching=config.batching)
+    val_loader = eval_loader(val_ds, CountingCollator(tokenizer), EVAL_BATCH_SIZE)
+    # fused: one kernel for all tensors instead of torch's per-tensor loop on CPU (bench/RESULTS.md)
+    optimizer = torch.optim.AdamW(_param_groups(precision.named_trainable(), config.weight_decay),
+                                  lr=config.learning_rate, fused=device.type in ("cpu", "cuda"))
+    model, optimizer, loader, val_loader = accelerator.prepare(model, optimizer, loader, val_loader)
+    total_steps = len(loader) * config.epochs
+    scheduler = get_scheduler(config.scheduler, optimizer, num_warmup_steps=round(config.warmup_ratio * total_steps),
+                              num_training_steps=total_steps)
+    return Session(accelerator=accelerator, device=device, precision=precision, tokenizer=tokenizer, model=model,
+                   optimizer=optimizer, scheduler=scheduler, loader=loader, val_loader=val_loader,
+                   val_frame=val_frame, collator=collator)
+
+
+def training_step(s: Session, batch: dict, max_grad_norm: float) -> float:
+    """One optimizer step; returns the batch's training loss."""
+    with s.precision.autocast():
+        logits = s.model(**{k: v for k, v in batch.items() if k != "labels"}).logits  # (B, C)
+    loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"])  # in fp32 whatever the model's dtype
+    s.precision.backward(loss)
+    s.precision.step(s.optimizer, max_grad_norm)
+    s.scheduler.step()
+    s.optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
+def _build_model(config: TrainConfig, data: LabeledData):
+    if config.model == SCRATCH_MODEL:
+        tokenizer = build_scratch_tokenizer(data.train["text"].tolist())
+        model = build_scratch_model(tokenizer, data.labels, max_length=config.max_length, seed=config.seed)
+        return tokenizer, model
+    tokenizer = load_tokenizer(config.model)
+    model = load_classifier(config.model, data.labels, attn="sdpa")
+    if config.freeze_word_embeddings:
+        # Skips the dense gradient, clipping and AdamW update of the word-embedding matrix (half of MiniLM's
+        # weights); pretrained word vectors barely move in a few epochs of fine-tuning anyway (bench/RESULTS.md).
+        model.get_input_embeddings().weight.requires_grad_(False)
+    return tokenizer, model
+
+
+def _set_dropout(model: torch.nn.Module, p: float) -> None:
+    """One rate for every dropout layer (BERT's attention reads its rate from such a layer too)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+
+
+def _param_groups(named_params: Iterable[tuple[str, torch.Tensor]], weight_decay: float) -> list[dict]:
+    """AdamW groups: no weight decay on biases and LayerNorm weights (as in BERT's original recipe)."""
+    decay, no_decay = [], []
+    for name, param in named_params:
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

@@ -1,0 +1,117 @@
+"""Each fast path against the stock path it replaces, with it switched off by ``BERTDEMO_FAST_OFF``.
+
+Training is compared by its loss trajectory over 20 optimizer steps on the embedded MiniLM cut to two layers:
+pretrained, so the loss falls from ~1.1 to below 0.1 within those steps — a path that dropped or garbled its updates
+would leave the trajectory by far more than the tolerances here (checked below with a no-learning control).
+Tolerances (measured differences in brackets, on CPU):
+- CPU training kernels at dropout 0, fp32, vs transformers' SDPA model: 1e-4 per step [4e-7];
+- bf16 master weights vs stock bf16 autocast, and vs plain fp32: 0.05 per step [0.011 and 0.007; autocast itself
+  is 0.006 from fp32]. Where the loss falls fastest, bf16 rounding moves a step's loss most.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from bertdemo import fast
+from bertdemo.training.precision import Autocast, MasterWeightsBf16, Plain
+from bertdemo.training.session import start_session, training_step
+
+STEPS = 20
+
+
+@pytest.fixture(scope="module")
+def mini_bert(tmp_path_factory) -> str:
+    """The embedded MiniLM with only its first two (pretrained) layers, saved as a local model folder."""
+    from transformers import BertForSequenceClassification
+
+    from bertdemo.models import default_model_path, load_tokenizer
+
+    path = tmp_path_factory.mktemp("mini-bert")
+    model = BertForSequenceClassification.from_pretrained(default_model_path(), num_hidden_layers=2, num_labels=3)
+    model.save_pretrained(path)
+    load_tokenizer("default").save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def mini_config(mini_bert):
+    from bertdemo.config import TrainConfig
+
+    return TrainConfig(model=mini_bert, batch_size=8, learning_rate=5e-4, warmup_ratio=0.0, max_length=32,
+                       precision="fp32", patience=0)
+
+
+def trajectory(config, data, monkeypatch, off: str = "") -> tuple[np.ndarray, object]:
+    """Training losses of the first STEPS steps with the fast paths named in ``off`` switched off."""
+    monkeypatch.setenv(fast.ENV, off)
+    s = start_session(config, data)
+    s.model.train()
+    batches = itertools.islice(itertools.chain.from_iterable(itertools.repeat(s.loader)), STEPS)
+    losses = np.array([training_step(s, batch, config.max_grad_norm) for batch in batches])
+    return losses, s
+
+
+def test_the_switch_names_paths_and_refuses_typos(monkeypatch):
+    monkeypatch.setenv(fast.ENV, "")
+    assert all(fast.enabled(name) for name in fast.FAST_PATHS)
+    monkeypatch.setenv(fast.ENV, "lean_forward, cpu_kernels")
+    assert [fast.enabled(name) for name in fast.FAST_PATHS] == [True, False, False]
+    monkeypatch.setenv(fast.ENV, "all")
+    assert not any(fast.enabled(name) for name in fast.FAST_PATHS)
+    monkeypatch.setenv(fast.ENV, "lean-forward")
+    with pytest.raises(ValueError, match="unknown fast paths: lean-forward"):
+        fast.enabled("lean_forward")
+
+
+def test_cpu_training_kernels_follow_the_stock_fp32_trajectory(mini_config, toy_data, monkeypatch):
+    fast_losses, s = trajectory(mini_config, toy_data, monkeypatch)
+    assert s.model.config._attn_implementation == "bertdemo_cpu_training"
+    stock, s = trajectory(mini_config, toy_data, monkeypatch, off="all")
+    assert s.model.config._attn_implementation == "sdpa" and isinstance(s.precision, Plain)
+    assert stock[-5:].mean() < 0.75 * stock[:5].mean()  # it learns: a trajectory that can tell paths apart
+    np.testing.assert_allclose(fast_losses, stock, atol=1e-4, rtol=0)
+
+
+def test_cpu_training_kernels_give_the_stock_gradients(mini_config, toy_data, monkeypatch):
+    grads = []
+    for off in ("", "cpu_kernels"):
+        monkeypatch.setenv(fast.ENV, off)
+        s = start_session(mini_config, toy_data)
+        s.model.train()
+        batch = next(iter(s.loader))
+        loss = torch.nn.functional.cross_entropy(
+            s.model(**{k: v for k, v in batch.items() if k != "labels"}).logits, batch["labels"])
+        loss.backward()
+        grads.append({n: p.grad.clone() for n, p in s.model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 20
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_bf16_master_weights_follow_autocast_and_fp32(mini_config, toy_data, monkeypatch):
+    bf16 = dataclasses.replace(mini_config, precision="bf16")
+    masters, s = trajectory(bf16, toy_data, monkeypatch)
+    assert isinstance(s.precision, MasterWeightsBf16)
+    autocast, s = trajectory(bf16, toy_data, monkeypatch, off="master_weights")
+    assert isinstance(s.precision, Autocast)
+    fp32, _ = trajectory(mini_config, toy_data, monkeypatch, off="all")
+    np.testing.assert_allclose(masters, autocast, atol=0.05, rtol=0)
+    np.testing.assert_allclose(masters, fp32, atol=0.05, rtol=0)
+    frozen, _ = trajectory(dataclasses.replace(mini_config, learning_rate=1e-9), toy_data, monkeypatch, off="all")
+    assert np.abs(frozen - masters).max() > 0.5  # a path that lost its updates would fail the checks above
+
+
+def test_predictions_without_the_lean_forward_are_the_same(tiny_run, monkeypatch):
+    from bertdemo.inference.predict import Predictor
+
+    texts = ["pizza and cheese", "a long tennis match that went on and on", "fog"]
+    lean = Predictor.from_run(tiny_run, precision="fp32")
+    monkeypatch.setenv(fast.ENV, "lean_forward")
+    stock = Predictor.from_run(tiny_run, precision="fp32")
+    assert lean.uses_lean_forward and not stock.uses_lean_forward
+    np.testing.assert_allclose(lean.predict_proba(texts), stock.predict_proba(texts), rtol=1e-4, atol=1e-5)
