@@ -106,8 +106,42 @@ def test_html_in_a_csv_cell_shows_as_text(page, app_url, tmp_path):
     page = page.context.new_page()  # a second tab: a session of its own
     page.goto(app_url[0])
     page.locator("#upload input[type=file]").set_input_files(str(path))
-    expect(page.get_by_text("Data ready: **evil.csv**").or_(page.get_by_text("Data ready"))).to_be_visible(
-        timeout=60_000)
+    expect(page.locator("#data-status")).to_contain_text("Data ready: evil.csv", timeout=60_000)
     expect(page.locator("#preview")).to_contain_text("<script>window.__xss=1</script>", timeout=30_000)
     assert page.evaluate("() => window.__xss") is None
     page.close()
+
+
+def test_a_file_that_fails_to_load_leaves_no_data_behind_and_new_files_get_their_own_columns(page, app_url, tmp_path):
+    """The bug: a second file with other column names failed (the old file's column names were reused), the old
+    report stayed, and Start trained on the old file."""
+    first = tmp_path / "first.csv"
+    first.write_text("text,label\n" + "".join(f"text number {i},{'a' if i % 2 else 'b'}\n" for i in range(20)))
+    second = tmp_path / "second.csv"
+    second.write_text("review,stars\n" + "".join(f"a review {i},{i % 3 + 1}\n" for i in range(30)))
+    broken = tmp_path / "broken.csv"
+    broken.write_text("comment,rating\n" + "".join(f"same rating {i},5\n" for i in range(10)))  # one class
+    tab = page.context.new_page()
+    tab.goto(app_url[0])
+    status, report = tab.locator("#data-status"), tab.locator("#data-report")
+
+    def upload(path):  # as a person does it: clear the box (×) if it holds a file, then choose the next file
+        clear = tab.locator("#upload button[aria-label=Clear]")
+        if clear.count():
+            clear.click()
+        tab.locator("#upload input[type=file]").set_input_files(str(path))
+
+    upload(first)
+    expect(status).to_contain_text("Data ready: first.csv", timeout=60_000)
+    upload(second)
+    expect(status).to_contain_text("Data ready: second.csv", timeout=60_000)
+    expect(report).to_contain_text("Text column review, label column stars")
+    expect(report).to_contain_text("30 kept")
+    upload(broken)
+    expect(status).to_contain_text("Not loaded", timeout=60_000)
+    expect(status).to_contain_text("only one class")
+    expect(report).not_to_contain_text("second.csv")  # the previous file's report is gone
+    _tab(tab, "2 · Train")
+    tab.locator("#start-train").click()
+    expect(tab.get_by_text("Load a data file first").first).to_be_visible(timeout=30_000)
+    tab.close()

@@ -155,9 +155,13 @@ def test_runs_list_zip_load_delete(client, trained, app_url):
     assert [r["run_dir"] for r in runs] == [run_dir] and runs[0]["status"] == "complete"
     with zipfile.ZipFile(client.predict(run_dir, api_name="/zip_run")) as archive:
         assert f"{Path(run_dir).name}/model.safetensors" in archive.namelist()
-    client.predict(run_dir, api_name="/load_run")
-    with pytest.raises(Exception, match="not a run in this app's workspace"):
-        client.predict("/etc", api_name="/delete_run")
+    assert f"Model in use: **{Path(run_dir).name}**" in client.predict(Path(run_dir).name, api_name="/load_run")
+    for outside in ("/etc", "../", str(Path(run_dir).parent.parent)):
+        with pytest.raises(Exception, match="not a run in this app's workspace"):
+            client.predict(outside, api_name="/delete_run")
+        with pytest.raises(Exception, match="not a run in this app's workspace"):
+            client.predict(outside, api_name="/load_run")
+    assert Path(run_dir).exists()
 
 
 def test_stop_mid_run_keeps_best_checkpoint(app_url, small_csv, ui_model_dir):
@@ -214,3 +218,27 @@ def test_two_sessions_train_at_once_queue_while_prediction_stays_live(client, tr
     # one trainer at a time: the job that started second only started once the first had finished
     a, b = sorted(range(2), key=lambda i: first_output[i])
     assert first_output[b] >= finished[a] - 1.0
+
+
+def test_the_data_report_counts_word_pieces_with_the_chosen_models_tokenizer(client, small_csv, tmp_path):
+    """A model with its own (here: a tiny, character-level) vocabulary gets its own word-piece lengths."""
+    import pandas as pd
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from bertdemo.training.scratch import build_scratch_tokenizer
+
+    texts = pd.read_csv(small_csv)["text"].tolist()
+    tokenizer = build_scratch_tokenizer(texts, vocab_size=70)  # barely more than the alphabet: words split apart
+    torch.manual_seed(0)
+    BertForSequenceClassification(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                                             num_attention_heads=2, intermediate_size=64)).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+
+    def median_pieces(model: str) -> float:
+        report = client.predict(handle_file(small_csv), None, None, 512, model, api_name="/load_data")[3]
+        return float(report.split("Word-pieces per text: median ")[1].split(",")[0])
+
+    own = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+    assert median_pieces(str(tmp_path)) == float(np.median(own))
+    assert median_pieces("default") < 0.5 * float(np.median(own))

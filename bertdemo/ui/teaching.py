@@ -88,7 +88,7 @@ label names, the settings and the scores. A saved run loads in one line anywhere
 
 ```python
 from transformers import pipeline
-clf = pipeline("text-classification", model="workspace/runs/<run>")
+clf = pipeline("text-classification", model="workspace/<run folder>")
 ```
 Download a run as a zip to share it or use it outside this app.
 """

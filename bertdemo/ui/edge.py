@@ -1,46 +1,53 @@
 """The UI edge: one wrapper that turns engine errors into clean messages, and per-session Stop switches.
 
-Queueing itself is gradio's job: the training event has ``concurrency_limit=1`` under one
-``concurrency_id``, so a second Start (another tab, another user) waits in the queue instead of
-colliding. What gradio cannot do is stop a running generator *gracefully*: ``cancels=[...]``
-abandons it mid-step and the best checkpoint is never saved. So Stop sets a ``threading.Event``
-that ``train(..., should_stop=...)`` polls once per step; the engine then saves and yields
-``CancelledEvent``. Switches are keyed by gradio's per-tab ``session_hash`` and live in a
+A ``ValueError`` is the engine saying what is wrong and how to fix it: the user sees its message (HTML-escaped:
+gradio renders error text as HTML, and messages quote file names, columns and labels from user files). Anything
+else is a bug: the user sees a plain message with a reference, and the exception with its traceback goes to the
+server log only (exception texts carry paths and internals).
+
+Queueing itself is gradio's job: the training event has ``concurrency_limit=1`` under one ``concurrency_id``,
+so a second Start (another tab, another user) waits in the queue instead of colliding. What gradio cannot do is
+stop a running generator *gracefully*: ``cancels=[...]`` abandons it mid-step and the best checkpoint is never
+saved. So Stop sets a ``threading.Event`` that ``train(..., should_stop=...)`` polls once per step; the engine then
+saves and yields ``CancelledEvent``. Switches are keyed by gradio's per-tab ``session_hash`` and live in a
 ``StopSwitches`` object owned by the app (no module-level state).
 """
 from __future__ import annotations
 
 import functools
+import html
 import inspect
 import logging
 import threading
+import uuid
 
 import gradio as gr
 
 log = logging.getLogger(__name__)
 
 
+def user_error(err: Exception, where: str) -> gr.Error:
+    """The ``gr.Error`` a user sees for ``err`` raised in the handler ``where``."""
+    if isinstance(err, gr.Error):
+        return err
+    if isinstance(err, ValueError):
+        return gr.Error(html.escape(str(err), quote=False), print_exception=False)
+    reference = uuid.uuid4().hex[:8]
+    log.exception("unexpected error in %s (reference %s)", where, reference)
+    return gr.Error(f"Something went wrong on the server (reference {reference}). Try again; if it keeps happening, "
+                    "tell whoever runs this app: the details are in the server log.", print_exception=False)
+
+
 def at_edge(fn):
-    """Run a handler; a ``ValueError`` (the engine's "what is wrong and how to fix it") becomes ``gr.Error``.
-
-    Anything else is a bug: it is logged with its traceback on the server and shown briefly to the user.
-    Works for plain functions and for generators (streaming handlers).
-    """
-    def convert(err: Exception) -> gr.Error:
-        if isinstance(err, gr.Error):
-            return err
-        if isinstance(err, ValueError):
-            return gr.Error(str(err), print_exception=False)
-        log.exception("unexpected error in %s", fn.__name__)
-        return gr.Error(f"Something went wrong ({type(err).__name__}: {err}). The details are in the server log.")
-
+    """Run a handler with ``user_error`` for whatever it raises. Works for plain functions and for generators
+    (streaming handlers)."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen_wrapper(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
             except Exception as err:
-                raise convert(err) from err
+                raise user_error(err, fn.__qualname__) from err
         return gen_wrapper
 
     @functools.wraps(fn)
@@ -48,7 +55,7 @@ def at_edge(fn):
         try:
             return fn(*args, **kwargs)
         except Exception as err:
-            raise convert(err) from err
+            raise user_error(err, fn.__qualname__) from err
     return wrapper
 
 

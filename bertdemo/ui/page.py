@@ -1,0 +1,93 @@
+"""What every tab shares: the app-wide objects (workspace, Stop switches), the per-session states, the run view
+that several tabs show, and small formatting helpers.
+
+Tabs are built in two phases (``bertdemo.ui.app``): each tab's ``build`` lays out its components, then each tab's
+``wire`` connects its events, when every other tab's components exist. A tab that shows something about the
+selected run adds a ``RunListener``; ``Page.show_run`` refreshes all of them at once.
+"""
+from __future__ import annotations
+
+import functools
+import html
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+
+from bertdemo.runs import RunInfo, list_runs, load_run_info, read_json
+from bertdemo.ui.edge import StopSwitches, at_edge
+from bertdemo.workspace import Workspace
+
+PREDICT_QUEUE = dict(concurrency_limit=4, concurrency_id="predict")  # cheap forward passes, several at once
+TRAIN_QUEUE = dict(concurrency_limit=1, concurrency_id="train")  # one training job at a time, others wait
+NO_RUN = "**No model loaded yet.** Train one on the *Train* tab, or load a saved run on *Models*."
+
+
+def esc(value) -> str:
+    """HTML-escape a value that came from a user (file contents, names) before it goes into Markdown or HTML."""
+    return html.escape(str(value))
+
+
+def teach(text: str, *, scale: int = 1) -> None:
+    """The "How it works" side panel of a tab."""
+    with gr.Column(scale=scale, min_width=260, elem_classes="bd-teach"):
+        with gr.Accordion("How it works", open=True):
+            gr.Markdown(text)
+
+
+@dataclass(frozen=True)
+class RunView:
+    """The selected run as the tabs show it: its info and metrics, and every saved run for the lists."""
+    info: RunInfo | None  # None: no run selected (or it was deleted)
+    metrics: dict
+    runs: list[RunInfo]
+
+
+@dataclass(frozen=True)
+class RunListener:
+    outputs: list  # the components ``update`` fills
+    update: Callable[[RunView], dict]  # RunView -> {component: value}
+
+
+@dataclass
+class Page:
+    workspace: Workspace
+    data_dir: Path
+    switches: StopSwitches
+    data_state: gr.State  # this session's loaded table and columns (bertdemo.ui.tabs.data.Loaded)
+    run_state: gr.State  # the folder of the run this session uses
+    header: gr.Markdown
+    tabs: gr.Tabs
+    listeners: list[RunListener] = field(default_factory=list)
+    parts: dict = field(default_factory=dict)  # tab name -> the tab object, for cross-tab wiring
+
+    def run_view(self, run_dir: str | None) -> RunView:
+        runs = list_runs(self.workspace)
+        if not run_dir or not Path(run_dir).exists():
+            return RunView(info=None, metrics={}, runs=runs)
+        return RunView(info=load_run_info(run_dir), metrics=read_json(run_dir, "metrics.json") or {}, runs=runs)
+
+    @functools.cached_property
+    def show_run(self) -> dict:
+        """Event kwargs that refresh everything depending on the selected run: ``.then(**page.show_run)``. Read
+        only in the wiring phase, once every tab has added its listener."""
+        outputs = [self.header] + [c for listener in self.listeners for c in listener.outputs]
+
+        @at_edge
+        def on_show_run(run_dir: str | None) -> dict:
+            view = self.run_view(run_dir)
+            updates = {self.header: header_markdown(view.info)}
+            for listener in self.listeners:
+                updates.update(listener.update(view))
+            return updates
+
+        return dict(fn=on_show_run, inputs=[self.run_state], outputs=outputs, api_visibility="private")
+
+
+def header_markdown(info: RunInfo | None) -> str:
+    if info is None:
+        return NO_RUN
+    return (f"Model in use: **{esc(info.name)}** — base `{esc(info.base_model)}`, data `{esc(info.data_source)}`, "
+            f"labels: {esc(', '.join(info.labels))}"
+            + (" (stopped early by the user: best checkpoint kept)" if info.status == "stopped" else ""))

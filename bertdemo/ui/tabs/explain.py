@@ -1,0 +1,242 @@
+"""The Predict & Explain tab: probabilities as you type, attention views, attributions, base vs fine-tuned, and
+batch prediction of a file.
+
+Attention is computed once per text and kept in the session's ``gr.State``; moving the layer/head sliders only
+redraws from that array, so the views switch instantly.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from bertdemo import plots
+from bertdemo.explain.attention import attention
+from bertdemo.explain.attributions import attributions
+from bertdemo.inference.batch_predict import predict_file, save_predictions
+from bertdemo.inference.predict import Predictor, base_predictor, get_predictor
+from bertdemo.runs import load_run_info, run_in
+import bertdemo.ui.teaching as teaching
+from bertdemo.ui.edge import at_edge
+from bertdemo.ui.page import PREDICT_QUEUE, Page, RunListener, RunView, esc
+
+PREDICTED = "(predicted class)"
+BASE_CACHE_SIZE = 2  # base models kept for the comparison (a class compares many sentences in a row)
+
+
+def wordpiece_spans(tokens: list[str], special: list[bool]) -> list[tuple[str, str | None]]:
+    """Tokens for gr.HighlightedText, tagged so students see special tokens and word continuations."""
+    return [(token + " ", "special" if is_special else "continues a word (##)" if token.startswith("##") else None)
+            for token, is_special in zip(tokens, special)]
+
+
+def score_spans(tokens: list[str], scores: np.ndarray) -> list[tuple[str, float]]:
+    """Signed scores scaled to [-1, 1] for gr.HighlightedText's colour scale (red +, blue −)."""
+    scores = np.asarray(scores, dtype=float)
+    scale = float(np.abs(scores).max()) or 1.0
+    return [(token + " ", round(float(s) / scale, 4)) for token, s in zip(tokens, scores)]
+
+
+def truncation_note(result) -> str:
+    note = f"{len(result.tokens)} word-pieces, exactly as the tokenizer produced them."
+    if result.truncated:
+        note += (f" ✂️ The text was longer than max_length={result.max_length} word-pieces, so only the first "
+                 f"{result.max_length} are used (the model never sees the rest).")
+    return note
+
+
+class ExplainTab:
+    def __init__(self, page: Page):
+        self.page = page
+        self._base: dict[tuple, Predictor] = {}
+        self._base_lock = threading.Lock()
+        self.attention_state = gr.State(None)  # the AttentionResult of the last explained text
+        with gr.Row():
+            with gr.Column(scale=3):
+                self._predict_layout()
+                self._attention_layout()
+                self._attribution_layout()
+                self._compare_layout()
+                self._batch_layout()
+            with gr.Column(scale=1, min_width=260, elem_classes="bd-teach"):
+                with gr.Accordion("How it works", open=True):
+                    gr.Markdown(teaching.PREDICT)
+                    gr.Markdown(teaching.ATTENTION)
+                    gr.Markdown(teaching.ATTRIBUTION)
+        page.listeners.append(RunListener([self.target], self.show_run))
+
+    def _predict_layout(self) -> None:
+        with gr.Row():
+            self.text = gr.Textbox(label="Type a sentence (predictions update as you type)", lines=3, scale=2,
+                                   elem_id="predict-text")
+            self.probs = gr.Label(label="Class probabilities", num_top_classes=10, scale=1, elem_id="probs")
+        self.explain_btn = gr.Button("Explain: attention and attributions", variant="primary", elem_id="explain-btn")
+        self.pieces = gr.HighlightedText(label="Word-pieces (as the tokenizer produced them)", show_legend=True,
+                                         elem_id="wordpieces")
+        self.pieces_note = gr.Markdown()
+        gr.Markdown(teaching.CAUTION)
+
+    def _attention_layout(self) -> None:
+        with gr.Tab("Attention: one head"):
+            with gr.Row():
+                self.layer = gr.Slider(1, 6, value=6, step=1, label="Layer")
+                self.head = gr.Slider(1, 12, value=1, step=1, label="Head")
+            self.heatmap = gr.Plot(label="Attention heatmap", elem_id="attention-plot")
+        with gr.Tab("All heads"):
+            self.all_heads = gr.Plot(label="All heads of the chosen layer")
+        with gr.Tab("[CLS] row"):
+            self.cls_row = gr.Plot(label="[CLS] row per layer")
+        with gr.Tab("Rollout"):
+            self.rollout = gr.Plot(label="Attention rollout")
+
+    def _attribution_layout(self) -> None:
+        with gr.Tab("Attributions"):
+            self.target = gr.Dropdown(label="Explain which class", choices=[PREDICTED], value=PREDICTED,
+                                      allow_custom_value=True)
+            self.attr_btn = gr.Button("Compute attributions")
+            self.attr_summary = gr.Markdown()
+            self.ig_spans = gr.HighlightedText(label="Integrated gradients", show_legend=False, elem_id="ig")
+            self.gxi_spans = gr.HighlightedText(label="Gradient × input", show_legend=False)
+
+    def _compare_layout(self) -> None:
+        with gr.Tab("Base vs fine-tuned"):
+            gr.Markdown(teaching.COMPARE)
+            self.compare_btn = gr.Button("Compare on this sentence")
+            with gr.Row():
+                self.base_probs = gr.Label(label="Base model (random head): probabilities")
+                self.tuned_probs = gr.Label(label="Fine-tuned model: probabilities")
+            with gr.Row():
+                self.base_plot = gr.Plot(label="Base model")
+                self.tuned_plot = gr.Plot(label="Fine-tuned model")
+
+    def _batch_layout(self) -> None:
+        with gr.Accordion("Batch: predict a whole CSV", open=False):
+            self.batch_file = gr.File(label="CSV/TSV with a text column", file_types=[".csv", ".tsv"],
+                                      type="filepath")
+            self.batch_btn = gr.Button("Predict all rows")
+            self.batch_out = gr.File(label="Download predictions", height=90)
+            self.batch_preview = gr.Dataframe(label="First rows", interactive=False, wrap=True)
+
+    def wire(self) -> None:
+        run = self.page.run_state
+        self.text.input(self.on_predict, [run, self.text], [self.probs], api_name="predict",
+                        trigger_mode="always_last", show_progress="hidden", **PREDICT_QUEUE)
+        outputs = [self.attention_state, self.layer, self.head, self.pieces, self.heatmap, self.all_heads,
+                   self.cls_row, self.rollout, self.pieces_note]
+        inputs = [run, self.text, self.layer, self.head]
+        self.explain_btn.click(self.on_attention, inputs, outputs, api_name="attention", **PREDICT_QUEUE)
+        self.text.submit(self.on_attention, inputs, outputs, api_visibility="private", **PREDICT_QUEUE)
+        for slider in (self.layer, self.head):
+            slider.input(self.on_attention_view, [self.attention_state, self.layer, self.head],
+                         [self.heatmap, self.all_heads], api_visibility="private", trigger_mode="always_last",
+                         show_progress="hidden", **PREDICT_QUEUE)
+        self.attr_btn.click(self.on_attributions, [run, self.text, self.target],
+                            [self.attr_summary, self.ig_spans, self.gxi_spans], api_name="attributions",
+                            **PREDICT_QUEUE)
+        self.compare_btn.click(self.on_compare, [run, self.text],
+                               [self.base_probs, self.tuned_probs, self.base_plot, self.tuned_plot],
+                               api_name="compare", **PREDICT_QUEUE)
+        self.batch_btn.click(self.on_batch, [run, self.batch_file], [self.batch_preview, self.batch_out],
+                             api_name="batch_predict", **PREDICT_QUEUE)
+
+    def show_run(self, view: RunView) -> dict:
+        labels = view.info.labels if view.info is not None else ()
+        return {self.target: gr.Dropdown(choices=[PREDICTED, *labels], value=PREDICTED)}
+
+    def predictor(self, run_dir: str | None) -> Predictor:
+        if not run_dir:
+            raise ValueError("No model loaded: train one on the Train tab, or load a saved run on the Models tab.")
+        return get_predictor(run_in(self.page.workspace, run_dir))
+
+    @at_edge
+    def on_predict(self, run_dir: str | None, text: str):
+        """Class probabilities for gr.Label (a dict label → probability); empty text clears it."""
+        if not text or not text.strip():
+            return None
+        return self.predictor(run_dir).predict(text)
+
+    @at_edge
+    def on_attention(self, run_dir: str | None, text: str, layer: int, head: int) -> dict:
+        """Compute all attention maps once; show the chosen layer and head, every head, [CLS] rows and rollout."""
+        if not text or not text.strip():
+            raise ValueError("Type a sentence first.")
+        result = attention(self.predictor(run_dir), text)
+        n_layers, n_heads = result.weights.shape[:2]  # (L, H, T, T)
+        layer = min(max(int(layer), 1), n_layers)
+        head = min(max(int(head), 1), n_heads)
+        heat, heads = self._views(result, layer, head)
+        return {self.attention_state: result, self.layer: gr.Slider(maximum=n_layers, value=layer),
+                self.head: gr.Slider(maximum=n_heads, value=head),
+                self.pieces: wordpiece_spans(result.tokens, result.special), self.heatmap: heat,
+                self.all_heads: heads, self.cls_row: plots.cls_row_figure(result.tokens, result.weights),
+                self.rollout: plots.rollout_figure(result.tokens, result.rollout),
+                self.pieces_note: truncation_note(result)}
+
+    @at_edge
+    def on_attention_view(self, result, layer: int, head: int) -> dict:
+        """Redraw the layer/head views from the stored attention (no model call)."""
+        if result is None:
+            raise ValueError("Type a sentence and click Explain first.")
+        heat, heads = self._views(result, int(layer), int(head))
+        return {self.heatmap: heat, self.all_heads: heads}
+
+    @staticmethod
+    def _views(result, layer: int, head: int):
+        w = result.weights  # (L, H, T, T)
+        heat = plots.attention_figure(result.tokens, w[layer - 1, head - 1],
+                                      title=f"Layer {layer}, head {head}: row = query token, column = key token")
+        return heat, plots.all_heads_figure(result.tokens, w[layer - 1], layer=layer - 1)
+
+    @at_edge
+    def on_attributions(self, run_dir: str | None, text: str, target: str | None) -> dict:
+        """Integrated gradients and gradient×input for the target class → two highlight views and a summary."""
+        if not text or not text.strip():
+            raise ValueError("Type a sentence first.")
+        predictor = self.predictor(run_dir)
+        target = None if not target or target == PREDICTED else target
+        ig = attributions(predictor, text, target=target, method="integrated_gradients")
+        gxi = attributions(predictor, text, target=ig.target, method="grad_x_input")
+        summary = (f"Explaining class **{esc(ig.target)}** "
+                   f"(probability {ig.probability:.1%}). Red pushes towards it, blue away from it.")
+        return {self.attr_summary: summary, self.ig_spans: score_spans(ig.tokens, ig.scores),
+                self.gxi_spans: score_spans(gxi.tokens, gxi.scores)}
+
+    @at_edge
+    def on_compare(self, run_dir: str | None, text: str) -> dict:
+        """The base model beside the fine-tuned one on the same sentence: probabilities and [CLS] rows."""
+        if not text or not text.strip():
+            raise ValueError("Type a sentence first.")
+        predictor = self.predictor(run_dir)
+        base_model = load_run_info(run_in(self.page.workspace, run_dir)).base_model
+        if base_model == "scratch":
+            raise ValueError("This run was trained from scratch: there is no pre-trained base model to compare with.")
+        base = attention(self._base_predictor(base_model, predictor.labels, predictor.max_length), text)
+        tuned = attention(predictor, text)
+        left = plots.cls_row_figure(base.tokens, base.weights)
+        right = plots.cls_row_figure(tuned.tokens, tuned.weights)
+        left.update_layout(title=dict(text="Base model: [CLS] row per layer"))
+        right.update_layout(title=dict(text="Fine-tuned model: [CLS] row per layer"))
+        return {self.base_probs: base.probabilities, self.tuned_probs: tuned.probabilities, self.base_plot: left,
+                self.tuned_plot: right}
+
+    def _base_predictor(self, model: str, labels: tuple[str, ...], max_length: int) -> Predictor:
+        """The un-fine-tuned base model with a fresh (seeded) head: what training started from. Kept, because
+        loading it takes seconds and a class compares many sentences in a row."""
+        key = (model, tuple(labels), max_length)
+        with self._base_lock:
+            if key not in self._base:
+                if len(self._base) >= BASE_CACHE_SIZE:
+                    self._base.pop(next(iter(self._base)))
+                self._base[key] = base_predictor(model, tuple(labels), max_length=max_length)
+            return self._base[key]
+
+    @at_edge
+    def on_batch(self, run_dir: str | None, path: str | None) -> dict:
+        """Predict every row of a CSV/TSV → a preview and a CSV with the predicted label and probabilities."""
+        if not path:
+            raise ValueError("Upload a CSV/TSV with a text column first.")
+        out = predict_file(self.predictor(run_dir), path)
+        dest = self.page.workspace.download_dir() / f"{Path(path).stem}_predictions.csv"
+        return {self.batch_preview: out.head(50), self.batch_out: str(save_predictions(out, dest))}
