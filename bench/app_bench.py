@@ -53,9 +53,9 @@ def main() -> None:
 
     from gradio_client import Client
 
-    from bertdemo.predict import get_predictor
+    from bertdemo.inference.predict import get_predictor
     from bertdemo.ui import build_app, launch_app
-    from bertdemo.ui.explain_handlers import PREDICTED
+    from bertdemo.ui.tabs.explain import PREDICTED
     from hw import machine_line
 
     run_dir = str(Path(args.run).resolve())

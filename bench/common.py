@@ -54,9 +54,10 @@ def write_split(train_path: Path, rows: int, seed: int, out_dir: Path) -> dict:
     duplicates; the peers get the cleaned rows too) and the engine checkpoints on a validation set held out
     of the training file, never on the test set.
     """
+    from bertdemo.config import TrainConfig
     from bertdemo.data import load_data
 
-    data = load_data(train_path, max_rows=rows, seed=seed)
+    data = load_data(train_path, TrainConfig(max_train_rows=rows, seed=seed))
     out_dir.mkdir(parents=True, exist_ok=True)
     data.train.to_csv(out_dir / "train.csv", index=False)
     data.validation.to_csv(out_dir / "validation.csv", index=False)
@@ -67,10 +68,10 @@ def write_split(train_path: Path, rows: int, seed: int, out_dir: Path) -> dict:
 def read_labeled(path: str | Path):
     """(texts, labels as str) of a text,label CSV, read and cleaned by the engine's own code, so every
     configuration trains and is scored on exactly the rows the engine would use."""
-    from bertdemo.data import clean_rows
-    from bertdemo.tables import read_table
+    from bertdemo.data import clean_rows, read_table
 
-    rows, _, _, _ = clean_rows(read_table(path), "text", "label")
+    table = read_table(path)
+    rows = clean_rows(table["text"], table["label"]).rows
     return rows["text"].tolist(), rows["label"].tolist()
 
 

@@ -43,23 +43,12 @@ class CountingCollator:
 
 
 def resolve_precision(precision: str, device: str) -> str:
-    """The engine's "auto" made concrete: bf16 where the hardware has it, else fp16 on CUDA, else fp32."""
+    """The engine's "auto" made concrete, by the engine's own rule (``bertdemo.device.choose_precision``)."""
     import torch
 
-    if precision != "auto":
-        return precision
-    if device == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if torch.backends.mkldnn.is_available() and _cpu_has_bf16() else "fp32"
+    from bertdemo.device import choose_precision
 
-
-def _cpu_has_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next(line for line in f if line.startswith("flags")).split()
-        return "avx512_bf16" in flags or "amx_bf16" in flags
-    except (OSError, StopIteration):
-        return False
+    return choose_precision(precision, torch.device(device))
 
 
 def run(recipe: str, *, train: str, test: str, model: str, epochs: int, batch_size: int, learning_rate: float,

@@ -74,11 +74,11 @@ def quick_run(data: list[str], workspace: str, rows: int) -> str:
     from bertdemo.config import TrainConfig
     from bertdemo.data import load_data
     from bertdemo.events import DoneEvent
-    from bertdemo.train import train
+    from bertdemo.training import train
 
     train_path, _, _ = resolve_data(data)
     config = TrainConfig(epochs=1, evals_per_epoch=1, max_train_rows=rows)
-    labeled = load_data(train_path, max_rows=rows, seed=config.seed)
+    labeled = load_data(train_path, config)
     done = [e for e in train(config, labeled, workspace=workspace) if isinstance(e, DoneEvent)][-1]
     return done.run_dir
 
@@ -95,7 +95,7 @@ def predictor_variant(base, variant: str):
     """A Predictor sharing ``base``'s tokenizer with its model in another numeric form."""
     import copy
 
-    from bertdemo.predict import Predictor
+    from bertdemo.inference.predict import Predictor
 
     if variant == "fp32":
         return Predictor(copy.deepcopy(base.model), base.tokenizer, max_length=base.max_length, device="cpu",
@@ -107,12 +107,8 @@ def predictor_variant(base, variant: str):
         return Predictor(copy.deepcopy(base.model), base.tokenizer, max_length=base.max_length, device="cpu",
                          precision="bf16", lean=variant == "bf16-weights")
     if variant == "bf16, lean, F.linear":  # the lean forward without oneDNN-prepacked weights
-        from bertdemo.lean_forward import lean_forward
-
-        predictor = Predictor(copy.deepcopy(base.model), base.tokenizer, max_length=base.max_length, device="cpu",
-                              precision="bf16")
-        predictor._lean = lean_forward(predictor.model, prepack=False)
-        return predictor
+        return Predictor(copy.deepcopy(base.model), base.tokenizer, max_length=base.max_length, device="cpu",
+                         precision="bf16", prepack=False)
     raise ValueError(variant)
 
 
@@ -164,8 +160,9 @@ def main() -> None:
     import torch
     from transformers import pipeline
 
-    from bertdemo import explain
-    from bertdemo.predict import Predictor
+    import bertdemo.explain.attention as explain_attention
+    import bertdemo.explain.attributions as explain_attributions
+    from bertdemo.inference.predict import Predictor
     from hw import machine_line
 
     _, test_path, _ = resolve_data(args.data)
@@ -202,7 +199,7 @@ def main() -> None:
         throughput["speedup"] = round(throughput["engine"] / throughput["pipeline"], 2)
         result["batch_texts_per_s"] = {**throughput, "texts": len(batch)}
 
-        result["attention"] = alternate({"attention": lambda t: explain.attention(predictor, t),
+        result["attention"] = alternate({"attention": lambda t: explain_attention.attention(predictor, t),
                                          "predict": predictor.predict}, short, max(1, args.repeats // 2))
         result["attention"]["ratio_to_predict"] = round(
             result["attention"]["attention"]["p50_ms"] / result["attention"]["predict"]["p50_ms"], 2)
@@ -210,12 +207,12 @@ def main() -> None:
         result["integrated_gradients_by_length"] = {}
         for length in (12, 64, 128):  # the target is about 64; shorter and longer texts for context
             texts = texts_near(predictor.tokenizer, pool, length, 3)
-            explain.attributions(predictor, texts[0], **ig_kwargs)  # warm-up
+            explain_attributions.attributions(predictor, texts[0], **ig_kwargs)  # warm-up
             times, runs = [], []
             for _ in range(3):
                 for text in texts:
                     start = time.perf_counter()
-                    runs.append(explain.attributions(predictor, text, **ig_kwargs))
+                    runs.append(explain_attributions.attributions(predictor, text, **ig_kwargs))
                     times.append(time.perf_counter() - start)
             result["integrated_gradients_by_length"][length] = {
                 **percentiles(times), "max_ms": round(max(times) * 1000, 1),

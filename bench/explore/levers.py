@@ -3,12 +3,12 @@
 Not an end-to-end comparison (that is ``train_bench.py``): each lever is timed on the bare training step
 (forward + backward + clip + optimizer step) of the default model, so its gain is visible above the noise.
 
-    python bench/levers.py padding --data sst2            # padding share per batching strategy (no model)
-    python bench/levers.py step --data trec --rounds 3    # ms per step, one lever varied at a time
-    python bench/levers.py tokenize --data sst2           # tokenizing once vs per batch
-    python bench/levers.py accuracy --data trec --vary freeze_word_embeddings=true,false
+    python bench/explore/levers.py padding --data sst2            # padding share per batching strategy (no model)
+    python bench/explore/levers.py step --data trec --rounds 3    # ms per step, one lever varied at a time
+    python bench/explore/levers.py tokenize --data sst2           # tokenizing once vs per batch
+    python bench/explore/levers.py accuracy --data trec --vary freeze_word_embeddings=true,false
                                                           # the engine's own train(): accuracy and speed per value
-    python bench/levers.py engine-step --data trec --vary dropout=model,0 --steps 40
+    python bench/explore/levers.py engine-step --data trec --vary dropout=model,0 --steps 40
                                                           # the engine's own training step per value, paired
 
 Levers take their steps in turn (A, B, C, A, B, C, ...), so drift on a shared machine hits all of them
@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # bench/, for common.py
 from common import engine_defaults, model_path, read_labeled, resolve_data, token_lengths  # noqa: E402
 
 BASELINE = {  # the stock Trainer's step: what each lever is measured against
@@ -63,19 +63,20 @@ LEVERS = [  # (name, changes from BASELINE)
 
 
 def batches_of(lengths: np.ndarray, batch_size: int, batching: str, seed: int) -> list[np.ndarray]:
-    """Index batches of one epoch under a batching strategy."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(lengths))
-    if batching == "grouped":  # transformers' LengthGroupedSampler: sort inside megabatches of (≤) 50 batches
-        mega = max(1, min(len(lengths) // (batch_size * 4), 50)) * batch_size
-        order = np.concatenate([chunk[np.argsort(-lengths[chunk], kind="stable")]
-                                for chunk in np.split(order, range(mega, len(order), mega))])
-    elif batching == "sorted":  # sort the whole epoch, then shuffle the order of the batches
-        order = order[np.argsort(lengths[order], kind="stable")]
-    batches = np.split(order, range(batch_size, len(order), batch_size))
-    if batching == "sorted":
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-    return batches
+    """Index batches of one epoch under a batching strategy, drawn by the samplers training uses."""
+    import torch
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from bertdemo.training.loaders import LengthBucketBatchSampler
+
+    if batching == "sorted":  # the engine's own length buckets
+        return [np.asarray(b) for b in LengthBucketBatchSampler(lengths, batch_size, seed)]
+    if batching == "grouped":  # transformers' megabatches, as the engine's "grouped" and the Trainer use them
+        order = np.fromiter(LengthGroupedSampler(batch_size, lengths=lengths.tolist(),
+                                                 generator=torch.Generator().manual_seed(seed)), dtype=np.int64)
+    else:  # "random", and "max_length" (random order, every text padded to max_length)
+        order = np.random.default_rng(seed).permutation(len(lengths))
+    return np.split(order, range(batch_size, len(order), batch_size))
 
 
 def padding_share(lengths: np.ndarray, batches: list[np.ndarray], batching: str, max_length: int) -> float:
@@ -238,9 +239,9 @@ def cmd_step(args) -> dict:
 def _parse_field(field: str, value: str):
     kind = type(engine_defaults()[field])
     if field == "dropout":
-        from bertdemo.cli import _dropout
+        from bertdemo.cli import parse_dropout
 
-        return _dropout(value)  # a rate, or "model" for the model's own, exactly as the CLI reads it
+        return parse_dropout(value)  # a rate, or "model" for the model's own, exactly as the CLI reads it
     if kind is bool:
         return value.lower() in ("1", "true", "yes")
     return kind(value)
@@ -252,22 +253,23 @@ def _forever(loader):
 
 
 def cmd_engine_step(args) -> dict:
-    """The engine's own training step (``bertdemo.train._setup`` + ``_step``) for each value of one TrainConfig
+    """The engine's own training step (``bertdemo.training.session``: ``start_session`` + ``training_step``) for each
+    value of one TrainConfig
     field, the sessions stepping in turn on the same batches (same seed, same batch order): a paired speed-up
     of exactly the code ``train()`` runs."""
     import dataclasses as dc
 
     from bertdemo.config import TrainConfig
     from bertdemo.data import load_data
-    from bertdemo.train import _setup, _step
+    from bertdemo.training.session import start_session, training_step
 
     field, _, values = args.vary.partition("=")
     train_path, _, default_rows = resolve_data(args.data)
-    data = load_data(train_path, max_rows=args.rows or default_rows, seed=args.seed)
+    data = load_data(train_path, TrainConfig(max_train_rows=args.rows or default_rows, seed=args.seed))
     sessions = {}
     for value in values.split(","):
         config = dc.replace(TrainConfig(seed=args.seed), **{field: _parse_field(field, value)})
-        session = _setup(config, data)
+        session = start_session(config, data)
         session.model.train()
         sessions[f"{field}={value}"] = (session, _forever(session.loader), config.max_grad_norm)
     times = {name: [] for name in sessions}
@@ -275,7 +277,7 @@ def cmd_engine_step(args) -> dict:
         for name, (session, batches, clip) in sessions.items():
             batch = next(batches)
             start = time.perf_counter()
-            _step(session, batch, clip)
+            training_step(session, batch, clip)
             if k >= 3:  # the first steps pick kernels and build optimizer state
                 times[name].append(time.perf_counter() - start)
     base = np.array(next(iter(times.values())))
@@ -307,14 +309,14 @@ def cmd_accuracy(args) -> dict:
     from bertdemo.config import TrainConfig
     from bertdemo.data import load_data
     from bertdemo.events import DoneEvent
-    from bertdemo.predict import Predictor
-    from bertdemo.train import train
+    from bertdemo.inference.predict import Predictor
+    from bertdemo.training import train
     from common import scores
 
     field, _, values = args.vary.partition("=")
     train_path, test_path, default_rows = resolve_data(args.data)
     test_texts, test_labels = read_labeled(test_path)
-    data = load_data(train_path, max_rows=args.rows or default_rows, seed=args.seed)
+    data = load_data(train_path, TrainConfig(max_train_rows=args.rows or default_rows, seed=args.seed))
     out = {}
     for value in [_parse_field(field, v) for v in values.split(",")]:
         config = dataclasses.replace(TrainConfig(seed=args.seed, **({"epochs": args.epochs} if args.epochs else {})),
