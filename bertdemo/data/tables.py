@@ -189,3 +189,24 @@ def _find(columns: list[str], names: tuple[str, ...], exclude: str | None) -> st
         if name in normalised:
             return normalised[name]
     return None
+
+
+def guess_text_column(table: pd.DataFrame, text_col: str | None = None) -> str:
+    """The text column of a file that may have no labels (batch prediction, unlabeled imports): the given one,
+    else found by name as for labeled files, else the only column."""
+    if text_col is not None:
+        if text_col not in table.columns:
+            raise ValueError(f"No column named {text_col!r} for the text. Columns found: "
+                             f"{', '.join(map(repr, table.columns))}. Pick one of these as the text column.")
+        return text_col
+    try:
+        return guess_columns(table)[0]
+    except ValueError:
+        pass
+    found = _find(list(table.columns), TEXT_NAMES, exclude=None)
+    if found is not None:
+        return found
+    if len(table.columns) == 1:
+        return table.columns[0]
+    raise ValueError(f"Could not find the text column. Columns found: {', '.join(map(repr, table.columns))}. "
+                     "Name the text column 'text'.")

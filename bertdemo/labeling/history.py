@@ -1,0 +1,144 @@
+"""Changing labels, and taking changes back. Every change is a row in ``changes`` (old and new label, how, who,
+when); one user action — a key press, or a bulk accept of hundreds of items — is one *step*, written in one
+transaction and undone as one.
+
+A label written over someone else's is a change like any other: the history keeps both. Undo restores what a
+step replaced, except where someone changed the item since: that newer label stays, and the undo says so.
+"""
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bertdemo.labeling.store import HOW, LabelStore, check_name, now_iso
+
+MAX_ANNOTATOR = 40
+
+
+@dataclass(frozen=True)
+class Undone:
+    step: int | None  # the step taken back; None when there was nothing to undo
+    restored: list[int]  # items back at their earlier label
+    kept: list[int]  # items someone else changed since: their newer label stays
+
+
+def annotator_name(name: str | None) -> str:
+    name = (name or "").strip() or "anonymous"
+    return check_name(name[:MAX_ANNOTATOR], "annotator")
+
+
+def set_labels(store: LabelStore, project: str, labels: Sequence[tuple[int, str | None]], *, annotator: str,
+               session: str = "", how: str = "human") -> int | None:
+    """Set each (item id, label) — None removes a label — as one step; return the step's id (None if nothing
+    changed). Labels not yet in the project's label set are refused, so a typo cannot create a class."""
+    if how not in HOW:
+        raise ValueError(f"how must be one of {', '.join(HOW)} (got {how!r}).")
+    annotator = annotator_name(annotator)
+    info = store.project(project)
+    known = set(info.labels)
+    unknown = sorted({label for _, label in labels if label is not None and label not in known})
+    if unknown:
+        raise ValueError(f"{', '.join(map(repr, unknown[:5]))} is not a label of {project!r}. Add it to the label set "
+                         f"first (labels now: {', '.join(info.labels) or 'none'}).")
+    with store.write() as conn:
+        step = None
+        for item_id, label in labels:
+            row = conn.execute("SELECT label, how FROM items WHERE project_id = ? AND id = ?",
+                               (info.id, int(item_id))).fetchone()
+            if row is None:
+                raise ValueError(f"Project {project!r} has no item {item_id}.")
+            if row[0] == label and (label is None or row[1] == how):
+                continue
+            step = _record(conn, info.id, int(item_id), row, label, how if label is not None else None, annotator,
+                           session, step)
+        conn.executemany("DELETE FROM locks WHERE item_id = ?", [(int(i),) for i, _ in labels])  # answered
+    return step
+
+
+def set_label(store: LabelStore, project: str, item_id: int, label: str | None, *, annotator: str,
+              session: str = "", how: str = "human") -> int | None:
+    return set_labels(store, project, [(item_id, label)], annotator=annotator, session=session, how=how)
+
+
+def undo(store: LabelStore, project: str, *, session: str) -> Undone:
+    """Take back the latest step of ``session`` that is neither undone nor itself an undo."""
+    info = store.project(project)
+    with store.write() as conn:
+        row = conn.execute(
+            "SELECT step FROM changes c WHERE project_id = ? AND session = ? AND undoes IS NULL AND NOT EXISTS "
+            "(SELECT 1 FROM changes u WHERE u.undoes = c.step) ORDER BY id DESC LIMIT 1",
+            (info.id, session)).fetchone()
+        if row is None:
+            return Undone(step=None, restored=[], kept=[])
+        step = row[0]
+        restored, kept, new_step = [], [], None
+        for item_id, old_label, new_label, old_how, annotator in conn.execute(
+                "SELECT item_id, old_label, new_label, old_how, annotator FROM changes WHERE step = ? ORDER BY id DESC",
+                (step,)).fetchall():
+            current = conn.execute("SELECT label, how FROM items WHERE id = ?", (item_id,)).fetchone()
+            if current[0] != new_label:
+                kept.append(item_id)
+                continue
+            new_step = _record(conn, info.id, item_id, current, old_label, old_how, annotator, session, new_step,
+                               undoes=step)
+            restored.append(item_id)
+        if new_step is None:  # nothing could be restored: a no-op change still marks the step as taken back
+            item_id = kept[0]
+            current = conn.execute("SELECT label, how, annotator FROM items WHERE id = ?", (item_id,)).fetchone()
+            _record(conn, info.id, item_id, current[:2], current[0], current[1], current[2] or "anonymous", session,
+                    None, undoes=step)
+    return Undone(step=step, restored=restored, kept=kept)
+
+
+def last_change(store: LabelStore, project: str) -> int:
+    """The id of the project's latest change: a label snapshot is everything up to it."""
+    info = store.project(project)
+    with store.read() as conn:
+        return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM changes WHERE project_id = ?",
+                                (info.id,)).fetchone()[0])
+
+
+def changes_since(store: LabelStore, project: str, snapshot: int) -> dict:
+    """What moved after ``snapshot``: the number of changes and of items changed, and per class how many items
+    came in and went out (net, item by item: an item relabeled twice counts once)."""
+    info = store.project(project)
+    with store.read() as conn:
+        rows = conn.execute("SELECT item_id, old_label, new_label FROM changes WHERE project_id = ? AND id > ? "
+                            "ORDER BY id", (info.id, snapshot)).fetchall()
+    first: dict[int, str | None] = {}
+    last: dict[int, str | None] = {}
+    for item_id, old, new in rows:
+        first.setdefault(item_id, old)
+        last[item_id] = new
+    came, went = Counter(), Counter()
+    moved = 0
+    for item_id, before in first.items():
+        after = last[item_id]
+        if before == after:
+            continue
+        moved += 1
+        if after is not None:
+            came[after] += 1
+        if before is not None:
+            went[before] += 1
+    classes = sorted(set(came) | set(went))
+    return {"changes": len(rows), "items_changed": moved,
+            "per_class": {c: {"in": came[c], "out": went[c], "net": came[c] - went[c]} for c in classes}}
+
+
+def _record(conn: sqlite3.Connection, project_id: int, item_id: int, current: tuple, label: str | None,
+            how: str | None, annotator: str, session: str, step: int | None, undoes: int | None = None) -> int:
+    """Write one change and apply it; return the step (the first change's id when ``step`` is None)."""
+    at = now_iso()
+    cur = conn.execute("INSERT INTO changes (project_id, item_id, old_label, new_label, old_how, new_how, annotator, "
+                       "session, at, step, undoes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (project_id, item_id, current[0], label, current[1], how, annotator, session, at, step or 0,
+                        undoes))
+    if step is None:
+        step = cur.lastrowid
+        conn.execute("UPDATE changes SET step = ? WHERE id = ?", (step, step))
+    conn.execute("UPDATE items SET label = ?, how = ?, annotator = ?, updated = ? WHERE id = ?",
+                 (label, how, annotator if label is not None else None, at if label is not None else None, item_id))
+    return step

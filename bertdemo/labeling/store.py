@@ -1,0 +1,247 @@
+"""The labeling store: one SQLite database in the workspace holding every project, its items, their labels and
+the history of every change (the standard library's ``sqlite3``).
+
+Durability: WAL journal with ``synchronous=FULL``, and every change is one transaction, so a label the store
+acknowledged survives a closed browser, a restart and ``kill -9``; a transaction cut short leaves no trace.
+Concurrency: a connection per call (handlers run in many threads, and the CLI may write beside the app),
+``BEGIN IMMEDIATE`` for writes and a busy timeout, so two writers queue instead of losing an update.
+
+Not in here: importing and exporting files (``labeling.transfer``), labeling and undo (``labeling.history``),
+which items to serve (``labeling.queues``).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import sqlite3
+import time
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bertdemo.labeling.schema import migrate
+from bertdemo.workspace import Workspace, as_workspace
+
+DATABASE = "labeling.sqlite3"
+BUSY_TIMEOUT_MS = 15_000  # a writer waits this long for another before giving up with a message
+LOCK_SECONDS = 300  # an item served to one session is not served to another for this long
+HOW = ("imported", "human", "suggestion", "bulk")  # how an item's current label was set
+MAX_NAME = 80
+_NAME = re.compile(r"^[\w][\w .\-]*$")
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    id: int
+    name: str
+    created: str
+    owner: str
+    labels: tuple[str, ...]  # in the order they were added
+    items: int
+    labeled: int
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    text: str
+    label: str | None
+    how: str | None
+    annotator: str | None
+    updated: str | None
+    split: str | None  # "validation" once frozen, else None
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def text_key(text: str) -> str:
+    """What makes two texts the same item: Unicode NFKC, runs of whitespace as one space, no outer spaces."""
+    normalised = " ".join(unicodedata.normalize("NFKC", str(text)).split())
+    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()[:32]
+
+
+def check_name(name: str, what: str = "project") -> str:
+    name = (name or "").strip()
+    if not name or len(name) > MAX_NAME or not _NAME.match(name):
+        raise ValueError(f"{what.capitalize()} name {name[:MAX_NAME]!r} is not usable: use 1-{MAX_NAME} letters, digits, "
+                         "spaces, dots, dashes or underscores, starting with a letter or digit.")
+    return name
+
+
+class LabelStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            migrate(conn)
+
+    @classmethod
+    def for_workspace(cls, workspace: Workspace | str | Path | None = None) -> "LabelStore":
+        return cls(as_workspace(workspace).root / DATABASE)
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = FULL")
+            yield conn
+        finally:
+            conn.close()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed when the block ends, rolled back on any error."""
+        with self._connect() as conn:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as err:  # still locked after the busy timeout
+                raise ValueError("The labeling database is busy (another long write is running). Try again in a "
+                                 "moment.") from err
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as conn:
+            yield conn
+
+    # projects
+
+    def create_project(self, name: str, labels: Sequence[str] = (), *, owner: str = "") -> ProjectInfo:
+        name = check_name(name)
+        with self.write() as conn:
+            if conn.execute("SELECT 1 FROM projects WHERE name = ?", (name,)).fetchone():
+                raise ValueError(f"A project named {name!r} exists already. Choose another name, or import into it.")
+            cur = conn.execute("INSERT INTO projects (name, created, owner) VALUES (?, ?, ?)", (name, now_iso(), owner))
+            for label in labels:
+                _add_label(conn, cur.lastrowid, label)
+        return self.project(name)
+
+    def projects(self) -> list[ProjectInfo]:
+        with self.read() as conn:
+            names = [row[0] for row in conn.execute("SELECT name FROM projects ORDER BY created DESC, name")]
+        return [self.project(name) for name in names]
+
+    def project(self, name: str) -> ProjectInfo:
+        with self.read() as conn:
+            row = conn.execute("SELECT id, name, created, owner FROM projects WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise ValueError(f"No labeling project named {str(name)[:MAX_NAME]!r}. Create it by importing a file.")
+            labels = tuple(r[0] for r in conn.execute(
+                "SELECT name FROM labels WHERE project_id = ? ORDER BY added, rowid", (row[0],)))
+            items, labeled = conn.execute("SELECT COUNT(*), COUNT(label) FROM items WHERE project_id = ?",
+                                          (row[0],)).fetchone()
+        return ProjectInfo(id=row[0], name=row[1], created=row[2], owner=row[3], labels=labels, items=items,
+                           labeled=labeled)
+
+    def add_label(self, project: str, label: str) -> ProjectInfo:
+        info = self.project(project)
+        with self.write() as conn:
+            _add_label(conn, info.id, label)
+        return self.project(project)
+
+    def delete_project(self, project: str) -> None:
+        info = self.project(project)
+        with self.write() as conn:
+            conn.execute("DELETE FROM projects WHERE id = ?", (info.id,))
+
+    # items
+
+    def item(self, project: str, item_id: int) -> Item:
+        info = self.project(project)
+        with self.read() as conn:
+            row = conn.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE project_id = ? AND id = ?",
+                               (info.id, int(item_id))).fetchone()
+        if row is None:
+            raise ValueError(f"Project {project!r} has no item {item_id}.")
+        return Item(*row)
+
+    def items(self, project: str, *, labeled: bool | None = None, split: str | None = "any") -> list[Item]:
+        """Items in import order; ``labeled`` True/False filters, ``split`` "validation"/None filters ("any": all)."""
+        info = self.project(project)
+        where, args = ["project_id = ?"], [info.id]
+        if labeled is not None:
+            where.append("label IS NOT NULL" if labeled else "label IS NULL")
+        if split != "any":
+            where.append("split IS NULL" if split is None else "split = ?")
+            args += [] if split is None else [split]
+        with self.read() as conn:
+            rows = conn.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE {' AND '.join(where)} ORDER BY id", args)
+            return [Item(*row) for row in rows]
+
+    def integrity(self) -> str:
+        """SQLite's own ``PRAGMA integrity_check``: "ok" for a sound database."""
+        with self.read() as conn:
+            return "; ".join(row[0] for row in conn.execute("PRAGMA integrity_check"))
+
+    # soft locks
+
+    def claim(self, project: str, holder: str, candidates: Sequence[int], n: int,
+              seconds: float = LOCK_SECONDS) -> list[int]:
+        """Lock up to ``n`` of ``candidates`` (in their order) for ``holder``: items no one else holds, still
+        unlabeled or not, as the caller chose them. Locks of others expire after ``seconds``."""
+        info = self.project(project)
+        now = time.time()
+        with self.write() as conn:
+            conn.execute("DELETE FROM locks WHERE expires < ?", (now,))
+            held = {row[0]: row[1] for row in conn.execute(
+                "SELECT l.item_id, l.holder FROM locks l JOIN items i ON i.id = l.item_id WHERE i.project_id = ?",
+                (info.id,))}
+            chosen = [int(i) for i in candidates if held.get(int(i), holder) == holder][:n]
+            conn.executemany("INSERT OR REPLACE INTO locks (item_id, holder, expires) VALUES (?, ?, ?)",
+                             [(i, holder, now + seconds) for i in chosen])
+        return chosen
+
+    def release(self, holder: str, item_ids: Sequence[int] | None = None) -> None:
+        with self.write() as conn:
+            if item_ids is None:
+                conn.execute("DELETE FROM locks WHERE holder = ?", (holder,))
+            else:
+                conn.executemany("DELETE FROM locks WHERE holder = ? AND item_id = ?",
+                                 [(holder, int(i)) for i in item_ids])
+
+    def locked_by_others(self, project: str, holder: str) -> set[int]:
+        info = self.project(project)
+        with self.read() as conn:
+            return {row[0] for row in conn.execute(
+                "SELECT l.item_id FROM locks l JOIN items i ON i.id = l.item_id "
+                "WHERE i.project_id = ? AND l.holder != ? AND l.expires >= ?", (info.id, holder, time.time()))}
+
+
+_ITEM_COLUMNS = "id, text, label, how, annotator, updated, split"
+
+
+def _add_label(conn: sqlite3.Connection, project_id: int, label: str) -> None:
+    label = str(label).strip()
+    if not label:
+        raise ValueError("A label needs a name: type one.")
+    if len(label) > 200:
+        raise ValueError(f"Label {label[:40]!r}… is longer than 200 characters; use a shorter name.")
+    conn.execute("INSERT OR IGNORE INTO labels (project_id, name, added) VALUES (?, ?, ?)",
+                 (project_id, label, now_iso()))
+
+
+def project_status(store: LabelStore, name: str) -> dict:
+    """Counts per label and annotator, the frozen validation set, and the database's integrity."""
+    info = store.project(name)
+    items = store.items(name)
+    per_label = {label: sum(i.label == label for i in items) for label in info.labels}
+    per_annotator: dict[str, int] = {}
+    for item in items:
+        if item.label is not None:
+            per_annotator[item.annotator or "?"] = per_annotator.get(item.annotator or "?", 0) + 1
+    return {"project": info.name, "items": info.items, "labeled": info.labeled, "unlabeled": info.items - info.labeled,
+            "labels": list(info.labels), "per_label": per_label, "per_annotator": per_annotator,
+            "validation_items": sum(i.split == "validation" for i in items), "integrity": store.integrity()}
