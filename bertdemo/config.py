@@ -14,6 +14,7 @@ SCRATCH_MODEL = "scratch"  # a small randomly initialised BERT with a WordPiece 
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 BATCHINGS = ("sorted", "grouped", "random")
+CLASS_WEIGHTS = ("none", "balanced", "auto")
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
               "inverse_sqrt")  # transformers.get_scheduler names that need nothing but warmup and total steps
 
@@ -41,6 +42,10 @@ class TrainConfig:
     max_train_rows: int = 0  # 0 keeps all; N trains on a seeded sample of N rows
     dropout: float | None = 0.0  # every dropout layer's rate; None keeps the model's own (0.1 in BERTs). Off:
     # faster CPU steps at the same test accuracy on TREC and SST-2 (bench/RESULTS.md)
+    min_steps: int = 0  # small data sets: epochs are raised until training takes at least this many optimizer
+    # steps (a few hundred labels make only a few steps an epoch); 0 keeps epochs as they are
+    class_weights: str = "none"  # "balanced": cross-entropy weighted by inverse class frequency, so small classes
+    # count; "auto": balanced when the largest class has 3x the rows of the smallest; "none"
 
     def __post_init__(self) -> None:
         problems = []
@@ -70,6 +75,10 @@ class TrainConfig:
             problems.append(f"batching must be one of {', '.join(BATCHINGS)} (got {self.batching!r})")
         if self.max_train_rows < 0:
             problems.append(f"max_train_rows must be 0 (all) or more (got {self.max_train_rows})")
+        if self.min_steps < 0:
+            problems.append(f"min_steps must be 0 (off) or more (got {self.min_steps})")
+        if self.class_weights not in CLASS_WEIGHTS:
+            problems.append(f"class_weights must be one of {', '.join(CLASS_WEIGHTS)} (got {self.class_weights!r})")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             problems.append(f"dropout must be in [0, 1), or None for the model's own (got {self.dropout})")
         if not self.model or not str(self.model).strip():

@@ -18,6 +18,7 @@ class StartEvent:
     device: str  # "cpu", "cuda", "mps"
     precision: str  # "bf16", "fp16", "fp32" as actually used
     num_processes: int  # >1 under `accelerate launch` on several GPUs
+    notes: tuple[str, ...] = ()  # what the training plan changed and why (epochs raised, class weights)
 
 
 @dataclass(frozen=True)

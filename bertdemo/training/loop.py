@@ -53,7 +53,7 @@ def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool
     started = time.perf_counter()
     try:
         s.model.train()
-        for batch in itertools.chain.from_iterable(itertools.repeat(s.loader, config.epochs)):  # epoch after epoch
+        for batch in itertools.chain.from_iterable(itertools.repeat(s.loader, s.epochs)):  # epoch after epoch
             if should_stop():
                 cancelled = True
                 break
@@ -90,10 +90,10 @@ def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool
 
 
 def _start_event(config: TrainConfig, data: LabeledData, s: Session) -> StartEvent:
-    return StartEvent(total_steps=len(s.loader) * config.epochs, epochs=config.epochs, steps_per_epoch=len(s.loader),
+    return StartEvent(total_steps=len(s.loader) * s.epochs, epochs=s.epochs, steps_per_epoch=len(s.loader),
                       train_rows=len(data.train), validation_rows=len(data.validation), labels=data.labels,
                       model=config.model, device=s.device.type, precision=s.precision.name,
-                      num_processes=s.accelerator.num_processes)
+                      num_processes=s.accelerator.num_processes, notes=s.notes)
 
 
 def _step_event(s: Session, start: StartEvent, step: int, loss: float, seen: int, elapsed: float) -> StepEvent:
@@ -127,7 +127,7 @@ def _save(s: Session, config: TrainConfig, data: LabeledData, best: Checkpoint, 
         name="", path="", created=runs.now_iso(), base_model=config.model, data_source=data.report.source,
         labels=data.labels, status=status, train_config=config.to_dict(), train_rows=len(data.train),
         validation_rows=len(data.validation), train_seconds=round(train_seconds, 2),
-        metrics={k: metrics[k] for k in ("accuracy", "macro_f1", "loss")})
+        metrics={k: metrics[k] for k in ("accuracy", "macro_f1", "loss")}, provenance=dict(data.provenance))
     return runs.save_run(workspace, name=runs.new_run_name(data.report.source, config.model), model=model,
                          tokenizer=s.tokenizer, info=info, train_config=config.to_dict(),
                          data_report=data.report.to_dict(), metrics=metrics, events=history,

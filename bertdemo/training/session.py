@@ -22,6 +22,7 @@ from bertdemo.data import LabeledData
 from bertdemo.fast.cpu_training_kernels import use_cpu_training_kernels
 from bertdemo.models import load_classifier, load_tokenizer
 from bertdemo.training.loaders import CountingCollator, eval_loader, tokenize_frame, train_loader
+from bertdemo.training.plan import plan_training
 from bertdemo.training.precision import Plain, precision_strategy
 from bertdemo.training.scratch import build_scratch_model, build_scratch_tokenizer
 
@@ -41,6 +42,9 @@ class Session:
     val_loader: object
     val_frame: pd.DataFrame  # the validation rows in the order val_loader yields them
     collator: CountingCollator
+    epochs: int  # as planned (bertdemo.training.plan): config.epochs, or more for a small data set
+    class_weights: torch.Tensor | None  # (C,) cross-entropy weights, or None
+    notes: tuple[str, ...]  # the plan's notes
 
 
 def start_session(config: TrainConfig, data: LabeledData) -> Session:
@@ -66,19 +70,23 @@ def start_session(config: TrainConfig, data: LabeledData) -> Session:
     optimizer = torch.optim.AdamW(_param_groups(precision.named_trainable(), config.weight_decay),
                                   lr=config.learning_rate, fused=device.type in ("cpu", "cuda"))
     model, optimizer, loader, val_loader = accelerator.prepare(model, optimizer, loader, val_loader)
-    total_steps = len(loader) * config.epochs
+    plan = plan_training(config, data, len(loader))
+    total_steps = len(loader) * plan.epochs
     scheduler = get_scheduler(config.scheduler, optimizer, num_warmup_steps=round(config.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
+    weights = None if plan.class_weights is None else torch.tensor(plan.class_weights, device=device)
     return Session(accelerator=accelerator, device=device, precision=precision, tokenizer=tokenizer, model=model,
                    optimizer=optimizer, scheduler=scheduler, loader=loader, val_loader=val_loader,
-                   val_frame=val_frame, collator=collator)
+                   val_frame=val_frame, collator=collator, epochs=plan.epochs, class_weights=weights,
+                   notes=plan.notes)
 
 
 def training_step(s: Session, batch: dict, max_grad_norm: float) -> float:
     """One optimizer step; returns the batch's training loss."""
     with s.precision.autocast():
         logits = s.model(**{k: v for k, v in batch.items() if k != "labels"}).logits  # (B, C)
-    loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"])  # in fp32 whatever the model's dtype
+    # in fp32 whatever the model's dtype; weighted by class when the plan says so
+    loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"], weight=s.class_weights)
     s.precision.backward(loss)
     s.precision.step(s.optimizer, max_grad_norm)
     s.scheduler.step()
