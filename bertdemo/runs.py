@@ -35,6 +35,7 @@ class RunInfo:
     train_rows: int = 0
     validation_rows: int = 0
     train_seconds: float = 0.0
+    provenance: dict = field(default_factory=dict)  # e.g. {"project", "snapshot"}: the labels it was trained on
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

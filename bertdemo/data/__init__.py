@@ -5,9 +5,10 @@
 (``labeled_data``) or from a file (``load_data``).
 """
 from bertdemo.data.clean import clean_rows, sort_labels
-from bertdemo.data.labeled import LabeledData, Origin, labeled_data, load_data, load_heldout, measure_tokens
+from bertdemo.data.labeled import (LabeledData, Origin, frames_data, labeled_data, load_data, load_heldout,
+                                   measure_tokens)
 from bertdemo.data.report import DataReport
 from bertdemo.data.tables import LABEL_NAMES, TEXT_NAMES, guess_columns, read_table
 
-__all__ = ["DataReport", "LABEL_NAMES", "LabeledData", "Origin", "TEXT_NAMES", "clean_rows", "guess_columns",
+__all__ = ["DataReport", "LABEL_NAMES", "LabeledData", "Origin", "TEXT_NAMES", "clean_rows", "frames_data", "guess_columns",
            "labeled_data", "load_data", "load_heldout", "measure_tokens", "read_table", "sort_labels"]

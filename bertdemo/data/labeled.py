@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -37,6 +37,8 @@ class LabeledData:
     validation: pd.DataFrame
     labels: tuple[str, ...]  # sorted; index = class id
     report: DataReport
+    provenance: dict = field(default_factory=dict)  # where the labels came from, kept in the run (a labeling
+    # project's name and label snapshot)
 
     @property
     def label2id(self) -> dict[str, int]:
@@ -132,6 +134,22 @@ def load_heldout(path: str | Path, known_labels, *, role: str, text_col: str | N
         raise ValueError(f"{role} file {path.name}: {err}") from err
     return checked_heldout(clean_rows(table[text_col], table[label_col]).rows, known_labels, role=role,
                            name=path.name)
+
+
+def frames_data(train: pd.DataFrame, validation: pd.DataFrame, labels: Sequence[str], *, source: str = "rows",
+                max_length: int = 128, validation_source: str = "given") -> LabeledData:
+    """LabeledData of rows cleaned and split elsewhere (a labeling project's frozen validation set, the folds of a
+    suspicious-label search): ``text`` and ``label`` columns, extra columns kept, every label in ``labels``."""
+    labels = tuple(labels)
+    unknown = sorted((set(train["label"]) | set(validation["label"])) - set(labels))
+    if unknown:
+        raise ValueError(f"Rows carry labels outside the label set: {', '.join(map(repr, unknown[:10]))}.")
+    train, validation = train.reset_index(drop=True), validation.reset_index(drop=True)
+    clean = CleanRows(rows=pd.concat([train, validation])[["text", "label"]], dropped=[], exact_duplicates=0,
+                      conflicts=[])
+    report = _report(train, validation, labels, clean, Origin(source=source), len(train) + len(validation),
+                     validation_source, max_length)
+    return LabeledData(train=train, validation=validation, labels=labels, report=report)
 
 
 def checked_heldout(rows: pd.DataFrame, known_labels, *, role: str, name: str) -> pd.DataFrame:

@@ -98,6 +98,23 @@ class Predictor:
             out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
         return out
 
+    @torch.inference_mode()
+    def embed(self, texts: list[str], batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
+        """(N, d) float32: for each text the vector the classification head reads (BERT's pooled [CLS]; the
+        [CLS] position's last hidden state for models without a pooler). Batched by length like predictions."""
+        texts = _as_texts(texts)
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out: np.ndarray | None = None
+        for start in range(0, len(texts), batch_size):
+            idx = order[start:start + batch_size]
+            encoded = self.model.base_model(**self.encode([texts[i] for i in idx]))
+            pooled = getattr(encoded, "pooler_output", None)
+            vectors = (pooled if pooled is not None else encoded.last_hidden_state[:, 0]).float().cpu().numpy()
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[idx] = vectors
+        return out if out is not None else np.zeros((0, self.model.config.hidden_size), dtype=np.float32)
+
     @property
     def uses_lean_forward(self) -> bool:
         """True when predictions run ``bertdemo.lean_forward`` rather than the model's own forward."""

@@ -1,0 +1,120 @@
+"""From a project's current labels to a training run, and what the run changed.
+
+The first retrain freezes a validation set (a stratified, seeded share of the labeled items, marked in the
+store), so every later run of the project is scored on the same rows, with their current labels; items labeled
+later train. ``train_project`` runs the engine's own ``train()`` on the rest and records which label snapshot
+(the last change id) the run saw. ``compare`` scores the previous run and the new one on the frozen rows, and
+``changes_since`` (``labeling.history``) says which labels moved in between.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from bertdemo.config import TrainConfig
+from bertdemo.data import LabeledData, frames_data, sort_labels
+from bertdemo.data.split import MAX_VALIDATION_ROWS
+from bertdemo.events import CancelledEvent, DoneEvent, Event
+from bertdemo.inference.evaluate import evaluate_rows
+from bertdemo.inference.predict import get_predictor
+from bertdemo.labeling.history import last_change
+from bertdemo.labeling.store import LabelStore, now_iso
+from bertdemo.training import train
+from bertdemo.workspace import Workspace
+
+MIN_LABELED_PER_CLASS = 2  # below this a class can be neither split nor learned
+
+
+def freeze_validation(store: LabelStore, project: str, config: TrainConfig) -> list[int]:
+    """The project's frozen validation items, chosen now if there are none yet (``config.validation_split`` of
+    the labeled items, stratified and seeded, at most ``MAX_VALIDATION_ROWS``)."""
+    frozen = [i.id for i in store.items(project, split="validation")]
+    if frozen:
+        return frozen
+    labeled = store.items(project, labeled=True)
+    labels = [i.label for i in labeled]
+    counts = pd.Series(labels).value_counts()
+    if len(counts) < 2 or counts.min() < MIN_LABELED_PER_CLASS:
+        few = ", ".join(f"{label!r} ({n})" for label, n in counts.items() if n < MIN_LABELED_PER_CLASS)
+        raise ValueError(f"Project {project!r} needs at least two classes with {MIN_LABELED_PER_CLASS}+ labeled items "
+                         f"each before it can train{': label more of ' + few if few else ''}.")
+    n_val = max(len(counts), min(round(len(labeled) * config.validation_split), MAX_VALIDATION_ROWS))
+    n_val = min(n_val, len(labeled) - len(counts))
+    _, held = train_test_split(labeled, test_size=n_val, random_state=config.seed, stratify=labels)
+    ids = sorted(i.id for i in held)
+    info = store.project(project)
+    with store.write() as conn:
+        conn.executemany("UPDATE items SET split = 'validation' WHERE project_id = ? AND id = ?",
+                         [(info.id, i) for i in ids])
+    return ids
+
+
+def project_data(store: LabelStore, project: str, config: TrainConfig) -> LabeledData:
+    """The project's current labels as ``LabeledData``: the frozen validation items validate, the rest train."""
+    freeze_validation(store, project, config)
+    labeled = store.items(project, labeled=True)
+    snapshot = last_change(store, project)
+    train_rows = pd.DataFrame([(i.text, i.label) for i in labeled if i.split != "validation"], columns=["text", "label"])
+    val_rows = pd.DataFrame([(i.text, i.label) for i in labeled if i.split == "validation"], columns=["text", "label"])
+    if train_rows["label"].nunique() < 2:
+        raise ValueError(f"Project {project!r} has fewer than two classes outside its frozen validation set. Label "
+                         "more items of another class.")
+    if config.max_train_rows and config.max_train_rows < len(train_rows):
+        train_rows = train_rows.sample(n=config.max_train_rows, random_state=config.seed)
+    labels = sort_labels(set(train_rows["label"]) | set(val_rows["label"]))
+    data = frames_data(train_rows, val_rows, labels, source=project, max_length=config.max_length,
+                       validation_source="frozen")
+    return dataclasses.replace(data, provenance={"project": project, "snapshot": snapshot,
+                                                 "labeled": len(labeled), "validation_items": len(val_rows)})
+
+
+def train_project(store: LabelStore, project: str, config: TrainConfig, *, from_run: str | Path | None = None,
+                  should_stop: Callable[[], bool] = lambda: False, workspace: Workspace | str | Path | None = None,
+                  data: LabeledData | None = None) -> Iterator[Event]:
+    """Train on the project's current labels (from the base model, or from ``from_run``'s weights) and record
+    the run with its label snapshot. Yields ``train``'s events."""
+    if from_run is not None:
+        config = dataclasses.replace(config, model=str(from_run))
+    data = data or project_data(store, project, config)
+    for event in train(config, data, should_stop=should_stop, workspace=workspace):
+        if isinstance(event, (DoneEvent, CancelledEvent)) and event.run_dir:
+            record_run(store, project, Path(event.run_dir).name, data.provenance["snapshot"])
+        yield event
+
+
+def record_run(store: LabelStore, project: str, run: str, snapshot: int) -> None:
+    info = store.project(project)
+    with store.write() as conn:
+        conn.execute("INSERT OR REPLACE INTO project_runs (project_id, run, snapshot, created) VALUES (?, ?, ?, ?)",
+                     (info.id, run, int(snapshot), now_iso()))
+
+
+def project_runs(store: LabelStore, project: str) -> list[dict]:
+    """The runs trained on the project, oldest first: {"run", "snapshot", "created"}."""
+    info = store.project(project)
+    with store.read() as conn:
+        return [{"run": r, "snapshot": s, "created": c} for r, s, c in conn.execute(
+            "SELECT run, snapshot, created FROM project_runs WHERE project_id = ? ORDER BY created, rowid",
+            (info.id,))]
+
+
+def compare(store: LabelStore, project: str, before: str | Path | None, after: str | Path) -> dict:
+    """Both runs scored on the frozen validation items with their current labels: accuracy, macro-F1, per-class
+    F1 ({"before": metrics or None, "after": metrics, "rows": n})."""
+    frozen = [i for i in store.items(project, labeled=True) if i.split == "validation"]
+    if not frozen:
+        raise ValueError(f"Project {project!r} has no frozen validation set yet: it is chosen at the first retrain.")
+    texts, labels = [i.text for i in frozen], [i.label for i in frozen]
+
+    def score(run) -> dict | None:
+        if run is None or not Path(run).exists():
+            return None
+        metrics = evaluate_rows(get_predictor(run), texts, labels)
+        return {"run": Path(run).name, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
+                "per_class_f1": {label: m["f1"] for label, m in metrics["per_class"].items()}}
+
+    return {"rows": len(frozen), "before": score(before), "after": score(after)}

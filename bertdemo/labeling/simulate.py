@@ -1,0 +1,109 @@
+"""The active-learning curve: the labeling loop simulated on a fully labeled file, to teach it and to show that
+the queue helps.
+
+For each seed, every strategy starts from the same ``start`` labels drawn at random; each round trains a model on
+the labels so far (the engine's ``train()``, from the base model), scores it on the test rows, and reveals ``step``
+more labels from the file, chosen by the strategy (``random``, or an uncertainty ranking from
+``labeling.queues``) over the rest of the pool. The result is test accuracy against the number of labels.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bertdemo.config import TrainConfig
+from bertdemo.data import frames_data, sort_labels
+from bertdemo.events import DoneEvent
+from bertdemo.inference.evaluate import evaluate_rows
+from bertdemo.inference.predict import Predictor
+from bertdemo.labeling.queues import UNCERTAINTY, uncertainty
+from bertdemo.training import train
+
+CURVE_STRATEGIES = ("random",) + UNCERTAINTY
+CURVE_CONFIG = dict(min_steps=150, class_weights="auto", patience=0)  # small-label defaults (bench/RESULTS.md)
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    strategy: str
+    seed: int
+    labels: int  # labels the model was trained on
+    accuracy: float  # on the test rows
+    macro_f1: float
+    seconds: float  # this round: training, testing and choosing the next labels
+
+
+def al_curve(train_texts: Sequence[str], train_labels: Sequence[str], test_texts: Sequence[str],
+             test_labels: Sequence[str], *, strategies: Sequence[str] = ("random", "margin"), start: int = 50,
+             step: int = 50, rounds: int = 4, seeds: Sequence[int] = (0,), config: TrainConfig | None = None,
+             should_stop: Callable[[], bool] = lambda: False) -> Iterator[CurvePoint]:
+    """Yield one point per (seed, strategy, round): ``rounds`` rounds after the start, so budgets are
+    ``start, start + step, …, start + rounds·step``."""
+    unknown = [s for s in strategies if s not in CURVE_STRATEGIES]
+    if unknown:
+        raise ValueError(f"Unknown strategies {', '.join(unknown)}; use {', '.join(CURVE_STRATEGIES)}.")
+    final = start + rounds * step
+    if start < 2 or step < 1 or rounds < 0 or final > len(train_texts):
+        raise ValueError(f"start {start} + {rounds} rounds of {step} needs {final} labels, but the file has "
+                         f"{len(train_texts)} rows; use a smaller start, step or number of rounds.")
+    config = config or TrainConfig(**CURVE_CONFIG)
+    pool = pd.DataFrame({"text": list(train_texts), "label": list(train_labels)})
+    names = sort_labels(pool["label"])
+    for seed in seeds:
+        first = np.random.default_rng(seed).choice(len(pool), size=start, replace=False)
+        for strategy in strategies:
+            labeled = list(first)
+            for round_ in range(rounds + 1):
+                if should_stop():
+                    return
+                started = time.perf_counter()
+                predictor, metrics = _train_and_test(pool.iloc[labeled], names, test_texts, test_labels,
+                                                     dataclasses.replace(config, seed=config.seed + seed))
+                if round_ < rounds:
+                    labeled += _query(pool, labeled, predictor, strategy, step, seed * 1000 + round_)
+                yield CurvePoint(strategy=strategy, seed=seed, labels=start + round_ * step,
+                                 accuracy=metrics["accuracy"], macro_f1=metrics["macro_f1"],
+                                 seconds=round(time.perf_counter() - started, 1))
+
+
+def curve_table(points: Sequence[CurvePoint]) -> dict:
+    """{"budgets": [...], "<strategy>": [mean accuracy per budget], "spread": {strategy: [[min, max], …]},
+    "seconds_per_round": mean}: what the CLI prints and the plot draws."""
+    budgets = sorted({p.labels for p in points})
+    table: dict = {"budgets": budgets, "spread": {}, "macro_f1": {}}
+    for strategy in dict.fromkeys(p.strategy for p in points):
+        by_budget = [[p for p in points if p.strategy == strategy and p.labels == b] for b in budgets]
+        table[strategy] = [round(float(np.mean([p.accuracy for p in ps])), 4) if ps else None for ps in by_budget]
+        table["macro_f1"][strategy] = [round(float(np.mean([p.macro_f1 for p in ps])), 4) if ps else None
+                                       for ps in by_budget]
+        table["spread"][strategy] = [[min(p.accuracy for p in ps), max(p.accuracy for p in ps)] if ps else None
+                                     for ps in by_budget]
+    table["seconds_per_round"] = round(float(np.mean([p.seconds for p in points])), 1) if points else 0.0
+    return table
+
+
+def _train_and_test(rows: pd.DataFrame, names: tuple[str, ...], test_texts, test_labels,
+                    config: TrainConfig) -> tuple[Predictor, dict]:
+    labels = tuple(label for label in names if label in set(rows["label"]))
+    # The simulated annotator has no validation set to spare: checkpoints are chosen on the labeled rows
+    # themselves (patience off, so the last, best-fitting epoch wins), as the loop's first runs would be.
+    data = frames_data(rows, rows, labels, source="simulation", max_length=config.max_length)
+    with tempfile.TemporaryDirectory(prefix="bertdemo-al-") as workspace:
+        done = [e for e in train(config, data, workspace=workspace) if isinstance(e, DoneEvent)][-1]
+        predictor = Predictor.from_run(done.run_dir)
+    return predictor, evaluate_rows(predictor, test_texts, test_labels)
+
+
+def _query(pool: pd.DataFrame, labeled: list[int], predictor: Predictor, strategy: str, k: int,
+           seed: int) -> list[int]:
+    rest = np.setdiff1d(np.arange(len(pool)), labeled)
+    if strategy == "random":
+        return np.random.default_rng(seed).choice(rest, size=min(k, len(rest)), replace=False).tolist()
+    scores = uncertainty(predictor.predict_proba(pool["text"].iloc[rest].tolist()), strategy)
+    return rest[np.argsort(-scores, kind="stable")[:k]].tolist()

@@ -1,0 +1,146 @@
+"""Labels the model believes are wrong, ranked from *out-of-sample* probabilities.
+
+A model scores its own training rows as right — it learned them, wrong labels included — so in-sample scores miss
+most errors. Here every labeled row gets its probabilities from a model that never saw it: k-fold fine-tuning of
+the base model (each fold trains on the other folds with the engine's own session and step, and predicts the
+held-out fold). The rows are then ranked by how little probability their given label got (``self_confidence``:
+the same order as the loss, Chong et al. 2022), or by cleanlab's confident learning or normalized margin
+(``RANKINGS``). ``bench/suspicious_bench.py`` measures which finds more flipped labels; the default is its answer.
+
+``find_suspects`` is a generator: ``FoldProgress`` events while it works, then the ranked ``Suspect`` list.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold
+
+from bertdemo.config import TrainConfig
+from bertdemo.data import frames_data, sort_labels
+from bertdemo.training.evaluation import validation_logits
+from bertdemo.training.session import start_session, training_step
+
+DEFAULT_FOLDS = 4
+RANKINGS = ("self_confidence", "normalized_margin", "confident_learning")
+DEFAULT_RANKING = "self_confidence"
+FOLD_SETTINGS = dict(epochs=2, min_steps=150)  # each fold's short fine-tune, unless a config is given (RESULTS.md)
+
+
+@dataclass(frozen=True)
+class FoldProgress:
+    fold: int  # 1-based
+    folds: int
+    step: int  # steps done in this fold
+    steps: int  # steps this fold takes
+
+    @property
+    def fraction(self) -> float:
+        return ((self.fold - 1) + self.step / max(1, self.steps)) / self.folds
+
+
+@dataclass(frozen=True)
+class Suspect:
+    row: int  # position in the rows given
+    text: str
+    given: str
+    suggested: str  # the likeliest class out of sample
+    score: float  # higher: more likely wrong (1 − the given label's out-of-sample probability, or cleanlab's)
+    probabilities: dict[str, float]
+
+
+def out_of_sample_probabilities(texts: Sequence[str], labels: Sequence[str], config: TrainConfig | None = None, *,
+                                folds: int = DEFAULT_FOLDS, should_stop: Callable[[], bool] = lambda: False
+                                ) -> Iterator[FoldProgress | np.ndarray]:
+    """Yield progress, then the (N, C) out-of-sample probabilities (classes in ``sort_labels(labels)`` order).
+
+    ``config`` is what each fold trains with (default: the engine's defaults with ``FOLD_SETTINGS``); its epochs,
+    min_steps and class weights apply, its evaluations and early stopping do not (the folds keep their last
+    weights)."""
+    config = config or TrainConfig(**FOLD_SETTINGS)
+    names = sort_labels(labels)
+    y = np.array([names.index(label) for label in labels])
+    if len(names) < 2:
+        raise ValueError("Suspicious labels need at least two classes among the labeled items.")
+    if len(y) < 4 * len(names):
+        raise ValueError(f"Only {len(y)} labeled items for {len(names)} classes: too few to train on folds of them. "
+                         "Label a few more per class first.")
+    folds = max(2, int(folds))
+    frame = pd.DataFrame({"text": list(texts), "label": list(labels), "row": np.arange(len(texts))})
+    probs = np.full((len(frame), len(names)), np.nan, dtype=np.float32)
+    splitter = _splits(y, folds, config.seed)
+    for fold, (train_rows, held_rows) in enumerate(splitter, start=1):
+        data = frames_data(frame.iloc[train_rows], frame.iloc[held_rows], names, source="folds",
+                           max_length=config.max_length)
+        s = start_session(dataclasses.replace(config, seed=config.seed + fold), data)
+        steps = len(s.loader) * s.epochs
+        s.model.train()
+        for step, batch in enumerate(itertools.chain.from_iterable(itertools.repeat(s.loader, s.epochs)), start=1):
+            if should_stop():
+                return
+            training_step(s, batch, config.max_grad_norm)
+            if step % 5 == 0 or step == steps:
+                yield FoldProgress(fold=fold, folds=folds, step=step, steps=steps)
+        logits, _ = validation_logits(s)
+        probs[s.val_frame["row"].to_numpy()] = _softmax(logits.numpy())
+        s = None
+    yield probs
+
+
+def rank_suspects(texts: Sequence[str], labels: Sequence[str], probs: np.ndarray,
+                  method: str = DEFAULT_RANKING) -> list[Suspect]:
+    """Every row, most likely mislabeled first."""
+    names = sort_labels(labels)
+    y = np.array([names.index(label) for label in labels])
+    if method == "self_confidence":
+        score = 1.0 - probs[np.arange(len(y)), y]
+    elif method == "normalized_margin":
+        others = probs.copy()
+        others[np.arange(len(y)), y] = -np.inf
+        score = others.max(axis=1) - probs[np.arange(len(y)), y]  # > 0: another class is likelier than the given
+    elif method == "confident_learning":
+        from cleanlab.filter import find_label_issues
+        from cleanlab.rank import get_label_quality_scores
+
+        issues = find_label_issues(y, probs, return_indices_ranked_by="self_confidence")
+        quality = get_label_quality_scores(y, probs, method="self_confidence")
+        score = 1.0 - quality
+        score[issues] += 1.0  # confident learning's issues first, each group by self-confidence
+    else:
+        raise ValueError(f"Unknown ranking {method!r}; use one of {', '.join(RANKINGS)}.")
+    order = np.argsort(-score, kind="stable")
+    return [Suspect(row=int(i), text=str(texts[i]), given=str(labels[i]), suggested=names[int(probs[i].argmax())],
+                    score=float(score[i]), probabilities={n: float(p) for n, p in zip(names, probs[i])})
+            for i in order]
+
+
+def find_suspects(texts: Sequence[str], labels: Sequence[str], config: TrainConfig | None = None, *,
+                  folds: int = DEFAULT_FOLDS, method: str = DEFAULT_RANKING,
+                  should_stop: Callable[[], bool] = lambda: False) -> Iterator[FoldProgress | list[Suspect]]:
+    """Out-of-sample probabilities, then the ranking: progress events, then the ``Suspect`` list (best first)."""
+    if method not in RANKINGS:
+        raise ValueError(f"Unknown ranking {method!r}; use one of {', '.join(RANKINGS)}.")
+    for event in out_of_sample_probabilities(texts, labels, config, folds=folds, should_stop=should_stop):
+        if isinstance(event, FoldProgress):
+            yield event
+        else:
+            yield rank_suspects(texts, labels, event, method)
+
+
+def _splits(y: np.ndarray, folds: int, seed: int):
+    counts = np.bincount(y)
+    if counts[counts > 0].min() >= folds:
+        return StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+    rng = np.random.default_rng(seed)  # a class too small to stratify: plain seeded folds
+    assignment = rng.permutation(len(y)) % folds
+    return [(np.flatnonzero(assignment != f), np.flatnonzero(assignment == f)) for f in range(folds)]
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

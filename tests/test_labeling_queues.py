@@ -1,0 +1,86 @@
+"""Which item next: uncertainty rankings, diversity, the plain orders, and suspicious labels out of sample."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from bertdemo.labeling.queues import diverse_first, misclassified_queue, ordered_queue, uncertain_queue, uncertainty
+from bertdemo.labeling.store import LabelStore
+from bertdemo.labeling.transfer import import_rows
+from conftest import toy_rows
+
+
+def test_uncertainty_scores_rank_the_boundary_first():
+    probs = np.array([[0.98, 0.01, 0.01],  # sure
+                      [0.50, 0.49, 0.01],  # on the boundary between two classes
+                      [0.34, 0.335, 0.325],  # unsure between all three
+                      [0.70, 0.20, 0.10]])
+    assert np.argsort(-uncertainty(probs, "margin")).tolist() == [2, 1, 3, 0]  # smallest gap first
+    assert np.argmax(uncertainty(probs, "entropy")) == 2 and np.argmin(uncertainty(probs, "entropy")) == 0
+    assert np.argsort(-uncertainty(probs, "least_confidence"))[:2].tolist() == [2, 1]
+    with pytest.raises(ValueError, match="margin"):
+        uncertainty(probs, "confidence")
+
+
+def test_diversity_spreads_the_first_picks_over_clusters():
+    scores = np.array([0.99, 0.98, 0.97, 0.96, 0.50, 0.40])
+    embeddings = np.array([[0, 0], [0, 0.01], [0.01, 0], [10, 10], [10, 10.1], [-10, 5]], dtype=float)
+    plain = np.argsort(-scores)[:2].tolist()
+    diverse = diverse_first(scores, embeddings, 2, seed=0)[:2].tolist()
+    assert plain == [0, 1]  # two near-duplicates
+    assert diverse[0] == 0 and diverse[1] in (3, 4, 5)  # the second pick comes from another cluster
+    assert sorted(diverse_first(scores, embeddings, 2).tolist()) == list(range(6))  # every item still comes
+
+
+@pytest.fixture()
+def project(tmp_path, tiny_run, toy_data):
+    store = LabelStore(tmp_path / "labels.sqlite3")
+    texts = toy_data.validation["text"].tolist()
+    import_rows(store, "toy", texts + ["the rain came with pizza and football", "pizza"], [None] * (len(texts) + 2))
+    return store
+
+
+def test_margin_queue_on_a_model_matches_its_own_probabilities(project, tiny_run):
+    from bertdemo.inference.predict import get_predictor
+
+    predictor = get_predictor(tiny_run)
+    queue = uncertain_queue(project, "toy", predictor, "margin")
+    assert len(queue) == project.project("toy").items
+    probs = predictor.predict_proba([entry.text for entry in queue])
+    margins = np.sort(probs, axis=1)[:, -1] - np.sort(probs, axis=1)[:, -2]
+    assert np.all(np.diff([entry.score for entry in queue]) <= 1e-9)  # best first
+    assert np.argmin(margins) in (0, 1)  # the text nearest the boundary is served first (bf16 ties aside)
+    top = queue[0]
+    assert top.suggested == max(top.probabilities, key=top.probabilities.get) and top.label is None
+    assert len(uncertain_queue(project, "toy", predictor, "entropy", top=3, diversity=2)) == 3
+
+
+def test_plain_orders_and_misclassified(project, tiny_run):
+    in_order = ordered_queue(project, "toy", "in_order")
+    assert [e.id for e in in_order] == [i.id for i in project.items("toy")] and in_order[0].suggested is None
+    shuffled = ordered_queue(project, "toy", "random", seed=3)
+    assert sorted(e.id for e in shuffled) == sorted(e.id for e in in_order) and shuffled != in_order
+    assert ordered_queue(project, "toy", "random", seed=3) == shuffled  # seeded
+    wrong = misclassified_queue(project, "toy", str(tiny_run))
+    assert all(project.item("toy", e.id).text for e in wrong)  # only texts of this project
+
+
+def test_suspicious_ranks_deliberately_flipped_labels_first(tiny_config):
+    from bertdemo.labeling.suspicious import FoldProgress, find_suspects
+
+    rows = toy_rows(per_class=24, seed=5)
+    texts, labels = [t for t, _ in rows], [label for _, label in rows]
+    flipped = [3, 17, 40, 66]
+    others = {"food": "sport", "sport": "weather", "weather": "food"}
+    for i in flipped:
+        labels[i] = others[labels[i]]
+    events = list(find_suspects(texts, labels, dataclasses.replace(tiny_config, learning_rate=2e-3), folds=3))
+    progress, suspects = events[:-1], events[-1]
+    assert progress and all(isinstance(e, FoldProgress) for e in progress) and progress[-1].fraction == 1.0
+    assert len(suspects) == len(texts) and {s.row for s in suspects} == set(range(len(texts)))
+    top = {s.row for s in suspects[: len(flipped)]}
+    assert len(top & set(flipped)) >= 3  # the flipped labels come first
+    first = suspects[0]
+    assert first.suggested != first.given and first.score > 0.5
