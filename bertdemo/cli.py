@@ -1,4 +1,5 @@
-"""Command line: ``python -m bertdemo train|predict|explain|runs``. Same engine and events as the app.
+"""Command line: ``python -m bertdemo train|predict|explain|runs|project|al-curve``. Same engine and events as the
+app; the labeling commands are in ``bertdemo.cli_labeling``.
 
 ``train``'s settings are generated from ``TrainConfig``'s fields, with their help taken from the field comments,
 so a new setting is a flag without touching this file. Errors in the user's input print one line and exit with
@@ -14,10 +15,12 @@ import os
 import sys
 from pathlib import Path
 
-from bertdemo.config import BATCHINGS, PRECISIONS, SCHEDULERS, TrainConfig, field_comments
+from bertdemo.cli_labeling import add_commands as add_labeling_commands
+from bertdemo.cli_labeling import cmd_al_curve, cmd_project
+from bertdemo.config import BATCHINGS, CLASS_WEIGHTS, PRECISIONS, SCHEDULERS, TrainConfig, field_comments
 
 FLAG_ALIASES = {"learning_rate": ("--lr",)}  # short names the README and the benchmarks use
-CHOICES = {"precision": PRECISIONS, "batching": BATCHINGS, "scheduler": SCHEDULERS}
+CHOICES = {"precision": PRECISIONS, "batching": BATCHINGS, "scheduler": SCHEDULERS, "class_weights": CLASS_WEIGHTS}
 
 
 def parse_dropout(value: str) -> float | None:
@@ -85,13 +88,15 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("runs", help="list saved runs")
     r.add_argument("--workspace")
     r.add_argument("--json", action="store_true")
+    add_labeling_commands(sub, add_config_flags)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    commands = {"train": cmd_train, "predict": cmd_predict, "explain": cmd_explain, "runs": cmd_runs}
+    commands = {"train": cmd_train, "predict": cmd_predict, "explain": cmd_explain, "runs": cmd_runs,
+                "project": cmd_project, "al-curve": cmd_al_curve}
     try:
         _quiet_transformers()
         return commands[args.command](args)

@@ -1,0 +1,256 @@
+"""Command line for labeling projects and the active-learning curve (``bertdemo.cli`` adds these commands):
+
+    python -m bertdemo project import NAME FILE [--text-col C] [--label-col C] [--json]
+    python -m bertdemo project status NAME [--json]
+    python -m bertdemo project label NAME ITEM_ID LABEL [--annotator A]
+    python -m bertdemo project queue NAME --strategy margin|entropy|least_confidence|random|in_order|suspicious
+                                          [--run RUN] [--top K] [--json]
+    python -m bertdemo project export NAME OUT.csv [--provenance]
+    python -m bertdemo project retrain NAME [train options] [--from-last-run] [--json]
+    python -m bertdemo al-curve TRAIN.csv --test TEST.csv --strategies random,margin --start 50 --step 50
+                                --rounds 4 [--seeds 3] [--json]
+
+With ``--json`` the last stdout line is one JSON value; progress goes to stderr.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+QUEUE_STRATEGIES = ("margin", "entropy", "least_confidence", "random", "in_order", "suspicious")
+
+
+def add_commands(sub, add_config_flags) -> None:
+    project = sub.add_parser("project", help="labeling projects: import, status, label, queue, export, retrain")
+    commands = project.add_subparsers(dest="project_command", required=True)
+    imp = commands.add_parser("import", help="import a CSV/TSV (empty label cells: unlabeled); creates the project")
+    imp.add_argument("name")
+    imp.add_argument("file")
+    imp.add_argument("--text-col")
+    imp.add_argument("--label-col")
+    imp.add_argument("--annotator", default="anonymous")
+    status = commands.add_parser("status", help="items, labeled, per label and annotator, database integrity")
+    status.add_argument("name")
+    label = commands.add_parser("label", help="set one item's label")
+    label.add_argument("name")
+    label.add_argument("item_id", type=int)
+    label.add_argument("label")
+    label.add_argument("--annotator", default="anonymous")
+    queue = commands.add_parser("queue", help="the items to label next, best first")
+    queue.add_argument("name")
+    queue.add_argument("--strategy", default="margin", choices=QUEUE_STRATEGIES)
+    queue.add_argument("--run", help="the model that ranks (default: the project's latest run)")
+    queue.add_argument("--top", type=int, default=20)
+    queue.add_argument("--diversity", type=int, default=0, help="spread the first K picks over K clusters")
+    export = commands.add_parser("export", help="the current labels as a training-ready CSV")
+    export.add_argument("name")
+    export.add_argument("out")
+    export.add_argument("--provenance", action="store_true", help="also how, annotator, updated and split")
+    retrain = commands.add_parser("retrain", help="train on the project's current labels")
+    retrain.add_argument("name")
+    retrain.add_argument("--from-last-run", action="store_true", help="start from the last run's weights")
+    add_config_flags(retrain)
+    for parser in (imp, status, label, queue, export, retrain):
+        parser.add_argument("--workspace")
+        parser.add_argument("--json", action="store_true")
+
+    curve = sub.add_parser("al-curve", help="simulate the labeling loop on a fully labeled file")
+    curve.add_argument("train_file")
+    curve.add_argument("--test", required=True, help="a labeled file the curve is scored on")
+    curve.add_argument("--strategies", default="random,margin")
+    curve.add_argument("--start", type=int, default=50)
+    curve.add_argument("--step", type=int, default=50)
+    curve.add_argument("--rounds", type=int, default=4)
+    curve.add_argument("--seeds", type=int, default=1, help="repeat with seeds 0..N-1; the table gives means")
+    curve.add_argument("--model", default="default")
+    curve.add_argument("--json", action="store_true")
+
+
+def cmd_project(args) -> int:
+    from bertdemo.labeling.store import LabelStore
+
+    store = LabelStore.for_workspace(args.workspace)
+    handler = {"import": _import, "status": _status, "label": _label, "queue": _queue, "export": _export,
+               "retrain": _retrain}[args.project_command]
+    return handler(store, args)
+
+
+def _emit(args, value, text: str) -> int:
+    print(json.dumps(value, ensure_ascii=False) if args.json else text)
+    return 0
+
+
+def _import(store, args) -> int:
+    from bertdemo.labeling.transfer import import_file
+
+    report = import_file(store, args.name, args.file, text_col=args.text_col, label_col=args.label_col,
+                         annotator=args.annotator)
+    conflicts = "".join(f"\n  conflict: item {c['item']} is {c['stored']!r}, the file says {c['file']!r}: "
+                        f"{c['text'][:60]}" for c in report.conflicts)
+    return _emit(args, report.__dict__, report.summary() + conflicts)
+
+
+def _status(store, args) -> int:
+    from bertdemo.labeling.store import project_status
+
+    status = project_status(store, args.name)
+    lines = [f"{status['project']}: {status['labeled']}/{status['items']} labeled; integrity {status['integrity']}"]
+    lines += [f"  {label:<24}{n}" for label, n in status["per_label"].items()]
+    return _emit(args, status, "\n".join(lines))
+
+
+def _label(store, args) -> int:
+    from bertdemo.labeling.history import set_label
+
+    step = set_label(store, args.name, args.item_id, args.label, annotator=args.annotator, session="cli")
+    item = store.item(args.name, args.item_id)
+    return _emit(args, {"id": item.id, "label": item.label, "step": step}, f"item {item.id}: {item.label}")
+
+
+def _queue(store, args) -> int:
+    from bertdemo.labeling import queues
+
+    if args.strategy == "suspicious":
+        entries = _suspicious_entries(store, args)
+    elif args.strategy in queues.ORDERS:
+        predictor = _predictor(store, args, required=False)
+        entries = queues.ordered_queue(store, args.name, args.strategy, predictor=predictor, top=args.top)
+    else:
+        predictor = _predictor(store, args, required=True)
+        entries = queues.uncertain_queue(store, args.name, predictor, args.strategy, top=args.top,
+                                         diversity=args.diversity)
+    rows = [{"id": e.id, "text": e.text, "label": e.label, "suggested": e.suggested, "score": round(e.score, 6)}
+            for e in entries[: args.top]]
+    text = "\n".join(f"{r['id']:>7}  {r['score']:.3f}  {str(r['label']):<12} → {str(r['suggested']):<12} "
+                     f"{r['text'][:70]}" for r in rows)
+    return _emit(args, rows, text or "the queue is empty")
+
+
+def _predictor(store, args, *, required: bool):
+    from bertdemo.inference.predict import Predictor
+    from bertdemo.labeling.retrain import project_runs
+    from bertdemo.runs import find_run
+
+    if args.run:
+        return Predictor.from_run(find_run(args.run, args.workspace))
+    runs = project_runs(store, args.name)
+    if runs:
+        return Predictor.from_run(find_run(runs[-1]["run"], args.workspace))
+    if required:
+        raise ValueError(f"Ranking by {args.strategy} needs a model: pass --run RUN, or train one on the project's "
+                         f"labels first (python -m bertdemo project retrain {args.name}).")
+    return None
+
+
+def _suspicious_entries(store, args) -> list:
+    """Suspicious labels: from ``--run``'s probabilities when that run never trained on these labels (they are
+    out of sample for it), else out-of-sample probabilities computed here by k-fold fine-tuning."""
+    from tqdm import tqdm
+
+    from bertdemo.labeling.queues import QueueEntry
+    from bertdemo.labeling.suspicious import FoldProgress, find_suspects, rank_suspects
+    from bertdemo.runs import find_run, load_run_info
+
+    items = store.items(args.name, labeled=True)
+    texts, labels = [i.text for i in items], [i.label for i in items]
+    run = find_run(args.run, args.workspace) if args.run else None
+    if run is not None and load_run_info(run).provenance.get("project") != args.name:
+        from bertdemo.inference.predict import Predictor
+
+        predictor = Predictor.from_run(run)
+        probs = _probabilities_over(predictor, texts, labels)
+        suspects = rank_suspects(texts, labels, probs)
+    else:
+        if run is not None:
+            print(f"note: {run.name} trained on these labels, so its scores are in-sample; computing out-of-sample "
+                  "probabilities instead", file=sys.stderr)
+        bar = tqdm(total=100, unit="%", file=sys.stderr)
+        for event in find_suspects(texts, labels):
+            if isinstance(event, FoldProgress):
+                bar.update(round(100 * event.fraction) - bar.n)
+            else:
+                suspects = event
+        bar.close()
+    return [QueueEntry(id=items[s.row].id, text=s.text, label=s.given, suggested=s.suggested, score=s.score,
+                       probabilities=s.probabilities) for s in suspects]
+
+
+def _probabilities_over(predictor, texts, labels):
+    """The predictor's probabilities in ``sort_labels(labels)`` class order (classes it lacks get 0)."""
+    import numpy as np
+
+    from bertdemo.data import sort_labels
+
+    names = sort_labels(labels)
+    probs = predictor.predict_proba(texts)
+    out = np.zeros((len(texts), len(names)), dtype=np.float32)
+    for j, label in enumerate(predictor.labels):
+        if label in names:
+            out[:, names.index(label)] = probs[:, j]
+    return out
+
+
+def _export(store, args) -> int:
+    from bertdemo.labeling.transfer import export_csv
+
+    path = export_csv(store, args.name, args.out, provenance=args.provenance)
+    rows = store.project(args.name).labeled
+    return _emit(args, {"path": str(path), "rows": rows}, f"wrote {rows} labeled rows to {path}")
+
+
+def _retrain(store, args) -> int:
+    from bertdemo.cli import _train_with_progress, config_from_args
+    from bertdemo.labeling.history import changes_since
+    from bertdemo.labeling.retrain import compare, project_data, project_runs, record_run
+    from bertdemo.runs import find_run
+
+    config = config_from_args(args)
+    previous = project_runs(store, args.name)
+    before = find_run(previous[-1]["run"], args.workspace) if previous else None
+    if args.from_last_run and before is None:
+        raise ValueError(f"Project {args.name!r} has no earlier run to start from; retrain without --from-last-run.")
+    if args.from_last_run:
+        config = dataclasses.replace(config, model=str(before))
+    data = project_data(store, args.name, config)
+    out = sys.stderr if args.json else sys.stdout
+    print(f"{args.name}: {len(data.train)} training items, {len(data.validation)} frozen validation items", file=out)
+    done = _train_with_progress(config, data, args.workspace, out, True)
+    if done is None or done.run_dir is None:
+        raise ValueError("Training ended without a run.")
+    record_run(store, args.name, Path(done.run_dir).name, data.provenance["snapshot"])
+    result = {"run": done.run_dir, "validation": {k: done.metrics[k] for k in ("accuracy", "macro_f1")},
+              "compare": compare(store, args.name, before, done.run_dir),
+              "changes_since_last_run": changes_since(store, args.name, previous[-1]["snapshot"]) if previous else None,
+              "snapshot": data.provenance["snapshot"]}
+    after, earlier = result["compare"]["after"], result["compare"]["before"]
+    text = (f"saved run: {done.run_dir}\nfrozen validation ({result['compare']['rows']} items): accuracy "
+            f"{after['accuracy']:.3f}, macro-F1 {after['macro_f1']:.3f}"
+            + (f" (before: {earlier['accuracy']:.3f}, {earlier['macro_f1']:.3f})" if earlier else ""))
+    return _emit(args, result, text)
+
+
+def cmd_al_curve(args) -> int:
+    from bertdemo.config import TrainConfig
+    from bertdemo.data import clean_rows, guess_columns, read_table
+    from bertdemo.labeling.simulate import CURVE_CONFIG, al_curve, curve_table
+
+    def rows(path):
+        table = read_table(path)
+        text_col, label_col = guess_columns(table)
+        clean = clean_rows(table[text_col], table[label_col]).rows
+        return clean["text"].tolist(), clean["label"].tolist()
+
+    train_texts, train_labels = rows(args.train_file)
+    test_texts, test_labels = rows(args.test)
+    points = []
+    config = TrainConfig(model=args.model, **CURVE_CONFIG)
+    for point in al_curve(train_texts, train_labels, test_texts, test_labels,
+                          strategies=[s.strip() for s in args.strategies.split(",") if s.strip()], start=args.start,
+                          step=args.step, rounds=args.rounds, seeds=range(args.seeds), config=config):
+        points.append(point)
+        print(f"seed {point.seed} {point.strategy:<16} {point.labels:>5} labels: accuracy {point.accuracy:.3f} "
+              f"macro-F1 {point.macro_f1:.3f} ({point.seconds:.0f} s)", file=sys.stderr if args.json else sys.stdout)
+    table = curve_table(points)
+    return _emit(args, table, json.dumps(table))
