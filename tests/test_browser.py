@@ -89,7 +89,7 @@ def test_newcomer_goes_from_sample_csv_to_an_explained_prediction(page, tmp_path
     page.screenshot(path=str(shots / "explain.png"), full_page=True)
 
     # 5 Models: the run is listed
-    _tab(page, "5 · Models")
+    _tab(page, "6 · Models")
     expect(page.get_by_text("news-topics-en").first).to_be_visible(timeout=30_000)
     page.wait_for_timeout(500)
     page.screenshot(path=str(shots / "models.png"), full_page=True)

@@ -19,7 +19,9 @@ from bertdemo.ui.edge import StopSwitches, at_edge
 from bertdemo.ui.page import NO_RUN, Page
 from bertdemo.ui.tabs.data import DataTab
 from bertdemo.ui.tabs.evaluate import EvaluateTab
+from bertdemo.ui.label_view import KEYBOARD_JS
 from bertdemo.ui.tabs.explain import ExplainTab
+from bertdemo.ui.tabs.label import LabelTab
 from bertdemo.ui.tabs.models import ModelsTab
 from bertdemo.ui.tabs.train import TrainTab
 from bertdemo.workspace import Workspace, as_workspace, prune_downloads
@@ -27,13 +29,17 @@ from bertdemo.workspace import Workspace, as_workspace, prune_downloads
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"  # the bundled samples
 GRADIO_CACHE = (1800, 3600)  # every 30 min, gradio deletes its copies of uploads and downloads older than 1 h
 TABS = (("data", "1 · Data", DataTab), ("train", "2 · Train", TrainTab), ("evaluate", "3 · Evaluate", EvaluateTab),
-        ("explain", "4 · Predict & Explain", ExplainTab), ("models", "5 · Models", ModelsTab))
+        ("explain", "4 · Predict & Explain", ExplainTab), ("label", "5 · Label", LabelTab),
+        ("models", "6 · Models", ModelsTab))
 
 CSS = """
 .bd-progress {height: 18px; background: #e5e7eb; border-radius: 9px; overflow: hidden;}
 .bd-bar {height: 100%; background: linear-gradient(90deg, #2563eb, #60a5fa); transition: width .4s;}
 .bd-progress-text {font-size: 0.95em; margin-top: 4px; font-variant-numeric: tabular-nums;}
 .bd-teach {background: #f8fafc; border-left: 4px solid #93c5fd; padding: 0 10px; font-size: 0.95em;}
+.bd-item {font-size: 1.45em; line-height: 1.6; padding: 14px 18px; border: 1px solid #e5e7eb; border-radius: 8px;
+          min-height: 5em; background: #fff; white-space: pre-wrap;}
+.bd-item-note {color: #6b7280; font-size: 0.85em; margin-top: 4px;}
 """
 
 log = logging.getLogger(__name__)
@@ -59,20 +65,20 @@ def build_app(workspace: Workspace | str | Path | None = None, *, data_dir: str 
                     page.parts[key] = tab(page)
         for part in page.parts.values():
             part.wire()
-        demo.load(_on_app_start(page), None, [page.run_state, page.parts["data"].sample],
-                  api_visibility="private").then(**page.show_run)
+        outputs = [page.run_state] + [c for outs, _ in page.page_loads for c in outs]
+        demo.load(_on_app_start(page), None, outputs, api_visibility="private").then(**page.show_run)
     return demo
 
 
 def _on_app_start(page: Page):
     @at_edge
     def on_app_start() -> dict:
-        """Per page load: the newest run (if any) and the current list of samples."""
+        """Per page load: the newest run (if any), and what each tab refreshes (samples, projects)."""
         runs = list_runs(page.workspace)
-        data = page.parts["data"]
-        samples = data.sample_choices()
-        return {page.run_state: runs[0].path if runs else None,
-                data.sample: gr.Dropdown(choices=samples, value=samples[0] if samples else None)}
+        updates = {page.run_state: runs[0].path if runs else None}
+        for _, fn in page.page_loads:
+            updates.update(fn())
+        return updates
     return on_app_start
 
 
@@ -81,4 +87,4 @@ def launch_app(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = N
     """Queue and launch with the house theme; returns what ``Blocks.launch`` returns."""
     demo.queue(default_concurrency_limit=4)
     return demo.launch(server_name=host, server_port=port, share=share, auth=auth, theme=gr.themes.Soft(),
-                       css=CSS, footer_links=["api"], **kwargs)
+                       css=CSS, js=KEYBOARD_JS, footer_links=["api"], **kwargs)

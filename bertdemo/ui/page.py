@@ -60,6 +60,7 @@ class Page:
     header: gr.Markdown
     tabs: gr.Tabs
     listeners: list[RunListener] = field(default_factory=list)
+    page_loads: list[tuple[list, Callable[[], dict]]] = field(default_factory=list)  # (outputs, fn): each page load
     parts: dict = field(default_factory=dict)  # tab name -> the tab object, for cross-tab wiring
 
     def run_view(self, run_dir: str | None) -> RunView:

@@ -5,7 +5,7 @@ concrete, one idea per paragraph. No user text ever goes in here, so nothing nee
 """
 
 INTRO = """# bertdemo — fine-tune a small BERT on your own labeled texts
-**1 Data** → **2 Train** → **3 Evaluate** → **4 Predict & Explain** → **5 Models**.
+**1 Data** → **2 Train** → **3 Evaluate** → **4 Predict & Explain** → **5 Label** (and retrain) → **6 Models**.
 Start with a bundled sample: pick it on the *Data* tab and click **Use this sample**."""
 
 DATA = """### How it works: the data
@@ -91,4 +91,18 @@ from transformers import pipeline
 clf = pipeline("text-classification", model="workspace/<run folder>")
 ```
 Download a run as a zip to share it or use it outside this app.
+"""
+
+LABEL = """### How it works: labeling with the model in the loop
+A model you trained can help you label more data — and find labels that are wrong.
+
+- **Uncertain** queues show the texts the model is least sure of first. *Margin* is the gap between its two
+  likeliest classes: a small gap means the text sits near the border between them, where a new label teaches
+  the model most. Labeling those first usually beats labeling at random (try the active-learning curve).
+- **Suspicious labels**: the model is trained several times, each time without a part of your labels, and
+  judges that part. A label it finds very unlikely, though it never trained on it, is worth a second look.
+- **Highlights** show which words pushed the model towards its suggestion (red) or away (blue). They can bias
+  you: switch them off if you want your own judgement first.
+- **Retrain** trains on your current labels. The first retrain sets aside a *frozen validation set*, so that
+  every later run is scored on the same texts and you can see whether your labels helped.
 """

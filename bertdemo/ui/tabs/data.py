@@ -36,6 +36,17 @@ class Loaded:
     rows: int
 
 
+@dataclass(frozen=True)
+class ProjectSource:
+    """This session's data when it is a labeling project's labels (Retrain on the Label tab)."""
+    store_path: str
+    project: str
+    from_run: str | None  # start from this run's weights instead of the base model
+    source: str
+    labels: tuple[str, ...]
+    rows: int
+
+
 def report_markdown(report: DataReport, note: str = "") -> str:
     """The data report as Markdown; every value that came from the file is HTML-escaped."""
     stats = report.token_stats()
@@ -84,6 +95,11 @@ class DataTab:
                     self.dropped = gr.Dataframe(label="Dropped rows (reasons)", interactive=False)
                     self.conflicts = gr.Dataframe(label="Same text, different labels", interactive=False, wrap=True)
             teach(teaching.DATA)
+        page.page_loads.append(([self.sample], self.on_page_load))
+
+    def on_page_load(self) -> dict:
+        samples = self.sample_choices()
+        return {self.sample: gr.Dropdown(choices=samples, value=samples[0] if samples else None)}
 
     def wire(self) -> None:
         page, train = self.page, self.page.parts["train"]

@@ -14,11 +14,14 @@ from bertdemo import plots
 from bertdemo.config import TrainConfig
 from bertdemo.data import load_data, measure_tokens
 from bertdemo.events import CancelledEvent, DoneEvent, EvalEvent, StartEvent, StepEvent, event_to_dict
+from bertdemo.labeling.retrain import project_data, train_project
+from bertdemo.labeling.store import LabelStore
 from bertdemo.models import report_tokenizer
 from bertdemo.training import train
 import bertdemo.ui.teaching as teaching
 from bertdemo.ui.edge import at_edge
 from bertdemo.ui.page import TRAIN_QUEUE, Page, esc, teach
+from bertdemo.ui.tabs.data import ProjectSource
 
 UPDATE_EVERY_S = 0.5  # at most two plot refreshes a second while training; evaluations always refresh
 
@@ -134,12 +137,20 @@ class TrainTab:
 
     def wire(self) -> None:
         page = self.page
-        self.start_btn.click(self.on_queue_training, [page.data_state], [self.progress], queue=False,
-                             api_visibility="private").then(
-            self.on_train, inputs=[page.data_state], inputs_kwargs=self.settings,
-            outputs=[self.progress, self.loss_plot, self.scores_plot, self.lr_plot, self.last_event, page.run_state],
-            api_name="train", show_progress="hidden", **TRAIN_QUEUE).then(**page.show_run)
+        self.start_btn.click(**self.queue_event()).then(**self.train_event()).then(**page.show_run)
         self.stop_btn.click(self.on_stop, None, [self.stop_note], api_name="stop", queue=False)
+
+    def queue_event(self) -> dict:
+        """Event kwargs of the instant step before training (Start here, Retrain on the Label tab)."""
+        return dict(fn=self.on_queue_training, inputs=[self.page.data_state], outputs=[self.progress], queue=False,
+                    api_visibility="private")
+
+    def train_event(self, api_name: str | None = "train") -> dict:
+        """Event kwargs of the streaming training job; one wiring carries the API name."""
+        visibility = dict(api_name=api_name) if api_name else dict(api_visibility="private")
+        return dict(fn=self.on_train, inputs=[self.page.data_state], inputs_kwargs=self.settings,
+                    outputs=[self.progress, self.loss_plot, self.scores_plot, self.lr_plot, self.last_event,
+                             self.page.run_state], show_progress="hidden", **visibility, **TRAIN_QUEUE)
 
     def on_queue_training(self, loaded, request: gr.Request) -> str:
         """Runs instantly (unqueued) on Start: arms this session's Stop switch before the job waits in line."""
@@ -153,16 +164,30 @@ class TrainTab:
         if not loaded:
             raise ValueError("Load a data file first (Data tab), then start training.")
         config = TrainConfig(**typed_settings(settings))
-        data = load_data(loaded.table, config, text_col=loaded.text_col, label_col=loaded.label_col)
-        tokenizer = report_tokenizer(config.model)
-        if tokenizer is not None:  # the run's data report measures with the model it trains
-            data = measure_tokens(data, tokenizer)
         session = request.session_hash if request is not None else "api"
         switch = self.page.switches.get(session)
         try:
-            yield from self._stream(train(config, data, should_stop=switch.is_set, workspace=self.page.workspace))
+            yield from self._stream(self._events(loaded, config, switch.is_set))
         finally:
             self.page.switches.release(session, switch)
+
+    def _events(self, loaded, config: TrainConfig, should_stop):
+        """``train``'s events for a loaded file, or for a labeling project's current labels."""
+        project = isinstance(loaded, ProjectSource)
+        if project:
+            store = LabelStore(loaded.store_path)
+            if loaded.from_run:
+                config = dataclasses.replace(config, model=loaded.from_run)
+            data = project_data(store, loaded.project, config)
+        else:
+            data = load_data(loaded.table, config, text_col=loaded.text_col, label_col=loaded.label_col)
+        tokenizer = report_tokenizer(config.model)
+        if tokenizer is not None:  # the run's data report measures with the model it trains
+            data = measure_tokens(data, tokenizer)
+        if project:
+            return train_project(store, loaded.project, config, should_stop=should_stop,
+                                 workspace=self.page.workspace, data=data)
+        return train(config, data, should_stop=should_stop, workspace=self.page.workspace)
 
     def _stream(self, events):
         steps: list[dict] = []
@@ -173,6 +198,7 @@ class TrainTab:
             if isinstance(event, StartEvent):
                 total = event.total_steps
                 note = f"training {event.train_rows} rows on {event.device} ({event.precision})"
+                note += "".join(f" · {n}" for n in event.notes)
                 yield {self.progress: progress_html(0, total, note=note), self.loss_plot: plots.loss_figure([]),
                        self.scores_plot: plots.eval_metrics_figure([]), self.lr_plot: plots.learning_rate_figure([]),
                        self.last_event: record}

@@ -1,0 +1,102 @@
+"""What the Label tab shows and how it feels: the item as large text with optional word highlights, the keyboard
+shortcuts (a page-level script that presses the tab's buttons), and a prefetcher that computes the highlights of
+the next items in the background, so an answer moves on without waiting for the model."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+
+from bertdemo.explain.attributions import attributions
+from bertdemo.explain.tokens import word_spans
+from bertdemo.inference.predict import get_predictor
+from bertdemo.ui.page import esc
+
+KEYS_HELP = """**Keys** (when the cursor is not in a text box): **1–9** choose that label · **Enter** accepts the
+model's suggestion · **S** skips · **U** or **Backspace** undoes your last change · **?** shows or hides this help."""
+HIGHLIGHT_STEPS = 24  # integrated-gradient points for the highlights: enough to rank words, quick to compute
+CACHE_SIZE = 512  # highlights kept (per app), newest last
+
+# The shortcuts press the tab's own buttons, so a key and a click do exactly the same thing. Keys typed into a
+# text field, or with a modifier held, are left alone; nothing happens unless the Label tab is on screen.
+KEYBOARD_JS = """
+() => {
+  if (window.__bertdemoKeys) return;
+  window.__bertdemoKeys = true;
+  document.addEventListener('keydown', (event) => {
+    const tab = document.getElementById('label-panel');
+    if (!tab || tab.offsetParent === null) return;
+    const target = event.target;
+    if (target && (target.tagName === 'INPUT' || target.tagName === 'TEXTAREA' || target.tagName === 'SELECT'
+                   || target.isContentEditable)) return;
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    let id = null;
+    if (/^[1-9]$/.test(event.key)) id = 'label-key-' + event.key;
+    else if (event.key === 'Enter') id = 'label-accept';
+    else if (event.key === 's' || event.key === 'S') id = 'label-skip';
+    else if (event.key === 'u' || event.key === 'U' || event.key === 'Backspace') id = 'label-undo';
+    else if (event.key === '?' || event.key === 'h' || event.key === 'H') id = 'label-help-toggle';
+    if (id === null) return;
+    const button = document.getElementById(id);
+    if (!button || button.offsetParent === null || button.disabled) return;
+    event.preventDefault();
+    button.click();
+  });
+}
+"""
+
+
+def item_html(text: str, words: list[tuple[str, float]] | None = None, *, note: str = "") -> str:
+    """The text to label, large; with ``words`` (word, signed score) its words are tinted (red: towards the
+    suggested class, blue: away). Everything from the user's data is escaped."""
+    if words:
+        scale = max(abs(s) for _, s in words) or 1.0
+        body = " ".join(_tinted(word, score / scale) for word, score in words)
+    else:
+        body = esc(text)
+    footer = f'<div class="bd-item-note">{esc(note)}</div>' if note else ""
+    return f'<div class="bd-item" id="label-item-text">{body}</div>{footer}'
+
+
+def _tinted(word: str, share: float) -> str:
+    alpha = min(0.75, abs(share) * 0.75)
+    color = f"rgba(220,38,38,{alpha:.2f})" if share > 0 else f"rgba(37,99,235,{alpha:.2f})"
+    return f'<span style="background:{color};border-radius:3px;padding:0 2px">{esc(word)}</span>'
+
+
+class Prefetcher:
+    """Word highlights (integrated gradients toward the suggested class, merged into words) for the items about
+    to be shown, computed one at a time in a background thread and kept in a small cache."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bertdemo-highlights")
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple, Future] = OrderedDict()
+
+    def ask(self, run_dir: str, item_id: int, text: str, target: str | None) -> Future:
+        key = (run_dir, item_id, target)
+        with self._lock:
+            future = self._cache.get(key)
+            if future is None:
+                future = self._cache[key] = self._pool.submit(_word_scores, run_dir, text, target)
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
+            return future
+
+    def ready(self, run_dir: str, item_id: int, text: str, target: str | None) -> list[tuple[str, float]] | None:
+        """The highlights if they are computed already (never waits)."""
+        future = self.ask(run_dir, item_id, text, target)
+        if future.done() and future.exception() is None:
+            return future.result()
+        return None
+
+    def wait(self, run_dir: str, item_id: int, text: str, target: str | None, timeout: float = 30):
+        return self.ask(run_dir, item_id, text, target).result(timeout=timeout)
+
+
+def _word_scores(run_dir: str, text: str, target: str | None) -> list[tuple[str, float]]:
+    predictor = get_predictor(run_dir)
+    result = attributions(predictor, text, target=target, steps=HIGHLIGHT_STEPS)
+    return word_spans(result.tokens, np.asarray(result.scores), special=result.special, word_ids=result.word_ids)

@@ -1,0 +1,455 @@
+"""The Label tab: a project's items one at a time, keyboard first, with the model's probabilities and word
+highlights beside each; queues to work from; bulk accept; and Retrain, which trains on the project's labels in
+the Train tab's live view.
+
+Each answer is one store write and a lookup: the next items are served from a queue ranked when labeling
+started, claimed for this session (others do not get them for a few minutes), and their highlights are computed
+in the background while the current one is answered.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import gradio as gr
+import pandas as pd
+
+import bertdemo.ui.teaching as teaching
+from bertdemo.inference.predict import get_predictor
+from bertdemo.labeling import queues
+from bertdemo.labeling.history import annotator_name, changes_since, set_label, set_labels, undo
+from bertdemo.labeling.retrain import compare, project_runs
+from bertdemo.labeling.store import LabelStore, project_status
+from bertdemo.labeling.suspicious import FoldProgress, find_suspects
+from bertdemo.labeling.transfer import export_csv, import_file
+from bertdemo.runs import run_in
+from bertdemo.ui.edge import at_edge
+from bertdemo.ui.label_view import KEYS_HELP, Prefetcher, item_html
+from bertdemo.ui.page import PREDICT_QUEUE, TRAIN_QUEUE, Page, esc
+from bertdemo.ui.tabs.train import progress_html
+
+KEYS = 9  # labels with a number key; more are set from the dropdown
+PREFETCH = 3  # items claimed and explained ahead of the one on screen
+QUEUES = {"uncertain (margin)": "margin", "uncertain (entropy)": "entropy",
+          "uncertain (least confidence)": "least_confidence", "suspicious labels": "suspicious",
+          "misclassified (last run)": "misclassified", "random": "random", "in order": "in_order"}
+LABEL_QUEUE = dict(concurrency_limit=8, concurrency_id="label")  # store writes: quick, many sessions at once
+
+
+@dataclass(frozen=True)
+class Labeling:
+    """This session's place in a project, as ``gr.State`` keeps it."""
+    project: str
+    holder: str  # the session that claims items
+    strategy: str
+    run: str | None  # the model suggesting labels (None: no suggestions)
+    queue: tuple = ()  # QueueEntry, ranked when labeling started
+    position: int = 0  # the queue position of the item on screen
+    current: object = None  # the QueueEntry on screen (None: the queue is done)
+    skipped: frozenset = field(default_factory=frozenset)
+
+
+class LabelTab:
+    def __init__(self, page: Page):
+        self.page = page
+        self.store = LabelStore.for_workspace(page.workspace)
+        self.prefetch = Prefetcher()
+        self.state = gr.State(None)
+        self.help_shown = gr.State(False)
+        with gr.Column(elem_id="label-panel"):
+            self._project_layout()
+            with gr.Row():
+                with gr.Column(scale=3):
+                    self._item_layout()
+                with gr.Column(scale=2):
+                    self.probs = gr.Label(label="Model: class probabilities", num_top_classes=6, elem_id="label-probs")
+                    self.highlights = gr.Checkbox(value=True, label="Show word highlights (red: towards the "
+                                                                     "suggestion; blue: away)")
+                    self.progress = gr.Markdown(elem_id="label-progress")
+                    self.help = gr.Markdown(KEYS_HELP, visible=False, elem_id="label-help")
+            self._tools_layout()
+        page.page_loads.append(([self.project], lambda: {self.project: gr.Dropdown(choices=self.project_choices())}))
+
+    def _project_layout(self) -> None:
+        with gr.Row():
+            self.project = gr.Dropdown(label="Project", choices=self.project_choices(), allow_custom_value=True,
+                                       elem_id="label-project", scale=2)
+            self.annotator = gr.Textbox(label="Your name (for the history)", value="anonymous", scale=1,
+                                        elem_id="label-annotator")
+            self.strategy = gr.Dropdown(label="Queue", choices=list(QUEUES), value="uncertain (margin)", scale=2,
+                                        elem_id="label-strategy")
+            self.diversity = gr.Checkbox(label="Spread picks over clusters", value=False, scale=1)
+            self.start_btn = gr.Button("Start labeling", variant="primary", scale=1, elem_id="label-start")
+        with gr.Accordion("New project, or import more texts (CSV/TSV; empty label cells are unlabeled)",
+                          open=not self.project_choices()):
+            with gr.Row():
+                self.import_file = gr.File(label="CSV/TSV", file_types=[".csv", ".tsv", ".txt"], type="filepath",
+                                           elem_id="label-import-file")
+                with gr.Column():
+                    self.new_name = gr.Textbox(label="Project name (new, or the one to import into)",
+                                               elem_id="label-new-name")
+                    self.import_btn = gr.Button("Import", elem_id="label-import")
+            self.import_report = gr.Markdown(elem_id="label-import-report")
+        self.status = gr.Markdown(elem_id="label-status")
+
+    def _item_layout(self) -> None:
+        self.item = gr.HTML(item_html("Choose a project and a queue, then Start labeling."), elem_id="label-item")
+        self.info = gr.Markdown(elem_id="label-info")
+        with gr.Row():
+            self.keys = [gr.Button(f"{k}", visible=False, elem_id=f"label-key-{k}", min_width=80)
+                         for k in range(1, KEYS + 1)]
+        with gr.Row():
+            self.accept_btn = gr.Button("⏎ Accept the suggestion", variant="primary", elem_id="label-accept")
+            self.skip_btn = gr.Button("S · Skip", elem_id="label-skip")
+            self.undo_btn = gr.Button("U · Undo", elem_id="label-undo")
+            self.help_btn = gr.Button("? · Keys", elem_id="label-help-toggle")
+        with gr.Row():
+            self.other_label = gr.Dropdown(label="Any label", choices=[], scale=2)
+            self.other_btn = gr.Button("Set this label", scale=1)
+            self.new_label = gr.Textbox(label="Add a label to the set", scale=2)
+            self.add_label_btn = gr.Button("Add", scale=1)
+
+    def _tools_layout(self) -> None:
+        with gr.Accordion("Bulk: accept every suggestion the model is sure of", open=False):
+            with gr.Row():
+                self.threshold = gr.Slider(0.5, 1.0, value=0.95, step=0.01, label="At least this probability")
+                self.bulk_preview_btn = gr.Button("Show how many")
+                self.bulk_apply_btn = gr.Button("Accept them (one undoable step)", variant="stop")
+            self.bulk_summary = gr.Markdown()
+            self.bulk_sample = gr.Dataframe(label="A sample of them", interactive=False, wrap=True)
+        with gr.Accordion("Retrain on this project's labels", open=True):
+            with gr.Row():
+                self.retrain_from = gr.Radio(["the base model", "the last run's weights"], value="the base model",
+                                             label="Start from")
+                self.retrain_btn = gr.Button("Retrain (opens the Train tab)", variant="primary",
+                                             elem_id="label-retrain")
+            self.compare = gr.Markdown(elem_id="label-compare")
+        with gr.Row():
+            self.provenance = gr.Checkbox(label="Export with provenance (how, who, when, split)", value=False)
+            self.export_btn = gr.Button("Export labels as CSV", elem_id="label-export")
+            self.export_file = gr.File(label="Labels CSV", height=90, elem_id="label-export-file")
+        with gr.Accordion("How it works", open=False):
+            gr.Markdown(teaching.LABEL)
+
+    # wiring
+
+    def wire(self) -> None:
+        page = self.page
+        view = [self.state, self.item, self.info, self.probs, self.progress, self.other_label, self.accept_btn,
+                *self.keys]
+        self.start_btn.click(self.on_start, [self.project, self.annotator, self.strategy, self.diversity,
+                                             page.run_state, self.highlights],
+                             [*view, self.status], api_name="label_start", **TRAIN_QUEUE)
+        answer = dict(outputs=[*view, self.status], **LABEL_QUEUE)
+        for k, button in enumerate(self.keys, start=1):
+            button.click(self._key_handler(k), [self.state, self.annotator, self.highlights], api_name=f"label_key_{k}",
+                         **answer)
+        self.accept_btn.click(self.on_accept, [self.state, self.annotator, self.highlights], api_name="label_accept",
+                              **answer)
+        self.other_btn.click(self.on_set, [self.state, self.other_label, self.annotator, self.highlights],
+                             api_name="label_set", **answer)
+        self.skip_btn.click(self.on_skip, [self.state, self.highlights], api_name="label_skip", **answer)
+        self.undo_btn.click(self.on_undo, [self.state, self.highlights], api_name="label_undo", **answer)
+        self.highlights.input(self.on_redraw, [self.state, self.highlights], answer["outputs"], api_visibility="private")
+        self.help_btn.click(lambda shown: (not shown, gr.Markdown(visible=not shown)), [self.help_shown],
+                            [self.help_shown, self.help], api_visibility="private", queue=False)
+        self.add_label_btn.click(self.on_add_label, [self.state, self.new_label, self.highlights],
+                                 answer["outputs"] + [self.new_label], api_name="label_add")
+        self.import_btn.click(self.on_import, [self.import_file, self.new_name, self.annotator],
+                              [self.import_report, self.project, self.status], api_name="label_import")
+        self.export_btn.click(self.on_export, [self.project, self.provenance], [self.export_file],
+                              api_name="label_export")
+        self.bulk_preview_btn.click(self.on_bulk_preview, [self.state, self.threshold],
+                                    [self.bulk_summary, self.bulk_sample], api_name="label_bulk_preview",
+                                    **PREDICT_QUEUE)
+        self.bulk_apply_btn.click(self.on_bulk_apply, [self.state, self.threshold, self.annotator, self.highlights],
+                                  [*view, self.status, self.bulk_summary], api_name="label_bulk_apply",
+                                  **PREDICT_QUEUE)
+        train = page.parts["train"]
+        self.retrain_btn.click(self.on_retrain, [self.project, self.retrain_from, page.run_state],
+                               [page.data_state, page.tabs, self.compare], api_name="label_retrain").success(
+            **train.queue_event()).then(**train.train_event(api_name=None)).then(**page.show_run).then(
+            self.on_compare, [self.project, page.run_state], [self.compare], api_visibility="private")
+
+    # starting and answering
+
+    def project_choices(self) -> list[str]:
+        return [p.name for p in self.store.projects()]
+
+    @at_edge
+    def on_start(self, project: str | None, annotator: str, strategy: str, diversity: bool, run_dir: str | None,
+                 highlights: bool, request: gr.Request):
+        """Rank the queue (scoring every unlabeled item, or k-fold training for suspicious labels), then show
+        the first item."""
+        if not project:
+            raise ValueError("Choose a project first, or import a file to start one.")
+        annotator_name(annotator)  # a bad name is refused before minutes of ranking
+        kind = QUEUES.get(strategy, strategy)
+        run = str(run_in(self.page.workspace, run_dir)) if run_dir else None
+        holder = request.session_hash if request is not None else "api"
+        self.store.release(holder)
+        yield {self.status: f"Ranking the **{esc(strategy)}** queue of {esc(project)}…"}
+        entries = None
+        for event in self._rank(project, kind, run, diversity):
+            if isinstance(event, FoldProgress):
+                yield {self.status: progress_html(round(100 * event.fraction), 100, note=(
+                    f"suspicious labels: out-of-sample probabilities, fold {event.fold} of {event.folds}"))}
+            else:
+                entries = event
+        session = Labeling(project=project, holder=holder, strategy=kind, run=run, queue=tuple(entries))
+        yield self._move(session, 0, highlights, status=f"Queue **{esc(strategy)}**: {len(entries)} items"
+                         + (f", suggestions from `{esc(run.rsplit('/', 1)[-1])}`." if run else ", no model loaded."))
+
+    def _rank(self, project: str, kind: str, run: str | None, diversity: bool):
+        predictor = get_predictor(run) if run else None
+        if kind in queues.UNCERTAINTY:
+            if predictor is None:
+                raise ValueError("An uncertainty queue needs a model: train one (or Retrain below), or load a run on "
+                                 "the Models tab. The random and in-order queues work without one.")
+            yield queues.uncertain_queue(self.store, project, predictor, kind, diversity=10 if diversity else 0)
+        elif kind in queues.ORDERS:
+            yield queues.ordered_queue(self.store, project, kind, predictor=predictor)
+        elif kind == "misclassified":
+            if run is None:
+                raise ValueError("The misclassified queue shows the validation texts a run got wrong: load a run.")
+            yield queues.misclassified_queue(self.store, project, run)
+        else:
+            items = self.store.items(project, labeled=True)
+            for event in find_suspects([i.text for i in items], [i.label for i in items]):
+                if isinstance(event, FoldProgress):
+                    yield event
+                else:
+                    yield [queues.QueueEntry(id=items[s.row].id, text=s.text, label=s.given, suggested=s.suggested,
+                                             score=s.score, probabilities=s.probabilities) for s in event]
+
+    def _key_handler(self, k: int):
+        @at_edge
+        def on_key(session: Labeling | None, annotator: str, highlights: bool) -> dict:
+            labels = self.store.project(self._session(session).project).labels
+            if k > len(labels):
+                raise ValueError(f"There is no label number {k}: this project has {len(labels)}.")
+            return self._answer(session, labels[k - 1], annotator, highlights, how="human")
+        return on_key
+
+    @at_edge
+    def on_accept(self, session: Labeling | None, annotator: str, highlights: bool) -> dict:
+        entry = self._session(session).current
+        if entry is None or entry.suggested is None:
+            raise ValueError("There is no suggestion to accept: no model is loaded for this queue. Press a number.")
+        if entry.suggested not in self.store.project(session.project).labels:
+            raise ValueError(f"The model suggests {entry.suggested!r}, which is not in this project's label set. "
+                             "Add it first, or choose a label.")
+        return self._answer(session, entry.suggested, annotator, highlights, how="suggestion")
+
+    @at_edge
+    def on_set(self, session: Labeling | None, label: str | None, annotator: str, highlights: bool) -> dict:
+        if not label:
+            raise ValueError("Choose a label in the list first.")
+        return self._answer(session, label, annotator, highlights, how="human")
+
+    def _answer(self, session: Labeling | None, label: str, annotator: str, highlights: bool, *, how: str) -> dict:
+        session = self._session(session)
+        if session.current is None:
+            raise ValueError("This queue is done. Choose another queue, or Retrain.")
+        set_label(self.store, session.project, session.current.id, label, annotator=annotator, session=session.holder,
+                  how=how)
+        return self._move(session, session.position + 1, highlights,
+                          status=f"Labeled item {session.current.id} **{esc(label)}**.")
+
+    @at_edge
+    def on_skip(self, session: Labeling | None, highlights: bool) -> dict:
+        session = self._session(session)
+        if session.current is None:
+            raise ValueError("This queue is done. Choose another queue, or Retrain.")
+        self.store.release(session.holder, [session.current.id])
+        session = replace(session, skipped=session.skipped | {session.current.id})
+        return self._move(session, session.position + 1, highlights, status=f"Skipped item {session.current.id}.")
+
+    @at_edge
+    def on_undo(self, session: Labeling | None, highlights: bool) -> dict:
+        session = self._session(session)
+        done = undo(self.store, session.project, session=session.holder)
+        if done.step is None:
+            return self._view(session, highlights, status="Nothing of yours to undo.")
+        kept = f" ({len(done.kept)} kept: someone changed them since)" if done.kept else ""
+        back = [i for i, entry in enumerate(session.queue) if entry.id in done.restored]
+        status = f"Undone: {len(done.restored)} item(s) back as they were{kept}."
+        if back and session.current is not None and back[0] < session.position:
+            return self._move(replace(session, skipped=session.skipped - set(done.restored)), back[0], highlights,
+                              status=status)
+        return self._view(session, highlights, status=status)
+
+    @at_edge
+    def on_redraw(self, session: Labeling | None, highlights: bool) -> dict:
+        return self._view(self._session(session), highlights)
+
+    @at_edge
+    def on_add_label(self, session: Labeling | None, label: str, highlights: bool) -> dict:
+        session = self._session(session)
+        self.store.add_label(session.project, label)
+        return {**self._view(session, highlights, status=f"Added the label **{esc(label.strip())}**."),
+                self.new_label: ""}
+
+    def _session(self, session: Labeling | None) -> Labeling:
+        if session is None:
+            raise ValueError("Choose a project and a queue, then click Start labeling.")
+        return session
+
+    # the view
+
+    def _move(self, session: Labeling, start: int, highlights: bool, *, status: str = "") -> dict:
+        entries, position = queues.serve(self.store, session.project, session.queue, start, session.holder,
+                                         skip=session.skipped, n=1 + PREFETCH)
+        if session.run:
+            for entry in entries:  # the next ones are explained while this one is answered
+                self.prefetch.ask(session.run, entry.id, entry.text, entry.suggested)
+        session = replace(session, current=entries[0] if entries else None, position=position)
+        return self._view(session, highlights, status=status)
+
+    def _view(self, session: Labeling, highlights: bool, *, status: str = "") -> dict:
+        info = self.store.project(session.project)
+        labels = info.labels
+        entry = session.current
+        updates = {self.state: session, self.progress: self._progress(session.project),
+                   self.other_label: gr.Dropdown(choices=list(labels), value=None)}
+        for k, button in enumerate(self.keys, start=1):
+            updates[button] = gr.Button(f"{k} · {labels[k - 1]}" if k <= len(labels) else f"{k}",
+                                        visible=k <= len(labels))
+        if status:
+            updates[self.status] = status
+        if entry is None:
+            updates.update({self.item: item_html("This queue is done: nothing left to label in it."),
+                            self.info: "", self.probs: None,
+                            self.accept_btn: gr.Button("⏎ Accept the suggestion", interactive=False)})
+            return updates
+        words = self.prefetch.ready(session.run, entry.id, entry.text, entry.suggested) \
+            if session.run and highlights else None
+        note = "" if words or not highlights or not session.run else "(word highlights are being computed)"
+        current = self.store.item(session.project, entry.id)
+        updates.update({
+            self.item: item_html(entry.text, words, note=note),
+            self.info: _entry_info(entry, current, session.strategy),
+            self.probs: entry.probabilities or None,
+            self.accept_btn: gr.Button(f"⏎ Accept: {entry.suggested}" if entry.suggested else "⏎ Accept the suggestion",
+                                       interactive=entry.suggested is not None)})
+        return updates
+
+    def _progress(self, project: str) -> str:
+        status = project_status(self.store, project)
+        per_label = " · ".join(f"{esc(k)} {v}" for k, v in status["per_label"].items())
+        who = " · ".join(f"{esc(k)} {v}" for k, v in sorted(status["per_annotator"].items(), key=lambda kv: -kv[1]))
+        share = status["labeled"] / status["items"] if status["items"] else 0.0
+        return (f"**{status['labeled']} / {status['items']} labeled** ({share:.0%})\n\nper label: {per_label or '—'}"
+                f"\n\nper annotator: {who or '—'}")
+
+    # project files, bulk, retrain
+
+    @at_edge
+    def on_import(self, path: str | None, name: str | None, annotator: str) -> dict:
+        if not path:
+            raise ValueError("Choose a CSV/TSV file to import first.")
+        from pathlib import Path
+
+        name = (name or "").strip() or Path(path).stem
+        owner = annotator_name(annotator)
+        report = import_file(self.store, name, path, annotator=owner, owner=owner)
+        conflicts = "".join(f"\n- item {c['item']}: kept **{esc(c['stored'])}**, the file says **{esc(c['file'])}** — "
+                            f"{esc(c['text'][:80])}" for c in report.conflicts[:10])
+        return {self.import_report: esc(report.summary()) + conflicts,
+                self.project: gr.Dropdown(choices=self.project_choices(), value=report.project),
+                self.status: f"Project **{esc(report.project)}** is ready: choose a queue and Start labeling."}
+
+    @at_edge
+    def on_export(self, project: str | None, provenance: bool) -> str:
+        if not project:
+            raise ValueError("Choose a project first.")
+        dest = self.page.workspace.download_dir() / f"{project.replace(' ', '_')}_labels.csv"
+        return str(export_csv(self.store, project, dest, provenance=provenance))
+
+    @at_edge
+    def on_bulk_preview(self, session: Labeling | None, threshold: float) -> dict:
+        sure = self._confident(session, threshold)
+        sample = pd.DataFrame([{"text": e.text, "suggested": e.suggested, "probability": round(e.probabilities[
+            e.suggested], 3)} for e in sure[:: max(1, len(sure) // 20)][:20]], columns=["text", "suggested",
+                                                                                     "probability"])
+        return {self.bulk_summary: f"**{len(sure)} unlabeled items** have a suggestion at probability ≥ "
+                                   f"{threshold:.2f}. A sample is below; Accept labels all of them as one step (U "
+                                   "undoes it).", self.bulk_sample: sample}
+
+    @at_edge
+    def on_bulk_apply(self, session: Labeling | None, threshold: float, annotator: str, highlights: bool) -> dict:
+        sure = self._confident(session, threshold)
+        if not sure:
+            raise ValueError(f"No unlabeled item has a suggestion at probability ≥ {threshold:.2f}.")
+        set_labels(self.store, session.project, [(e.id, e.suggested) for e in sure], annotator=annotator,
+                   session=session.holder, how="bulk")
+        return {**self._move(session, session.position, highlights, status=f"Accepted {len(sure)} suggestions."),
+                self.bulk_summary: f"Accepted **{len(sure)}** suggestions as one step: **U** undoes it."}
+
+    def _confident(self, session: Labeling | None, threshold: float) -> list:
+        session = self._session(session)
+        if not session.run:
+            raise ValueError("Bulk accept needs a model's suggestions: load a run, then Start labeling again.")
+        return queues.confident_suggestions(self.store, session.project, get_predictor(session.run), float(threshold))
+
+    @at_edge
+    def on_retrain(self, project: str | None, start_from: str, run_dir: str | None) -> dict:
+        from bertdemo.ui.tabs.data import ProjectSource
+
+        if not project:
+            raise ValueError("Choose a project to retrain on.")
+        info = self.store.project(project)
+        if info.labeled < 4:
+            raise ValueError(f"Project {project!r} has {info.labeled} labels: label a few per class first.")
+        from_run = None
+        if start_from != "the base model":
+            runs = project_runs(self.store, project)
+            if not runs:
+                raise ValueError(f"Project {project!r} has no earlier run to start from: start from the base model.")
+            from_run = str(run_in(self.page.workspace, runs[-1]["run"]))
+        source = ProjectSource(store_path=str(self.store.path), project=project, from_run=from_run,
+                               source=project, labels=info.labels, rows=info.labeled)
+        return {self.page.data_state: source, self.page.tabs: gr.Tabs(selected="train"),
+                self.compare: f"Retraining on **{esc(project)}** ({info.labeled} labels): watch it on the Train tab."}
+
+    @at_edge
+    def on_compare(self, project: str | None, run_dir: str | None) -> str:
+        """Before/after on the project's frozen validation set, and the label changes in between."""
+        if not project or not run_dir:
+            return ""
+        run = run_in(self.page.workspace, run_dir)
+        runs = project_runs(self.store, project)
+        index = next((i for i, r in enumerate(runs) if r["run"] == run.name), None)
+        if index is None:
+            return f"`{esc(run.name)}` was not trained on {esc(project)}'s labels."
+        before = runs[index - 1] if index else None
+        before_dir = self.page.workspace.root / before["run"] if before else None
+        result = compare(self.store, project, before_dir if before_dir and before_dir.exists() else None, run)
+        moved = changes_since(self.store, project, before["snapshot"]) if before else None
+        return compare_markdown(result, moved)
+
+
+def compare_markdown(result: dict, moved: dict | None) -> str:
+    """The before/after table on the frozen validation set and what moved in the labels."""
+    before, after = result["before"], result["after"]
+    head = f"**Frozen validation set: {result['rows']} items** (the same rows for every run of this project)\n\n"
+    if before is None:
+        rows = [f"| accuracy | {after['accuracy']:.3f} |", f"| macro-F1 | {after['macro_f1']:.3f} |"]
+        rows += [f"| F1 {esc(c)} | {f:.3f} |" for c, f in after["per_class_f1"].items()]
+        return head + "| | this run |\n|---|---|\n" + "\n".join(rows) + "\n\nThe first run of this project."
+    rows = [f"| accuracy | {before['accuracy']:.3f} | {after['accuracy']:.3f} |",
+            f"| macro-F1 | {before['macro_f1']:.3f} | {after['macro_f1']:.3f} |"]
+    rows += [f"| F1 {esc(c)} | {before['per_class_f1'].get(c, 0.0):.3f} | {f:.3f} |"
+             for c, f in after["per_class_f1"].items()]
+    table = head + f"| | before (`{esc(before['run'])}`) | after |\n|---|---|---|\n" + "\n".join(rows)
+    classes = ", ".join(f"{esc(c)} {m['net']:+d}" for c, m in moved["per_class"].items() if m["net"])
+    return table + (f"\n\n**{moved['changes']} label changes** since the last run, on {moved['items_changed']} "
+                    f"items{': ' + classes if classes else ''}.")
+
+
+def _entry_info(entry, current, strategy: str) -> str:
+    now = f"current label **{esc(current.label)}** ({esc(current.how)}, {esc(current.annotator)})" \
+        if current.label else "unlabeled"
+    suggested = f" · the model suggests **{esc(entry.suggested)}**" if entry.suggested else ""
+    what = {"suspicious": "how likely the label is wrong", "misclassified": "the run's confidence"}.get(
+        strategy, "uncertainty" if strategy in queues.UNCERTAINTY else "order")
+    return f"Item {entry.id}: {now}{suggested} · {what} {entry.score:.3f}"

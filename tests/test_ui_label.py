@@ -1,0 +1,105 @@
+"""The Label tab through the app's API (gradio_client): import, a queue, answers, undo, two sessions at once,
+bulk accept, export, and Retrain into the Train tab's job. One app per module; each Client is one browser tab."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from gradio_client import Client, handle_file
+
+from conftest import toy_rows, write_csv
+
+pytest_plugins = ["tests.conftest_ui"]
+
+VIEW = ["item", "info", "probs", "progress", "other_label", "status"]  # buttons are not API values
+
+
+def _view(values) -> dict:
+    return dict(zip(VIEW, values))
+
+
+@pytest.fixture(scope="module")
+def project_file(tmp_path_factory):
+    rows = toy_rows(per_class=10, seed=4)
+    rows = [(t, label if i % 2 else "") for i, (t, label) in enumerate(rows)]  # half unlabeled
+    return write_csv(tmp_path_factory.mktemp("label") / "toy_project.csv", rows)
+
+
+TINY = dict(epochs=1, batch_size=8, learning_rate=1e-3, max_length=32, max_train_rows=0, warmup_ratio=0.0,
+            weight_decay=0.01, seed=1, validation_split=0.2, evals_per_epoch=1, patience=0,
+            freeze_word_embeddings=False)
+
+
+@pytest.fixture(scope="module")
+def imported(client, project_file):
+    report, project, status = client.predict(handle_file(str(project_file)), "toy", "ann", api_name="/label_import")
+    assert "30 new items" in report or "30 new" in report
+    return "toy"
+
+
+def test_import_then_label_with_keys_undo_and_progress(app_url, imported):
+    tab = Client(app_url[0], verbose=False)
+    first = _view(tab.predict(imported, "ann", "in order", False, True, api_name="/label_start"))
+    assert "Queue" in first["status"] and "15 items" in first["status"]  # the unlabeled ones
+    assert [c[0] for c in first["other_label"]["choices"]] == ["food", "sport", "weather"]  # keys 1, 2, 3
+    assert "15 / 30 labeled" in first["progress"] and "unlabeled" in first["info"]
+    text_before = first["item"]
+    second = _view(tab.predict("ann", True, api_name="/label_key_2"))  # key 2: sport
+    assert second["item"] != text_before and "Labeled item" in second["status"] and "sport" in second["status"]
+    assert "16 / 30 labeled" in second["progress"]
+    undone = _view(tab.predict(True, api_name="/label_undo"))
+    assert "Undone: 1 item" in undone["status"] and undone["item"] == text_before  # back on the undone item
+    assert "15 / 30 labeled" in undone["progress"]
+    skipped = _view(tab.predict(True, api_name="/label_skip"))
+    assert skipped["item"] != text_before
+    with pytest.raises(Exception, match="no label number 9"):
+        tab.predict("ann", True, api_name="/label_key_9")
+
+
+def test_two_sessions_are_not_served_the_same_item(app_url, imported):
+    a, b = Client(app_url[0], verbose=False), Client(app_url[0], verbose=False)
+    first_a = _view(a.predict(imported, "ann", "random", False, False, api_name="/label_start"))
+    first_b = _view(b.predict(imported, "bob", "random", False, False, api_name="/label_start"))
+    assert first_a["item"] != first_b["item"]  # the same seeded order, but a's item is locked for a
+    after_a = _view(a.predict("ann", False, api_name="/label_key_1"))
+    assert after_a["item"] != first_b["item"]  # a's prefetched items are not b's current one either
+
+
+@pytest.fixture(scope="module")
+def retrained(client, imported, ui_model_dir):
+    """Retrain on the project's labels (the Label tab's button, then the Train tab's job): the run suggests."""
+    note = client.predict(imported, "the base model", api_name="/label_retrain")
+    assert "Retraining on **toy**" in note
+    settings = {**TINY, "epochs": 20, "learning_rate": 1e-2, "batch_size": 4}
+    progress, _, _, _, event = client.submit(model=ui_model_dir, **settings, api_name="/train").result(timeout=300)
+    assert event["event"] == "DoneEvent", progress
+    return event["run_dir"]
+
+
+def test_retrain_records_the_project_snapshot_and_compares_on_frozen_rows(retrained):
+    import json
+    from pathlib import Path
+
+    run = json.loads((Path(retrained) / "run.json").read_text())
+    assert run["provenance"]["project"] == "toy" and run["provenance"]["validation_items"] >= 3
+    assert run["data_source"] == "toy" and run["validation_rows"] == run["provenance"]["validation_items"]
+
+
+def test_a_model_suggests_and_bulk_accept_is_one_undoable_step(client, retrained, imported):
+    view = _view(client.predict(imported, "ann", "uncertain (margin)", False, False, api_name="/label_start"))
+    assert "the model suggests" in view["info"]
+    confidences = {c["label"]: c["confidence"] for c in view["probs"]["confidences"]}
+    assert abs(sum(confidences.values()) - 1) < 1e-3
+    summary, sample = client.predict(0.5, api_name="/label_bulk_preview")
+    n = int(summary.split("**")[1].split()[0])
+    assert n > 0 and len(sample["data"]) > 0, (summary, view["probs"])
+    applied = client.predict(0.5, "ann", False, api_name="/label_bulk_apply")
+    assert f"Accepted **{n}**" in applied[-1]
+    assert "Accepted" in _view(applied[:-1])["status"]
+    assert "Undone" in _view(client.predict(False, api_name="/label_undo"))["status"]
+
+
+def test_export_has_provenance_and_is_spreadsheet_safe(client, imported):
+    path = client.predict(imported, True, api_name="/label_export")
+    exported = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert list(exported.columns) == ["text", "label", "how", "annotator", "updated", "split"]
+    assert len(exported) >= 15 and set(exported["how"]) <= {"imported", "human", "suggestion", "bulk"}
