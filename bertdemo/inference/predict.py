@@ -99,6 +99,30 @@ class Predictor:
         return out
 
     @torch.inference_mode()
+    def predict_proba_ids(self, sequences: list[list[int]], batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
+        """(N, C) class probabilities of word-piece id sequences as they are (special tokens included, no
+        truncation): what faithfulness tests feed when they delete or mask pieces of an encoded text."""
+        if not sequences:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        order = np.argsort([len(s) for s in sequences], kind="stable")
+        out = np.empty((len(sequences), len(self.labels)), dtype=np.float32)
+        for start in range(0, len(sequences), batch_size):
+            idx = order[start:start + batch_size]
+            width = max(len(sequences[i]) for i in idx)
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)  # (B, T)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                ids[row, :len(sequences[i])] = torch.tensor(sequences[i], dtype=torch.long)
+                mask[row, :len(sequences[i])] = 1
+            batch = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+            if "token_type_ids" in getattr(self.tokenizer, "model_input_names", ()):
+                batch["token_type_ids"] = torch.zeros_like(batch["input_ids"])  # one segment, as encode makes
+            logits = self._lean(**batch) if self._lean else self.model(**batch).logits  # (B, C)
+            out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        return out
+
+    @torch.inference_mode()
     def embed(self, texts: list[str], batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
         """(N, d) float32: for each text the vector the classification head reads (BERT's pooled [CLS]; the
         [CLS] position's last hidden state for models without a pooler). Batched by length like predictions."""
