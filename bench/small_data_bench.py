@@ -21,12 +21,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import REPO, median, read_labeled, resolve_data, scores  # noqa: E402
 
 CONFIGS = {  # name -> TrainConfig fields changed from the engine's defaults
+    "defaults": {},
     "old defaults": {"min_steps": 0, "class_weights": "none"},
     "min_steps=150": {"min_steps": 150, "class_weights": "none"},
     "min_steps=300": {"min_steps": 300, "class_weights": "none"},
     "class weights": {"min_steps": 0, "class_weights": "auto"},
     "min_steps=150 + class weights": {"min_steps": 150, "class_weights": "auto"},
     "min_steps=300 + class weights": {"min_steps": 300, "class_weights": "auto"},
+    "min_steps=300 + class weights + batch 16": {"min_steps": 300, "class_weights": "auto", "batch_size": 16},
+    "min_steps=300 + class weights + batch 8": {"min_steps": 300, "class_weights": "auto", "batch_size": 8},
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import re
 from dataclasses import dataclass
 
@@ -42,13 +43,16 @@ class TrainConfig:
     max_train_rows: int = 0  # 0 keeps all; N trains on a seeded sample of N rows
     dropout: float | None = 0.0  # every dropout layer's rate; None keeps the model's own (0.1 in BERTs). Off:
     # faster CPU steps at the same test accuracy on TREC and SST-2 (bench/RESULTS.md)
-    min_steps: int = 0  # small data sets: epochs are raised until training takes at least this many optimizer
-    # steps (a few hundred labels make only a few steps an epoch); 0 keeps epochs as they are
-    class_weights: str = "none"  # "balanced": cross-entropy weighted by inverse class frequency, so small classes
-    # count; "auto": balanced when the largest class has 3x the rows of the smallest; "none"
+    min_steps: int = 300  # small data sets: training takes at least this many optimizer steps (smaller batches,
+    # then more epochs); a few hundred labels make only a few steps an epoch (bench/RESULTS.md). 0: off
+    class_weights: str = "auto"  # "balanced": cross-entropy weighted by inverse class frequency, so small classes
+    # count; "auto": balanced for a small data set (one min_steps applies to) whose largest class has 3x the rows
+    # of its smallest; "none"
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = _type_problems(self)
+        if problems:  # a NaN or a string would slip through every range check below
+            raise ValueError("Invalid training settings: " + "; ".join(problems) + ".")
         if self.epochs < 1:
             problems.append(f"epochs must be at least 1 (got {self.epochs})")
         if self.batch_size < 1:
@@ -93,6 +97,27 @@ class TrainConfig:
     def from_dict(cls, values: dict) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def _type_problems(config: TrainConfig) -> list[str]:
+    """Each field of the type its default has (a bool is not a number; ints are fine for floats), numbers finite."""
+    problems = []
+    for field in dataclasses.fields(config):
+        value, default = getattr(config, field.name), field.default
+        if field.name == "dropout" and value is None:
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            kind = "a finite number" if isinstance(default, float) else type(default).__name__
+            problems.append(f"{field.name} must be {kind} (got {value!r})")
+    return problems
 
 
 _FIELD_LINE = re.compile(r"^    (\w+)\s*:[^=]+=[^#]*(?:#\s?(.*))?$")

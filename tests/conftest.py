@@ -78,7 +78,7 @@ def tiny_config(tiny_model_dir):
 
     return TrainConfig(model=str(tiny_model_dir), epochs=10, batch_size=8, learning_rate=1e-3, max_length=32,
                        scheduler="constant_with_warmup",
-                       evals_per_epoch=1, patience=0, precision="fp32", freeze_word_embeddings=False)
+                       evals_per_epoch=1, patience=0, precision="fp32", freeze_word_embeddings=False, min_steps=0)
 
 
 @pytest.fixture(scope="session")

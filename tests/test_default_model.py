@@ -15,7 +15,9 @@ from conftest import SAMPLE_EN
 def default_run(tmp_path_factory):
     from bertdemo.training import train
 
-    config = TrainConfig()
+    # the defaults, but the small-data plan's extra epochs (tests/test_plan.py): on this 400-row sample they take
+    # minutes on a CPU without bf16, and this test is about the model and the rest of the defaults
+    config = TrainConfig(min_steps=0)
     data = load_data(SAMPLE_EN, config, tokenizer=load_tokenizer(config.model))
     events = list(train(config, data, workspace=tmp_path_factory.mktemp("ws")))
     return events

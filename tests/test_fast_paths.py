@@ -43,7 +43,7 @@ def mini_config(mini_bert):
     from bertdemo.config import TrainConfig
 
     return TrainConfig(model=mini_bert, batch_size=8, learning_rate=5e-4, warmup_ratio=0.0, max_length=32,
-                       precision="fp32", patience=0)
+                       precision="fp32", patience=0, min_steps=0)
 
 
 def trajectory(config, data, monkeypatch, off: str = "") -> tuple[np.ndarray, object]:

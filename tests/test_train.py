@@ -178,3 +178,70 @@ def test_damaged_run_json_is_skipped_in_listings(tiny_run, tmp_path):
     assert [r.name for r in list_runs(tmp_path)] == ["good-run"]
     with pytest.raises(ValueError, match="damaged"):
         load_run_info(broken)
+
+
+def test_stop_pressed_during_an_evaluation_ends_after_it_and_keeps_it(tiny_config, toy_data, tmp_path, monkeypatch):
+    from bertdemo.training import loop
+
+    pressed = []
+    real = loop.validate
+
+    def validate_and_press(*args, **kwargs):
+        metrics = real(*args, **kwargs)
+        pressed.append(True)  # Stop arrives while the evaluation runs
+        return metrics
+
+    monkeypatch.setattr(loop, "validate", validate_and_press)
+    events = list(train(tiny_config, toy_data, should_stop=lambda: bool(pressed), workspace=tmp_path))
+    evals = [e for e in events if isinstance(e, EvalEvent)]
+    assert len(evals) == 1 and isinstance(events[-1], CancelledEvent)  # no second evaluation of the same weights
+    assert events[-1].step == evals[0].step and load_run_info(Path(events[-1].run_dir)).status == "stopped"
+
+
+def test_stop_pressed_during_the_save_does_not_cut_the_save(tiny_config, toy_data, tmp_path, monkeypatch):
+    from bertdemo import runs
+
+    pressed = []
+    real = runs.save_run
+
+    def save_and_press(*args, **kwargs):
+        pressed.append(True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "save_run", save_and_press)
+    events = list(train(dataclasses.replace(tiny_config, epochs=1), toy_data, should_stop=lambda: bool(pressed),
+                        workspace=tmp_path))
+    assert isinstance(events[-1], DoneEvent) and pressed
+    assert load_run_info(Path(events[-1].run_dir)).status == "complete"
+    assert [p.name for p in tmp_path.iterdir()] == [Path(events[-1].run_dir).name]
+
+
+MEMORY_BUDGET = 4 * 2**30  # bytes of address space: torch and the model fit, a 3,000-text batch does not
+
+
+def test_max_length_beyond_the_models_positions_is_refused(tiny_config, toy_data, tmp_path):
+    with pytest.raises(ValueError, match="longer than this model reads \\(128 word-pieces\\)"):
+        list(train(dataclasses.replace(tiny_config, max_length=512), toy_data, workspace=tmp_path))
+
+
+def test_running_out_of_memory_is_a_message_that_says_what_to_lower(tmp_path, toy_csv, tiny_model_dir):
+    """A real allocation failure: the CLI under an address-space limit, with a batch far too large for it."""
+    import resource
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    long_rows = tmp_path / "long.csv"
+    long_rows.write_text("text,label\n" + "".join(f"{'word ' * 150} {i},{'ab'[i % 2]}\n" for i in range(3000)))
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BUDGET, MEMORY_BUDGET))
+
+    out = subprocess.run([sys.executable, "-m", "bertdemo", "train", str(long_rows), "--model", str(tiny_model_dir),
+                          "--batch-size", "3000", "--max-length", "128", "--epochs", "1", "--min-steps", "0", "--precision", "fp32",
+                          "--limit", "max_batch_size=100000", "--workspace", str(tmp_path / "ws")],
+                         capture_output=True, text=True, cwd=ROOT, preexec_fn=limit_memory, timeout=600)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "ran out of memory" in out.stderr and "Lower the batch size or max_length" in out.stderr
+    assert not (tmp_path / "ws").exists() or not any((tmp_path / "ws").iterdir())

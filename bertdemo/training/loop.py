@@ -26,16 +26,32 @@ from bertdemo.training.evaluation import validate
 from bertdemo.training.session import Session, start_session, training_step
 from bertdemo.workspace import Workspace, as_workspace
 
+OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "not enough memory")  # torch's CPU and CUDA wording
+
 
 def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool] = lambda: False,
-          workspace: Workspace | str | Path | None = None) -> Iterator[Event]:
-    """Fine-tune ``config.model`` on ``data``; yield events; save the best checkpoint as a run.
+          workspace: Workspace | str | Path | None = None, *, owner: str = "") -> Iterator[Event]:
+    """Fine-tune ``config.model`` on ``data``; yield events; save the best checkpoint as a run (owned by ``owner``).
 
     ``should_stop`` is polled before every step: when it returns True training ends within one step, the
     weights as they are now are evaluated (unless that just happened), the best checkpoint so far is saved as a
-    "stopped" run (nothing is saved when no step was taken), and a ``CancelledEvent`` is the last event.
+    "stopped" run (nothing is saved when no step was taken), and a ``CancelledEvent`` is the last event. Running out
+    of memory is a ``ValueError`` that says what to lower.
     """
-    workspace = as_workspace(workspace)
+    try:
+        yield from _train(config, data, should_stop, as_workspace(workspace), owner)
+    except (MemoryError, RuntimeError) as err:
+        text = str(err).lower()
+        if isinstance(err, MemoryError) or any(m in text for m in OUT_OF_MEMORY):
+            raise ValueError(f"Training ran out of memory (batch size {config.batch_size}, max length "
+                             f"{config.max_length}); nothing was saved. Lower the batch size or max_length, or train "
+                             "on fewer rows.") from err
+        raise
+
+
+def _train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool], workspace: Workspace,
+           owner: str) -> Iterator[Event]:
+    """The loop itself (``train``'s docstring says what it does)."""
     s = start_session(config, data)
     steps_per_epoch = len(s.loader)
     eval_every = max(1, math.ceil(steps_per_epoch / config.evals_per_epoch))
@@ -57,8 +73,8 @@ def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool
             if should_stop():
                 cancelled = True
                 break
-            loss = training_step(s, batch, config.max_grad_norm)
             step += 1
+            loss = _finite(training_step(s, batch, config.max_grad_norm), step, config)
             seen += len(batch["labels"]) * s.accelerator.num_processes
             yield emit(_step_event(s, start, step, loss, seen, time.perf_counter() - started))
             if step % eval_every == 0 or step % steps_per_epoch == 0:
@@ -73,7 +89,7 @@ def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool
             yield emit(event)
         train_seconds = time.perf_counter() - started
         status = "stopped" if cancelled else "complete"
-        run_dir = _save(s, config, data, best, history, train_seconds, status, workspace) if best else None
+        run_dir = _save(s, config, data, best, history, train_seconds, status, workspace, owner) if best else None
         if cancelled:
             yield emit(CancelledEvent(step=step, run_dir=str(run_dir) if run_dir else None))
             return
@@ -87,6 +103,13 @@ def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool
         # Also when the consumer stops iterating (a closed browser tab) or training raises.
         s = best = batch = None
         _free_memory()
+
+
+def _finite(loss: float, step: int, config: TrainConfig) -> float:
+    if not math.isfinite(loss):  # nothing after this step would be worth saving
+        raise ValueError(f"The training loss became {loss} at step {step}: training diverged and no run was saved. "
+                         f"Lower the learning rate (it is {config.learning_rate:g}), or use precision fp32.")
+    return loss
 
 
 def _start_event(config: TrainConfig, data: LabeledData, s: Session) -> StartEvent:
@@ -115,11 +138,14 @@ def _evaluation(s: Session, labels: tuple[str, ...], step: int, steps_per_epoch:
 
 
 def _save(s: Session, config: TrainConfig, data: LabeledData, best: Checkpoint, history: list[dict],
-          train_seconds: float, status: str, workspace: Workspace) -> Path | None:
+          train_seconds: float, status: str, workspace: Workspace, owner: str) -> Path | None:
     """Save ``best`` as a run (on the main process; the others return None)."""
     s.accelerator.wait_for_everyone()
     if not s.accelerator.is_main_process:
         return None
+    if not all(bool(torch.isfinite(t).all()) for t in best.state.values()):
+        raise ValueError("Some weights are not finite numbers (NaN or infinity): the run was not saved. Lower the "
+                         "learning rate, or use precision fp32.")
     model = s.accelerator.unwrap_model(s.model)
     s.precision.restore(model, best.state)
     metrics = best.metrics
@@ -127,7 +153,8 @@ def _save(s: Session, config: TrainConfig, data: LabeledData, best: Checkpoint, 
         name="", path="", created=runs.now_iso(), base_model=config.model, data_source=data.report.source,
         labels=data.labels, status=status, train_config=config.to_dict(), train_rows=len(data.train),
         validation_rows=len(data.validation), train_seconds=round(train_seconds, 2),
-        metrics={k: metrics[k] for k in ("accuracy", "macro_f1", "loss")}, provenance=dict(data.provenance))
+        metrics={k: metrics[k] for k in ("accuracy", "macro_f1", "loss")}, provenance=dict(data.provenance),
+        owner=owner)
     return runs.save_run(workspace, name=runs.new_run_name(data.report.source, config.model), model=model,
                          tokenizer=s.tokenizer, info=info, train_config=config.to_dict(),
                          data_report=data.report.to_dict(), metrics=metrics, events=history,

@@ -22,7 +22,7 @@ from bertdemo.data import LabeledData
 from bertdemo.fast.cpu_training_kernels import use_cpu_training_kernels
 from bertdemo.models import load_classifier, load_tokenizer
 from bertdemo.training.loaders import CountingCollator, eval_loader, tokenize_frame, train_loader
-from bertdemo.training.plan import plan_training
+from bertdemo.training.plan import plan_batch_size, plan_training
 from bertdemo.training.precision import Plain, precision_strategy
 from bertdemo.training.scratch import build_scratch_model, build_scratch_tokenizer
 
@@ -42,7 +42,7 @@ class Session:
     val_loader: object
     val_frame: pd.DataFrame  # the validation rows in the order val_loader yields them
     collator: CountingCollator
-    epochs: int  # as planned (bertdemo.training.plan): config.epochs, or more for a small data set
+    epochs: int  # as planned (bertdemo.training.plan): config.epochs, or more for a small data set (batch size too)
     class_weights: torch.Tensor | None  # (C,) cross-entropy weights, or None
     notes: tuple[str, ...]  # the plan's notes
 
@@ -64,13 +64,14 @@ def start_session(config: TrainConfig, data: LabeledData) -> Session:
     val_frame = data.validation.assign(_len=data.validation["text"].str.len()).sort_values("_len", kind="stable")
     val_ds = tokenize_frame(val_frame, tokenizer, data.label2id, config.max_length)
     collator = CountingCollator(tokenizer, pad_to_multiple_of=8 if device.type == "cuda" else None)
-    loader = train_loader(train_ds, collator, config.batch_size, seed=config.seed, batching=config.batching)
+    batch_size, notes = plan_batch_size(config, len(data.train), accelerator.num_processes)
+    loader = train_loader(train_ds, collator, batch_size, seed=config.seed, batching=config.batching)
     val_loader = eval_loader(val_ds, CountingCollator(tokenizer), EVAL_BATCH_SIZE)
     # fused: one kernel for all tensors instead of torch's per-tensor loop on CPU (bench/RESULTS.md)
     optimizer = torch.optim.AdamW(_param_groups(precision.named_trainable(), config.weight_decay),
                                   lr=config.learning_rate, fused=device.type in ("cpu", "cuda"))
     model, optimizer, loader, val_loader = accelerator.prepare(model, optimizer, loader, val_loader)
-    plan = plan_training(config, data, len(loader))
+    plan = plan_training(config, data, len(loader), batch_size, notes)
     total_steps = len(loader) * plan.epochs
     scheduler = get_scheduler(config.scheduler, optimizer, num_warmup_steps=round(config.warmup_ratio * total_steps),
                               num_training_steps=total_steps)
@@ -101,6 +102,10 @@ def _build_model(config: TrainConfig, data: LabeledData):
         return tokenizer, model
     tokenizer = load_tokenizer(config.model)
     model = load_classifier(config.model, data.labels, attn="sdpa")
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if positions is not None and config.max_length > positions:
+        raise ValueError(f"max_length {config.max_length} is longer than this model reads ({positions} word-pieces). "
+                         f"Set max_length to {positions} or less.")
     if config.freeze_word_embeddings:
         # Skips the dense gradient, clipping and AdamW update of the word-embedding matrix (half of MiniLM's
         # weights); pretrained word vectors barely move in a few epochs of fine-tuning anyway (bench/RESULTS.md).
