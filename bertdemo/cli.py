@@ -19,7 +19,8 @@ from bertdemo.cli_labeling import add_commands as add_labeling_commands
 from bertdemo.cli_labeling import cmd_al_curve, cmd_project
 from bertdemo.config import BATCHINGS, CLASS_WEIGHTS, PRECISIONS, SCHEDULERS, TrainConfig, field_comments
 
-FLAG_ALIASES = {"learning_rate": ("--lr",)}  # short names the README and the benchmarks use
+FLAG_ALIASES = {"learning_rate": ("--lr",)}
+EXPLAIN_METHODS = ("integrated_gradients", "grad_x_input", "occlusion", "attention_cls", "rollout_cls")  # short names the README and the benchmarks use
 CHOICES = {"precision": PRECISIONS, "batching": BATCHINGS, "scheduler": SCHEDULERS, "class_weights": CLASS_WEIGHTS}
 
 
@@ -60,6 +61,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bertdemo", description="Fine-tune and explain BERT classifiers.")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="also load pickled pytorch_model.bin weights (they can run code: trusted files only)")
+    parser.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                        help="raise or lower a limit of bertdemo.limits.Limits, e.g. --limit max_file_mb=500")
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="fine-tune a classifier on a labeled CSV/TSV")
@@ -78,18 +83,35 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace")
     p.add_argument("--json", action="store_true")
 
-    e = sub.add_parser("explain", help="attention and token attributions for one text")
+    e = sub.add_parser("explain", help="every explanation of a text, with its faithfulness (deletion test)")
     e.add_argument("run")
-    e.add_argument("text")
-    e.add_argument("--method", default="integrated_gradients", choices=["integrated_gradients", "grad_x_input"])
+    e.add_argument("text", nargs="?", help="the text (or --file)")
+    e.add_argument("--file", help="a CSV/TSV with a text column: one explanation per row")
+    e.add_argument("--methods", default=",".join(EXPLAIN_METHODS),
+                   help=f"comma-separated subset of {', '.join(EXPLAIN_METHODS)}")
+    e.add_argument("--operator", default="deletion", choices=["deletion", "mask"],
+                   help="how the faithfulness test removes word-pieces")
+    e.add_argument("--target", help="the class to explain (default: the predicted one)")
     e.add_argument("--workspace")
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--json", action="store_true", help="one JSON object per text (JSON lines)")
 
     r = sub.add_parser("runs", help="list saved runs")
     r.add_argument("--workspace")
     r.add_argument("--json", action="store_true")
     add_labeling_commands(sub, add_config_flags)
+    for command in _leaf_parsers(sub):  # the top-level flags also work after the command, where people type them
+        command.add_argument("--allow-pickle", action="store_true", dest="allow_pickle_after", help=argparse.SUPPRESS)
+        command.add_argument("--limit", action="append", default=[], dest="limit_after", metavar="NAME=VALUE",
+                             help="as before the command: raise or lower a limit, e.g. --limit max_file_mb=500")
     return parser
+
+
+def _leaf_parsers(sub) -> list[argparse.ArgumentParser]:
+    leaves = []
+    for command in dict.fromkeys(sub.choices.values()):
+        nested = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+        leaves.extend(_leaf_parsers(nested[0]) if nested else [command])
+    return leaves
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,14 +120,20 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"train": cmd_train, "predict": cmd_predict, "explain": cmd_explain, "runs": cmd_runs,
                 "project": cmd_project, "al-curve": cmd_al_curve}
     try:
+        from bertdemo.limits import apply_overrides
+
+        apply_overrides([*args.limit, *getattr(args, "limit_after", [])])
+        if args.allow_pickle or getattr(args, "allow_pickle_after", False):
+            os.environ["BERTDEMO_ALLOW_PICKLE"] = "1"
         _quiet_transformers()
         return commands[args.command](args)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # unreadable file, full disk, no permission: still one line, no traceback
-        print(f"error: {err.strerror or err} ({err.filename or 'file'}). Check the path and its permissions.",
-              file=sys.stderr)
+        fix = ("Free some disk space, or use another --workspace; nothing half-written was left" if err.errno == 28
+               else "Check the path and its permissions")
+        print(f"error: {err.strerror or err} ({err.filename or 'file'}). {fix}.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted; no half-written run was left behind", file=sys.stderr)
@@ -123,7 +151,10 @@ def cmd_train(args) -> int:
     from bertdemo.data import load_data, measure_tokens
     from bertdemo.models import report_tokenizer
 
+    from bertdemo.limits import Limits
+
     config = config_from_args(args)
+    Limits.current().check_training(config)
     # Under `accelerate launch`/torchrun only rank 0 reports. Read from the environment: creating accelerate's
     # state here, before train() makes its Accelerator, would fix it to one process on CPUs.
     main_process = int(os.environ.get("RANK", "0")) == 0
@@ -138,7 +169,7 @@ def cmd_train(args) -> int:
           f"{report.validation_rows} validation), {len(data.labels)} classes: {', '.join(data.labels)}", file=out)
     for warning in report.warnings:
         print(f"warning: {warning}", file=out)
-    done = _train_with_progress(config, data, args.workspace, out, main_process)
+    done = _train_with_progress(config, data, args.workspace, out, main_process, owner=cli_owner())
     if done is None:
         print("error: training was cancelled", file=sys.stderr)
         return 1
@@ -161,7 +192,17 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _train_with_progress(config: TrainConfig, data, workspace, out, main_process: bool):
+def cli_owner() -> str:
+    """Who owns what the command line makes: ``cli:`` and the system user."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no user name in a bare container
+        return "cli"
+
+
+def _train_with_progress(config: TrainConfig, data, workspace, out, main_process: bool, owner: str = ""):
     """Train with a progress bar on ``out``; the ``DoneEvent``, or None when training was cancelled."""
     from tqdm import tqdm
 
@@ -169,7 +210,7 @@ def _train_with_progress(config: TrainConfig, data, workspace, out, main_process
     from bertdemo.training import train
 
     bar, done = None, None
-    for event in train(config, data, workspace=workspace):
+    for event in train(config, data, workspace=workspace, owner=owner):
         if isinstance(event, StartEvent):
             print(f"training {event.model} on {event.device} ({event.precision}), {event.total_steps} steps", file=out)
             bar = tqdm(total=event.total_steps, file=out, unit="step", dynamic_ncols=True, mininterval=1.0,
@@ -223,28 +264,39 @@ def cmd_predict(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from bertdemo.explain.attention import attention
-    from bertdemo.explain.attributions import attributions
+    from bertdemo.data import guess_text_column, read_table
+    from bertdemo.explain.methods import TITLES, explain
     from bertdemo.inference.predict import Predictor
     from bertdemo.runs import find_run
 
+    if (args.text is None) == (args.file is None):
+        raise ValueError("Give one text, or --file TEXTS.csv (a CSV/TSV with a text column), not both.")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.file:
+        table = read_table(args.file)
+        texts = table[guess_text_column(table)].fillna("").astype(str).tolist()
+    else:
+        texts = [args.text]
     predictor = Predictor.from_run(find_run(args.run, args.workspace))
-    att = attention(predictor, args.text)
-    attr = attributions(predictor, args.text, method=args.method)
-    cls_row = att.rollout[0]
-    if args.json:
-        print(json.dumps({"tokens": att.tokens, "probabilities": att.probabilities, "target": attr.target,
-                          "attributions": attr.scores.tolist(), "method": attr.method,
-                          "rollout_cls": cls_row.tolist(), "attention_shape": list(att.weights.shape),
-                          "truncated": att.truncated}, ensure_ascii=False))
-        return 0
-    print("probabilities: " + "  ".join(f"{k} {v:.3f}" for k, v in att.probabilities.items()))
-    print(f"word-pieces ({len(att.tokens)}): {' '.join(att.tokens)}" + ("  [truncated]" if att.truncated else ""))
-    print(f"\n{attr.method} toward {attr.target!r} (p={attr.probability:.3f}); rollout = [CLS] attention rollout")
-    for token, score, roll in zip(att.tokens, attr.scores, cls_row):
-        bar = ("+" if score > 0 else "-") * min(40, int(abs(score) * 80))
-        print(f"  {token:<16}{score:+.4f}  {bar:<42}rollout {roll:.3f}")
-    print("\nNote: attention shows where the model looked, not why it decided; compare with the attributions.")
+    for text in texts:
+        result = explain(predictor, text, target=args.target, methods=methods, operator=args.operator)
+        if args.json:
+            record = result.to_dict()
+            if "integrated_gradients" in result.scores:  # the shape earlier versions printed
+                record["attributions"] = record["methods"]["integrated_gradients"]["scores"]
+            print(json.dumps({"text": text, **record}, ensure_ascii=False), flush=True)
+            continue
+        print(f"\n{text}\nprobabilities: " + "  ".join(f"{k} {v:.3f}" for k, v in result.probabilities.items()))
+        print(f"explaining {result.target!r}; deletion test with {result.operator} (comprehensiveness: higher is "
+              f"better; sufficiency: lower is better; random in brackets)")
+        for name, f in sorted(result.faithfulness.items(), key=lambda kv: -kv[1].comprehensiveness):
+            flag = "" if f.beats_random else "  ← no better than random"
+            print(f"  {TITLES[name]:<32} comp {f.comprehensiveness:+.3f} ({f.random_comprehensiveness:+.3f})  "
+                  f"suff {f.sufficiency:+.3f} ({f.random_sufficiency:+.3f}){flag}")
+        shown = result.scores[result.shown_first]
+        print(f"shown first: {TITLES[result.shown_first]}")
+        for token, score in zip(result.tokens, shown):
+            print(f"  {token:<16}{score:+.4f}")
     return 0
 
 

@@ -85,8 +85,10 @@ def _emit(args, value, text: str) -> int:
 def _import(store, args) -> int:
     from bertdemo.labeling.transfer import import_file
 
+    from bertdemo.cli import cli_owner
+
     report = import_file(store, args.name, args.file, text_col=args.text_col, label_col=args.label_col,
-                         annotator=args.annotator)
+                         annotator=args.annotator, owner=cli_owner())
     conflicts = "".join(f"\n  conflict: item {c['item']} is {c['stored']!r}, the file says {c['file']!r}: "
                         f"{c['text'][:60]}" for c in report.conflicts)
     return _emit(args, report.__dict__, report.summary() + conflicts)
@@ -201,7 +203,7 @@ def _export(store, args) -> int:
 
 
 def _retrain(store, args) -> int:
-    from bertdemo.cli import _train_with_progress, config_from_args
+    from bertdemo.cli import _train_with_progress, cli_owner, config_from_args
     from bertdemo.labeling.history import changes_since
     from bertdemo.labeling.retrain import compare, project_data, project_runs, record_run
     from bertdemo.runs import find_run
@@ -216,7 +218,7 @@ def _retrain(store, args) -> int:
     data = project_data(store, args.name, config)
     out = sys.stderr if args.json else sys.stdout
     print(f"{args.name}: {len(data.train)} training items, {len(data.validation)} frozen validation items", file=out)
-    done = _train_with_progress(config, data, args.workspace, out, True)
+    done = _train_with_progress(config, data, args.workspace, out, True, owner=cli_owner())
     if done is None or done.run_dir is None:
         raise ValueError("Training ended without a run.")
     record_run(store, args.name, Path(done.run_dir).name, data.provenance["snapshot"])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bertdemo.config import DEFAULT_MODEL, SCRATCH_MODEL
 
+ALLOW_PICKLE_ENV = "BERTDEMO_ALLOW_PICKLE"
 OFFLINE_ALTERNATIVES = ('"default" (the embedded all-MiniLM-L6-v2), "scratch" (a small BERT trained from zero '
                         'on your data), or a local folder holding config.json, the weights and the tokenizer files')
 
@@ -33,14 +34,32 @@ def resolve_model(name: str) -> str:
     if name == SCRATCH_MODEL:
         raise ValueError('"scratch" has no pretrained weights to load; build it with bertdemo.training.scratch.')
     path = Path(name).expanduser()
-    if path.exists():
-        if not (path / "config.json").exists():
-            raise ValueError(f"{path} has no config.json, so it is not a saved transformers model. Point to the "
-                             "folder that holds config.json and the weights (e.g. a bertdemo run folder).")
+    looks_like_path = name.startswith((".", "/", "~")) or os.sep in name.strip("/").replace("/", "", 1)
+    if (path / "config.json").is_file():
         return str(path)
-    if name.startswith((".", "/", "~")) or os.sep in name.strip("/").replace("/", "", 1):
-        raise ValueError(f"Model folder {name} does not exist. Check the path, or use {OFFLINE_ALTERNATIVES}.")
+    if path.exists() or looks_like_path:
+        # One message whether the folder exists or not: a shared server does not say which of its paths exist.
+        raise ValueError(f"No model at {name[:120]}: give a folder that holds config.json, the weights and the "
+                         f"tokenizer (a bertdemo run folder, say), or use {OFFLINE_ALTERNATIVES}.")
     return name  # a hub id such as "bert-base-uncased"
+
+
+def pickles_allowed() -> bool:
+    """Pickled weights (pytorch_model.bin) can run code when loaded: only with ``BERTDEMO_ALLOW_PICKLE=1``."""
+    return os.environ.get(ALLOW_PICKLE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def _weights_error(name: str, source: str, err: Exception) -> ValueError:
+    folder = Path(source)
+    if folder.is_dir() and not (folder / "model.safetensors").exists() and any(folder.glob("*.bin")):
+        return ValueError(f"{name[:120]} holds pickled weights (pytorch_model.bin), which can run code when loaded, "
+                          "and no model.safetensors. bertdemo loads safetensors only; if you trust the file, allow "
+                          f"pickles with {ALLOW_PICKLE_ENV}=1 (the CLI's --allow-pickle), or convert it to "
+                          "safetensors where it came from.")
+    if folder.is_dir():
+        return ValueError(f"The weights in {name[:120]} are missing, truncated or damaged ({type(err).__name__}). "
+                          "Delete this run and train it again (or copy it again in full).")
+    return _hub_error(name, err)
 
 
 def _hub_error(name: str, err: Exception) -> ValueError:
@@ -84,8 +103,11 @@ def load_classifier(name_or_path: str, labels: tuple[str, ...] | None = None, *,
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
+    from safetensors import SafetensorError
+
     source = resolve_model(name_or_path)
-    kwargs: dict = {"attn_implementation": attn, "trust_remote_code": False}
+    kwargs: dict = {"attn_implementation": attn, "trust_remote_code": False,
+                    "use_safetensors": None if pickles_allowed() else True}
     if dtype is not None:
         kwargs["dtype"] = dtype
     if labels is not None:
@@ -96,5 +118,5 @@ def load_classifier(name_or_path: str, labels: tuple[str, ...] | None = None, *,
         if labels is not None and config.problem_type not in (None, "single_label_classification"):
             kwargs["problem_type"] = "single_label_classification"
         return AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
-    except OSError as err:
-        raise _hub_error(name_or_path, err) from err
+    except (OSError, SafetensorError, RuntimeError, ValueError) as err:
+        raise _weights_error(name_or_path, source, err) from err

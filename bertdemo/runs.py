@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bertdemo.spreadsheet import write_csv
 from bertdemo.workspace import RUN_FILE, Workspace, as_workspace
 
 
@@ -36,6 +37,7 @@ class RunInfo:
     validation_rows: int = 0
     train_seconds: float = 0.0
     provenance: dict = field(default_factory=dict)  # e.g. {"project", "snapshot"}: the labels it was trained on
+    owner: str = ""  # who trained it: the app's logged-in user or browser tab, "cli:<user>" from the command line
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -71,11 +73,11 @@ def save_run(workspace: Workspace | str | Path, *, name: str, model, tokenizer, 
         with open(tmp / "events.jsonl", "w", encoding="utf-8") as handle:
             for event in events:
                 handle.write(json.dumps(event, ensure_ascii=False, default=str) + "\n")
-        if train is not None:
+        if train is not None:  # spreadsheet-safe: the run's zip hands these files to other people
             (tmp / "data").mkdir()
-            train.to_csv(tmp / "data" / "train.csv", index=False)
+            write_csv(train, tmp / "data" / "train.csv")
             if validation is not None:
-                validation.to_csv(tmp / "data" / "validation.csv", index=False)
+                write_csv(validation, tmp / "data" / "validation.csv")
         info = dataclasses.replace(info, name=final.name, path=str(final))
         (tmp / "README.md").write_text(model_card(info, metrics, data_report), encoding="utf-8")
         _write_json(tmp / RUN_FILE, info.to_dict())  # last: its presence marks a finished run
@@ -149,8 +151,26 @@ def read_json(run_dir: str | Path, name: str):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def weights_ok(run_dir: str | Path) -> bool:
+    """True when the run's model.safetensors is whole: its header parses and the file is as long as the header
+    says (a cheap check of truncation and garbage, without loading a tensor)."""
+    path = Path(run_dir) / "model.safetensors"
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            if length <= 0 or 8 + length > size or length > 100 * 2**20:
+                return False
+            header = json.loads(handle.read(length))
+        ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+        return bool(ends) and 8 + length + max(ends) == size
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return False
+
+
 def list_runs(workspace: Workspace | str | Path | None = None) -> list[RunInfo]:
-    """Complete runs in the workspace, newest first; damaged folders are skipped."""
+    """Saved runs in the workspace, newest first; a run whose weights are missing or damaged is listed with
+    status "damaged" (so it can be seen and deleted), folders that are not runs are skipped."""
     root = as_workspace(workspace).root
     if not root.is_dir():
         return []
@@ -159,9 +179,10 @@ def list_runs(workspace: Workspace | str | Path | None = None) -> list[RunInfo]:
         if child.name.startswith(".") or not (child / RUN_FILE).exists():
             continue
         try:
-            runs.append(load_run_info(child))
+            info = load_run_info(child)
         except ValueError:
             continue
+        runs.append(info if weights_ok(child) else dataclasses.replace(info, status="damaged"))
     return sorted(runs, key=lambda r: (r.created, r.name), reverse=True)
 
 

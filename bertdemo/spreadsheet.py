@@ -32,5 +32,7 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
 def write_csv(frame: pd.DataFrame, dest: str | Path) -> Path:
     """Write ``frame`` as a UTF-8 CSV with every cell and header defused; return the path."""
     dest = Path(dest)
-    safe_frame(frame).to_csv(dest, index=False, encoding="utf-8")
+    # RFC 4180's CRLF rows: Python's csv writer quotes a cell only for the characters of its line terminator, so
+    # with pandas' "\n" a text holding a lone "\r" was written bare and split its row in two
+    safe_frame(frame).to_csv(dest, index=False, encoding="utf-8", lineterminator="\r\n")
     return dest

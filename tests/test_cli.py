@@ -79,3 +79,30 @@ def test_the_file_is_checked_before_any_model_is_loaded(tmp_path):
     (tmp_path / "one.csv").write_text("text,label\na,x\nb,x\nc,x\n")
     out = _cli("train", str(tmp_path / "one.csv"), "--model", "no-such-org/no-such-model-xyz")
     assert out.returncode == 2 and "only one class" in out.stderr  # not the model's "no network" error
+
+
+def test_explain_prints_every_method_with_its_faithfulness_as_json_lines(tiny_run, tmp_path):
+    texts = tmp_path / "texts.csv"
+    texts.write_text("id,text\n1,we talked about tennis again\n2,the storm came with thunder\n")
+    out = _cli("explain", str(tiny_run), "--file", str(texts), "--json")
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.strip().splitlines()]
+    assert [line["text"] for line in lines] == ["we talked about tennis again", "the storm came with thunder"]
+    methods = {"integrated_gradients", "grad_x_input", "occlusion", "attention_cls", "rollout_cls"}
+    for line in lines:
+        assert set(line) >= {"tokens", "probabilities", "target", "methods", "shown_first", "operator"}
+        assert set(line["methods"]) == methods and line["shown_first"] in methods and line["operator"] == "deletion"
+        for method in line["methods"].values():
+            assert len(method["scores"]) == len(line["tokens"])
+            assert set(method["faithfulness"]) == {"comprehensiveness", "sufficiency", "random_comprehensiveness",
+                                                   "random_sufficiency", "tau_occlusion"}
+        best = max(line["methods"], key=lambda m: line["methods"][m]["faithfulness"]["comprehensiveness"])
+        assert line["shown_first"] == best
+    subset = _cli("explain", str(tiny_run), "tennis", "--methods", "occlusion,rollout_cls", "--operator", "mask",
+                  "--json")
+    one = json.loads(subset.stdout.strip())
+    assert set(one["methods"]) == {"occlusion", "rollout_cls"} and one["operator"] == "mask"
+    text = _cli("explain", str(tiny_run), "tennis and rain")
+    assert text.returncode == 0 and "shown first:" in text.stdout and "comp" in text.stdout
+    bad = _cli("explain", str(tiny_run), "tennis", "--methods", "lime")
+    assert bad.returncode == 2 and "Unknown explanation methods lime" in bad.stderr

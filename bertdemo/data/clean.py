@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 
 MAX_CONFLICTS_LISTED = 50  # texts with conflicting labels named in the report; the count is always exact
+MISSING_WORDS = {"nan", "null", "none", "n/a", "#n/a", "na"}  # label cells that spreadsheets and pandas write for
+# "no value": a class named "NaN" is never meant
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ def clean_rows(texts: Sequence, labels: Sequence, *, first_row: int = 2) -> Clea
 
     drop(rows["text"] == "", "empty text")
     drop(rows["label"] == "", "missing label")
+    drop(rows["label"].str.lower().isin(MISSING_WORDS), "missing label (written as NaN, null, None or N/A)")
     exact = rows.duplicated(subset=["text", "label"], keep="first")
     exact_count = int(exact.sum())
     drop(exact, "exact duplicate (same text and label as an earlier row)")
@@ -56,3 +59,15 @@ def clean_rows(texts: Sequence, labels: Sequence, *, first_row: int = 2) -> Clea
                  for text in per_text[per_text > 1].index[:MAX_CONFLICTS_LISTED]]
     return CleanRows(rows=rows.reset_index(drop=True), dropped=dropped, exact_duplicates=exact_count,
                      conflicts=conflicts)
+
+
+def same_number_labels(labels: Iterable[str]) -> list[tuple[str, ...]]:
+    """Groups of distinct labels that are one number written differently ("01", "1", "1.0"): each group would
+    train as several classes."""
+    groups: dict[float, set[str]] = {}
+    for label in set(labels):
+        try:
+            groups.setdefault(float(label), set()).add(label)
+        except ValueError:
+            continue
+    return [tuple(sorted(g)) for _, g in sorted(groups.items()) if len(g) > 1]

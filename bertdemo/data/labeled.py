@@ -15,10 +15,11 @@ from pathlib import Path
 import pandas as pd
 
 from bertdemo.config import TrainConfig
-from bertdemo.data.clean import CleanRows, clean_rows, sort_labels
+from bertdemo.data.clean import CleanRows, clean_rows, same_number_labels, sort_labels
 from bertdemo.data.report import DataReport, data_warnings, with_token_stats
 from bertdemo.data.split import MAX_VALIDATION_ROWS, split_rows
-from bertdemo.data.tables import guess_columns, read_table
+from bertdemo.data.tables import guess_columns, read_table, shown
+from bertdemo.limits import Limits
 
 
 @dataclass(frozen=True)
@@ -66,13 +67,19 @@ def labeled_data(texts: Sequence, labels: Sequence, config: TrainConfig | None =
     rows = clean.rows
     name = origin.source
     if rows.empty:
-        raise ValueError(f"{name}: no usable rows left in columns {origin.text_col!r}/{origin.label_col!r} "
+        raise ValueError(f"{name}: no usable rows left in columns {shown(origin.text_col, 30)!r}/"
+                         f"{shown(origin.label_col, 30)!r} "
                          "(every row has an empty text or a missing label). Fill in texts and labels.")
     counts = rows["label"].value_counts()
     if len(counts) < 2:
-        raise ValueError(f"{name} has only one class ({counts.index[0]!r}) in column {origin.label_col!r}. "
-                         "A classifier needs at least two classes: add examples of other classes, "
-                         "or choose the right label column.")
+        raise ValueError(f"{name} has only one class ({shown(counts.index[0])!r}) in column "
+                         f"{shown(origin.label_col, 30)!r}. A classifier needs at least two classes: add examples of "
+                         "other classes, or choose the right label column.")
+    limits = Limits.current()
+    if len(counts) > limits.max_classes:
+        raise ValueError(f"{name} has {len(counts):,} different labels in column {shown(origin.label_col, 30)!r}; "
+                         f"at most {limits.max_classes} classes are trained {limits.hint('max_classes')}. Is it the "
+                         "label column? Choose the right one, or merge rare classes.")
     if validation is not None:
         val_df = checked_heldout(clean_rows(*validation).rows, rows["label"], role="Validation",
                                  name=validation_source)
@@ -186,4 +193,4 @@ def _report(train: pd.DataFrame, validation: pd.DataFrame, labels: tuple[str, ..
         exact_duplicates=clean.exact_duplicates, conflicting_duplicates=clean.conflicts, class_counts=kept_counts,
         imbalance_ratio=round(float(imbalance), 3), train_rows=len(train), validation_rows=len(validation),
         validation_source=val_source, train_validation_overlap=overlap, max_length=max_length,
-        warnings=data_warnings(kept_counts, imbalance, clean.conflicts, overlap))
+        warnings=data_warnings(kept_counts, imbalance, clean.conflicts, overlap, same_number_labels(labels)))

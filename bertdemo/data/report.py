@@ -53,9 +53,17 @@ class DataReport:
                 "truncated": int(self.truncated), "max_length": int(self.max_length)}
 
 
-def data_warnings(counts: dict[str, int], imbalance: float, conflicts: list, overlap: int) -> list[str]:
+def data_warnings(counts: dict[str, int], imbalance: float, conflicts: list, overlap: int,
+                  same_numbers: list[tuple[str, ...]] = ()) -> list[str]:
     """What a user should know about the kept rows before training on them."""
     out = []
+    for group in same_numbers:
+        out.append(f"Labels {', '.join(map(repr, group))} are one number written differently, so they train as "
+                   f"{len(group)} classes. Write them the same way in the file if they mean the same class.")
+    small = sum(n < 5 for n in counts.values())
+    if small > len(counts) / 2:
+        out.append(f"{small} of {len(counts)} classes have fewer than 5 examples: a model cannot learn classes from "
+                   "so few. Merge rare classes, or label more examples of each.")
     if imbalance >= IMBALANCE_WARNING:
         small = min(counts, key=counts.get)
         out.append(f"Classes are imbalanced ({imbalance:.1f}:1); {small!r} has only {counts[small]} rows. "

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-MAX_FILE_BYTES = 512 * 1024 * 1024  # refuse larger files before reading them into memory
+from bertdemo.limits import Limits
+
+SNIFF_BYTES = 256 * 1024  # the encoding guess looks at this many bytes: bounded, whatever the file's size
 
 TEXT_NAMES = (
     "text", "sentence", "sentences", "review", "reviews", "content", "comment", "comments", "document", "doc",
@@ -55,6 +57,10 @@ def _looks_like_gbk(raw: bytes) -> bool:
     GBK extension pairs (trail byte 0x40-0xFE) are allowed, but only count when real GB2312 pairs
     dominate: a Latin-1 "ö" or a cp1252 curly quote followed by an ASCII letter is such a pair too.
     """
+    first = re.search(rb"[\x80-\xff]", raw)
+    if first is None:
+        return False
+    raw = raw[first.start():first.start() + SNIFF_BYTES]  # bounded: the guess needs a sample, not the whole file
     high = gb2312 = paired = 0
     i, n = 0, len(raw)
     while i < n:
@@ -75,35 +81,90 @@ def _looks_like_gbk(raw: bytes) -> bool:
     return high > 0 and paired * 2 / high >= 0.95 and gb2312 * 2 >= 0.6 * high
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, limits: Limits | None = None) -> pd.DataFrame:
     """Read a CSV/TSV file into a DataFrame of strings (empty cells become NaN).
 
     Detects the encoding (UTF-8 with or without BOM, UTF-16, GB18030/GBK, Windows-1252/Latin-1) and the
-    delimiter (comma, tab, semicolon, pipe). Raises ``ValueError`` saying how to fix a bad file.
+    delimiter (comma, tab, semicolon, pipe). Refuses, with a ``ValueError`` saying how to fix it, a file over the
+    size, row or cell limits (``bertdemo.limits``, checked before the costly steps), a binary file, duplicate or
+    blank column names, and ragged rows. Messages name the file, never the folder it is in.
     """
+    limits = limits or Limits.current()
     path = Path(path)
-    if not path.exists():
-        raise ValueError(f"File not found: {path}. Check the path, or upload the file again.")
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder, not a file. Choose a .csv or .tsv file.")
-    size = path.stat().st_size
-    if size == 0:
-        raise ValueError(f"{path.name} is empty. Export a CSV with a header row and at least a few labeled rows.")
-    if size > MAX_FILE_BYTES:
-        raise ValueError(f"{path.name} is {size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MB. "
-                         "Sample fewer rows into a smaller CSV.")
-    raw = path.read_bytes()
-    if raw[:4] == b"PK\x03\x04":
-        raise ValueError(f"{path.name} is a ZIP or Excel (.xlsx) file, not text. In Excel use "
-                         "File > Save As > 'CSV UTF-8 (Comma delimited)' and upload that.")
-    if b"\x00" in raw[:8192] and not (raw.startswith(b"\xff\xfe") or raw.startswith(b"\xfe\xff")):
-        raise ValueError(f"{path.name} looks like a binary file, not a CSV/TSV text file. "
-                         "Save your table as CSV (comma-separated, UTF-8) and upload that.")
+    name = shown(path.name)
+    raw = _read_bytes(path, name, limits)
     text, encoding = _decode(raw, path)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
-        raise ValueError(f"{path.name} has no content. Export a CSV with a header row and labeled rows.")
+        raise ValueError(f"{name} has no content. Export a CSV with a header row and labeled rows.")
+    if text.count("\n") > 2 * limits.max_rows + 1:  # an upper bound on the rows, known before parsing them
+        raise ValueError(f"{name} has about {text.count(chr(10)):,} lines; at most {limits.max_rows:,} rows are read "
+                         f"{limits.hint('max_rows')}. Sample fewer rows into a smaller file.")
     delimiter = _sniff_delimiter(text, path)
+    _check_header(text, delimiter, name, limits)
+    df = _parse(text, delimiter, name)
+    if df.empty:
+        raise ValueError(f"{name} has a header ({', '.join(shown(c, 30) for c in df.columns[:10])}) but no rows. "
+                         "Add labeled rows.")
+    _check_size(df, name, limits)
+    df.attrs["source"] = path.name
+    df.attrs["encoding"] = encoding
+    df.attrs["delimiter"] = delimiter
+    return df
+
+
+def shown(value, limit: int = 60) -> str:
+    """A name from a user's file, cut to ``limit`` characters for a message."""
+    value = str(value)
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _read_bytes(path: Path, name: str, limits: Limits) -> bytes:
+    if not path.exists():
+        raise ValueError(f"File not found: {name}. Check the path, or upload the file again.")
+    if path.is_dir():
+        raise ValueError(f"{name} is a folder, not a file. Choose a .csv or .tsv file.")
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"{name} is empty. Export a CSV with a header row and at least a few labeled rows.")
+    if size > limits.max_file_mb * 2**20:
+        raise ValueError(f"{name} is {size / 2**20:.0f} MB; files up to {limits.max_file_mb:g} MB are read "
+                         f"{limits.hint('max_file_mb')}. Sample fewer rows into a smaller CSV.")
+    raw = path.read_bytes()
+    if raw[:4] == b"PK\x03\x04":
+        raise ValueError(f"{name} is a ZIP or Excel (.xlsx) file, not text. In Excel use "
+                         "File > Save As > 'CSV UTF-8 (Comma delimited)' and upload that.")
+    utf16 = raw.startswith(b"\xff\xfe") or raw.startswith(b"\xfe\xff")
+    if not utf16 and b"\x00" in raw:
+        where = raw.index(b"\x00")
+        what = "looks like a binary file" if where < 8192 else f"has a NUL byte at byte {where:,}"
+        raise ValueError(f"{name} {what}, not a CSV/TSV text file. Save your table as CSV (comma-separated, "
+                         "UTF-8) and upload that.")
+    return raw
+
+
+def _check_header(text: str, delimiter: str, name: str, limits: Limits) -> None:
+    """Duplicate and blank column names, seen before pandas renames them ("text.1", "Unnamed: 1")."""
+    first = text.split("\n", 1)[0]
+    if len(first) > limits.max_cell_chars:
+        raise ValueError(f"{name}'s first line is {len(first):,} characters long: it does not look like a header row "
+                         "of column names. Check the file's encoding and delimiter, or export it again as CSV UTF-8.")
+    try:
+        header = next(csv.reader([first], delimiter=delimiter))
+    except (csv.Error, StopIteration):
+        return
+    names = [h.strip() for h in header]
+    blank = [i + 1 for i, h in enumerate(names) if not h]
+    if blank and len(names) > 1:
+        raise ValueError(f"{name}: column {', '.join(map(str, blank[:5]))} of the header has no name. Give every "
+                         "column a name (e.g. text, label), or delete the empty column.")
+    repeated = sorted({h for h in names if names.count(h) > 1})
+    if repeated:
+        raise ValueError(f"{name} has columns with the same name: {', '.join(repr(shown(r, 30)) for r in repeated)}. "
+                         "Rename them so every column header is different.")
+
+
+def _parse(text: str, delimiter: str, name: str) -> pd.DataFrame:
     try:
         with warnings.catch_warnings():
             # pandas only warns when a row has one field too many (an unquoted comma in a text): that
@@ -112,21 +173,25 @@ def read_table(path: str | Path) -> pd.DataFrame:
             df = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
                              na_values=[""], index_col=False, on_bad_lines="error")
     except (pd.errors.ParserError, pd.errors.ParserWarning, csv.Error) as err:
-        raise ValueError(f"{path.name} is not a well-formed CSV/TSV ({_first_line(err)}). Check that every row "
-                         "has the same number of columns and that texts containing the delimiter are quoted.") from err
+        raise ValueError(f"{name} is not a well-formed CSV/TSV ({shown(_first_line(err), 200)}). Check that every "
+                         "row has the same number of columns and that texts containing the delimiter are quoted.") from err
     except pd.errors.EmptyDataError as err:
-        raise ValueError(f"{path.name} has no columns. Export a CSV with a header row.") from err
+        raise ValueError(f"{name} has no columns. Export a CSV with a header row.") from err
     df.columns = [str(c).strip() for c in df.columns]
-    repeated = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
-    if repeated:
-        raise ValueError(f"{path.name} has columns with the same name: {', '.join(map(repr, repeated))}. "
-                         "Rename them so every column header is different.")
-    if df.empty:
-        raise ValueError(f"{path.name} has a header ({', '.join(df.columns)}) but no rows. Add labeled rows.")
-    df.attrs["source"] = path.name
-    df.attrs["encoding"] = encoding
-    df.attrs["delimiter"] = delimiter
     return df
+
+
+def _check_size(df: pd.DataFrame, name: str, limits: Limits) -> None:
+    if len(df) > limits.max_rows:
+        raise ValueError(f"{name} has {len(df):,} rows; at most {limits.max_rows:,} are read "
+                         f"{limits.hint('max_rows')}. Sample fewer rows into a smaller file.")
+    for column in df.columns:
+        lengths = df[column].fillna("").str.len()
+        if len(lengths) and lengths.max() > limits.max_cell_chars:
+            row = int(lengths.idxmax()) + 2
+            raise ValueError(f"{name}: the cell in column {shown(column, 30)!r}, row {row}, has {int(lengths.max()):,} "
+                             f"characters; cells of up to {limits.max_cell_chars:,} are read "
+                             f"{limits.hint('max_cell_chars')}. Shorten that text or split it.")
 
 
 def _first_line(err: Exception) -> str:
@@ -155,10 +220,10 @@ def guess_columns(df: pd.DataFrame, text_col: str | None = None, label_col: str 
     Raises ``ValueError`` that lists the columns found when a column can't be found.
     """
     columns = list(df.columns)
-    listed = ", ".join(repr(c) for c in columns)
+    listed = _listed(columns)
     for given, what in ((text_col, "text"), (label_col, "label")):
         if given is not None and given not in columns:
-            raise ValueError(f"No column named {given!r} for the {what}. Columns found: {listed}. "
+            raise ValueError(f"No column named {shown(given, 40)!r} for the {what}. Columns found: {listed}. "
                              f"Pick one of these as the {what} column.")
     if text_col is None:
         text_col = _find(columns, TEXT_NAMES, exclude=label_col)
@@ -179,8 +244,14 @@ def guess_columns(df: pd.DataFrame, text_col: str | None = None, label_col: str 
         raise ValueError(f"Could not find the label column. Columns found: {listed}. Name it 'label' "
                          "(or class/category/sentiment/target…), or choose it explicitly (--label-col in the CLI).")
     if text_col == label_col:
-        raise ValueError(f"The text and label columns are both {text_col!r}. Choose two different columns.")
+        raise ValueError(f"The text and label columns are both {shown(text_col, 40)!r}. Choose two different columns.")
     return text_col, label_col
+
+
+def _listed(columns: list[str], most: int = 20) -> str:
+    """Column names for a message: each cut short, at most ``most`` of them."""
+    names = ", ".join(repr(shown(c, 40)) for c in columns[:most])
+    return names + (f" and {len(columns) - most} more" if len(columns) > most else "")
 
 
 def _find(columns: list[str], names: tuple[str, ...], exclude: str | None) -> str | None:
@@ -196,8 +267,8 @@ def guess_text_column(table: pd.DataFrame, text_col: str | None = None) -> str:
     else found by name as for labeled files, else the only column."""
     if text_col is not None:
         if text_col not in table.columns:
-            raise ValueError(f"No column named {text_col!r} for the text. Columns found: "
-                             f"{', '.join(map(repr, table.columns))}. Pick one of these as the text column.")
+            raise ValueError(f"No column named {shown(text_col, 40)!r} for the text. Columns found: "
+                             f"{_listed(list(table.columns))}. Pick one of these as the text column.")
         return text_col
     try:
         return guess_columns(table)[0]
@@ -208,5 +279,5 @@ def guess_text_column(table: pd.DataFrame, text_col: str | None = None) -> str:
         return found
     if len(table.columns) == 1:
         return table.columns[0]
-    raise ValueError(f"Could not find the text column. Columns found: {', '.join(map(repr, table.columns))}. "
+    raise ValueError(f"Could not find the text column. Columns found: {_listed(list(table.columns))}. "
                      "Name the text column 'text'.")

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from bertdemo.inference.predict import Predictor
+from bertdemo.limits import Limits
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ def encode_one(predictor: Predictor, text: str) -> tuple[dict[str, torch.Tensor]
     """(the encoded batch of one text, whether it was longer than max_length and got cut)."""
     if not text or not str(text).strip():
         raise ValueError("The text is empty. Type a sentence to explain.")
-    return predictor.encode([str(text)]), predictor.count_tokens(text) > predictor.max_length
+    text = Limits.current().check_text(text)
+    return predictor.encode([text]), predictor.count_tokens(text) > predictor.max_length
 
 
 def token_view(predictor: Predictor, text: str, input_ids: Sequence[int]) -> TokenView:

@@ -29,7 +29,8 @@ from bertdemo import fast
 from bertdemo.device import best_device, choose_precision
 from bertdemo.fast.lean_forward import lean_forward
 from bertdemo.models import load_classifier, load_tokenizer
-from bertdemo.runs import load_run_info, read_json
+from bertdemo.limits import Limits
+from bertdemo.runs import load_run_info, read_json, weights_ok
 
 PREDICT_BATCH_SIZE = 64
 CACHE_SIZE = 4  # predictors kept loaded at once (each MiniLM run is ~90 MB)
@@ -68,7 +69,10 @@ class Predictor:
         """Load a saved run (anything ``from_pretrained`` reads, labels from its config)."""
         run_dir = Path(run_dir)
         if (run_dir / "run.json").exists():
-            load_run_info(run_dir)
+            info = load_run_info(run_dir)
+            if (run_dir / "model.safetensors").exists() and not weights_ok(run_dir):
+                raise ValueError(f"The weights of run {info.name} are truncated or damaged: delete the run and train "
+                                 "it again.")
         train_config = read_json(run_dir, "train_config.json") or {}
         tokenizer = load_tokenizer(str(run_dir))
         model = load_classifier(str(run_dir), attn="sdpa")
@@ -163,12 +167,16 @@ class Predictor:
             return len(self.tokenizer(str(text), truncation=False)["input_ids"])
 
     def predict(self, text: str) -> dict[str, float]:
-        """{label: probability} for one text, in label order."""
-        probs = self.predict_proba([text])[0]
+        """{label: probability} for one text, in label order; empty or over-long text is refused
+        (``Limits.check_text``)."""
+        probs = self.predict_proba([Limits.current().check_text(text)])[0]
         return {label: float(p) for label, p in zip(self.labels, probs)}
 
     def predict_batch(self, texts: list[str]) -> list[dict[str, float]]:
-        return [{label: float(p) for label, p in zip(self.labels, row)} for row in self.predict_proba(texts)]
+        """``predict`` for several texts (each checked like one)."""
+        limits = Limits.current()
+        checked = [limits.check_text(t) for t in texts]
+        return [{label: float(p) for label, p in zip(self.labels, row)} for row in self.predict_proba(checked)]
 
     def gradient_forward(self) -> tuple[torch.nn.Module, Callable[..., torch.Tensor]]:
         """(word-embedding layer, ``forward(embeds (B, T, d), **encoded_extras) -> logits (B, C)``) for

@@ -26,7 +26,7 @@ from bertdemo.labeling.queues import UNCERTAINTY, uncertainty
 from bertdemo.training import train
 
 CURVE_STRATEGIES = ("random",) + UNCERTAINTY
-CURVE_CONFIG = dict(min_steps=150, class_weights="auto", patience=0)  # small-label defaults (bench/RESULTS.md)
+CURVE_CONFIG = dict(patience=0)  # the engine's small-data defaults (min_steps, class weights), no early stop
 
 
 @dataclass(frozen=True)
