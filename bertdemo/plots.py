@@ -247,3 +247,47 @@ def attribution_figure(tokens: Sequence[str], scores: Sequence[float], *, title:
     fig.update_xaxes(**_token_ticks(tokens))
     fig.update_yaxes(title="score", zeroline=True)
     return _layout(fig, title, height=300)
+
+
+# labeling
+
+
+def al_curve_figure(table: Mapping) -> go.Figure:
+    """Test accuracy against the number of labels, one line per strategy, the spread over seeds as error bars.
+
+    ``table``: ``bertdemo.labeling.simulate.curve_table``'s dict (``budgets``, a list per strategy, ``spread``).
+    """
+    budgets = list(table.get("budgets", []))
+    strategies = [k for k in table if k not in ("budgets", "spread", "macro_f1", "seconds_per_round")]
+    if not budgets or not strategies:
+        return empty_figure("The curve appears here as the simulated rounds finish")
+    fig = go.Figure()
+    for strategy in strategies:
+        means = table[strategy]
+        spread = table.get("spread", {}).get(strategy) or [None] * len(means)
+        upper = [(s[1] - m) if s and m is not None else 0 for s, m in zip(spread, means)]
+        lower = [(m - s[0]) if s and m is not None else 0 for s, m in zip(spread, means)]
+        fig.add_trace(go.Scatter(x=budgets[:len(means)], y=means, mode="lines+markers", name=str(strategy),
+                                 error_y=dict(type="data", array=upper, arrayminus=lower, visible=True)))
+    fig.update_xaxes(title="labels", rangemode="tozero")
+    fig.update_yaxes(title="test accuracy", range=[0, 1.02])
+    return _layout(fig, "Active learning: accuracy as labels are added", legend=dict(orientation="h", y=-0.25))
+
+
+def deletion_curve_figure(curves: Mapping[str, Sequence[float]], random_curve: Sequence[float],
+                          removed: Sequence[int], pieces: int, target: str) -> go.Figure:
+    """The deletion test: p(target) as the top-scored word-pieces are removed, one line per explanation method
+    and a dashed one for random orderings. A faithful explanation falls fastest."""
+    if not curves:
+        return empty_figure("Compute the explanations to see the deletion test")
+    x = [k / max(1, pieces) for k in removed]
+    fig = go.Figure()
+    for name, curve in curves.items():
+        fig.add_trace(go.Scatter(x=x, y=list(curve), mode="lines+markers", name=str(name),
+                                 customdata=list(removed), hovertemplate="%{customdata} removed: %{y:.3f}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=x, y=list(random_curve), mode="lines", name="random (mean)",
+                             line=dict(color="#6b7280", dash="dash", width=2)))
+    fig.update_xaxes(title="share of word-pieces removed (top-scored first)", tickformat=".0%", range=[0, max(x) * 1.05])
+    fig.update_yaxes(title=f"P({target})", range=[0, 1.02])
+    return _layout(fig, "Deletion test: the faster the probability falls, the more faithful",
+                   legend=dict(orientation="h", y=-0.3), height=360)

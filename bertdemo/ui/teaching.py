@@ -73,7 +73,18 @@ ATTRIBUTION = """### How it works: attributions
 (the *logit*, the number the softmax turns into a probability) of the target class change?
 **Integrated gradients** adds that up along a path from an empty input to the real one, so the
 token scores add up to how much the whole text raised the class's score — more reliable.
+**Occlusion** simply removes each word-piece in turn and watches the probability.
 **Red** tokens push towards the target class, **blue** tokens push away from it.
+
+### How do we know an explanation is right? The deletion test
+Every explanation *claims* some words matter most. So remove them and see: if the probability of the class
+falls a lot, the claim was true (**comprehensiveness**, higher is better). Keep *only* those words: if the
+probability stays, they were enough (**sufficiency**, lower is better). Do the same with words picked at
+**random**: an explanation that does no better than random explains nothing on this text.
+
+Attention can look very convincing — the [CLS] token "looks at" sensible words — and still fail this test:
+attention says where information *can* flow, not which words the decision *depends on*. The test measures
+that, text by text, so no method is trusted blindly (which one wins changes from text to text).
 """
 
 COMPARE = """### Base model vs fine-tuned

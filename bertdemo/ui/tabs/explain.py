@@ -11,16 +11,20 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+import pandas as pd
 
 from bertdemo import plots
 from bertdemo.explain.attention import attention
 from bertdemo.explain.attributions import attributions
+from bertdemo.explain.methods import TITLES, Explained, explain
+from bertdemo.explain.tokens import word_spans
 from bertdemo.inference.batch_predict import predict_file, save_predictions
 from bertdemo.inference.predict import Predictor, base_predictor, get_predictor
 from bertdemo.runs import load_run_info, run_in
 import bertdemo.ui.teaching as teaching
 from bertdemo.ui.edge import at_edge
 from bertdemo.ui.page import PREDICT_QUEUE, Page, RunListener, RunView, esc
+from bertdemo.ui.upload import UploadFile
 
 PREDICTED = "(predicted class)"
 BASE_CACHE_SIZE = 2  # base models kept for the comparison (a class compares many sentences in a row)
@@ -37,6 +41,47 @@ def score_spans(tokens: list[str], scores: np.ndarray) -> list[tuple[str, float]
     scores = np.asarray(scores, dtype=float)
     scale = float(np.abs(scores).max()) or 1.0
     return [(token + " ", round(float(s) / scale, 4)) for token, s in zip(tokens, scores)]
+
+
+def highlight_spans(result: Explained, method: str, unit: str) -> list[tuple[str, float]]:
+    """One method's scores for gr.HighlightedText, merged into words unless ``unit`` is "word-pieces" (special
+    tokens are dropped in the word view)."""
+    scores = np.asarray(result.scores[method], dtype=float)
+    if unit == "word-pieces":
+        return score_spans(result.tokens, scores)
+    words = word_spans(result.tokens, scores, special=result.special, word_ids=result.word_ids)
+    return score_spans([w for w, _ in words], np.array([s for _, s in words])) if words else []
+
+
+def explanation_summary(result: Explained) -> str:
+    """Which explanation is shown first and why, in classroom words."""
+    first, f = result.shown_first, result.faithfulness[result.shown_first]
+    n = f.bins[1] if len(f.bins) > 1 else 0
+    drop = (f"removing its top {n} word-piece{'s' if n != 1 else ''} drops P({esc(result.target)}) from "
+            f"{f.curve[0]:.2f} to {f.curve[1]:.2f}") if n else ""
+    worse = [TITLES[m] for m, r in result.faithfulness.items() if not r.beats_random]
+    note = (f" ⚠️ No better than random on this text: {esc(', '.join(worse))}." if worse else "")
+    return (f"Explaining **{esc(result.target)}** (probability {result.probabilities[result.target]:.1%}). Shown first: "
+            f"**{esc(TITLES[first])}**, the most comprehensive on this text: {drop}." + note +
+            f" Scores measured with **{esc(result.operator)}**.")
+
+
+def faithfulness_table(result: Explained) -> pd.DataFrame:
+    rows = []
+    for method, f in sorted(result.faithfulness.items(), key=lambda kv: -kv[1].comprehensiveness):
+        rows.append({"explanation": TITLES[method], "comprehensiveness ↑": round(f.comprehensiveness, 3),
+                     "sufficiency ↓": round(f.sufficiency, 3), "random: comp. / suff.":
+                     f"{f.random_comprehensiveness:.3f} / {f.random_sufficiency:.3f}",
+                     "τ with occlusion": "—" if f.tau_occlusion is None else round(f.tau_occlusion, 2),
+                     "better than random": "yes" if f.beats_random else "no"})
+    return pd.DataFrame(rows)
+
+
+def deletion_figure(result: Explained):
+    any_result = next(iter(result.faithfulness.values()))
+    pieces = sum(not s for s in result.special)
+    return plots.deletion_curve_figure({TITLES[m]: f.curve for m, f in result.faithfulness.items()},
+                                       any_result.random_curve, any_result.bins, pieces, result.target)
 
 
 def truncation_note(result) -> str:
@@ -92,13 +137,26 @@ class ExplainTab:
             self.rollout = gr.Plot(label="Attention rollout")
 
     def _attribution_layout(self) -> None:
-        with gr.Tab("Attributions"):
-            self.target = gr.Dropdown(label="Explain which class", choices=[PREDICTED], value=PREDICTED,
-                                      allow_custom_value=True)
-            self.attr_btn = gr.Button("Compute attributions")
-            self.attr_summary = gr.Markdown()
-            self.ig_spans = gr.HighlightedText(label="Integrated gradients", show_legend=False, elem_id="ig")
-            self.gxi_spans = gr.HighlightedText(label="Gradient × input", show_legend=False)
+        with gr.Tab("Attributions, scored"):
+            with gr.Row():
+                self.target = gr.Dropdown(label="Explain which class", choices=[PREDICTED], value=PREDICTED,
+                                          allow_custom_value=True)
+                self.operator = gr.Radio(["deletion", "mask"], value="deletion", label="Removal in the test",
+                                         info="deletion: the pieces are taken out (ERASER); mask: replaced by [MASK]")
+            self.attr_btn = gr.Button("Compute and score every explanation", elem_id="attr-btn")
+            self.attr_summary = gr.Markdown(elem_id="attr-summary")
+            with gr.Row():
+                self.method = gr.Dropdown(label="Highlight", choices=[], elem_id="attr-method")
+                self.unit = gr.Radio(["words", "word-pieces"], value="words", label="Show as")
+            self.highlight = gr.HighlightedText(label="The explanation (red: towards the class, blue: away)",
+                                                show_legend=False, elem_id="attr-highlight")
+            self.scores_table = gr.Dataframe(label="How faithful is each explanation on this text?", interactive=False,
+                                             wrap=True, elem_id="faithfulness-table")
+            self.curve = gr.Plot(label="Deletion test", elem_id="deletion-curve")
+            with gr.Accordion("Integrated gradients and gradient × input, word-piece by word-piece", open=False):
+                self.ig_spans = gr.HighlightedText(label="Integrated gradients", show_legend=False, elem_id="ig")
+                self.gxi_spans = gr.HighlightedText(label="Gradient × input", show_legend=False)
+            self.explained_state = gr.State(None)
 
     def _compare_layout(self) -> None:
         with gr.Tab("Base vs fine-tuned"):
@@ -113,7 +171,7 @@ class ExplainTab:
 
     def _batch_layout(self) -> None:
         with gr.Accordion("Batch: predict a whole CSV", open=False):
-            self.batch_file = gr.File(label="CSV/TSV with a text column", file_types=[".csv", ".tsv"],
+            self.batch_file = UploadFile(label="CSV/TSV with a text column", file_types=[".csv", ".tsv"],
                                       type="filepath")
             self.batch_btn = gr.Button("Predict all rows")
             self.batch_out = gr.File(label="Download predictions", height=90)
@@ -132,9 +190,16 @@ class ExplainTab:
             slider.input(self.on_attention_view, [self.attention_state, self.layer, self.head],
                          [self.heatmap, self.all_heads], api_visibility="private", trigger_mode="always_last",
                          show_progress="hidden", **PREDICT_QUEUE)
-        self.attr_btn.click(self.on_attributions, [run, self.text, self.target],
-                            [self.attr_summary, self.ig_spans, self.gxi_spans], api_name="attributions",
-                            **PREDICT_QUEUE)
+        hidden = gr.Button(visible=False)  # API-only: the two gradient methods alone, word-piece by word-piece
+        hidden.click(self.on_attributions, [run, self.text, self.target],
+                     [self.attr_summary, self.ig_spans, self.gxi_spans], api_name="attributions", **PREDICT_QUEUE)
+        scored = [self.explained_state, self.attr_summary, self.method, self.highlight, self.scores_table, self.curve,
+                  self.ig_spans, self.gxi_spans]
+        self.attr_btn.click(self.on_explanations, [run, self.text, self.target, self.operator, self.unit], scored,
+                            api_name="explanations", **PREDICT_QUEUE)
+        for control in (self.method, self.unit):
+            control.input(self.on_highlight, [self.explained_state, self.method, self.unit], [self.highlight],
+                          api_visibility="private", show_progress="hidden")
         self.compare_btn.click(self.on_compare, [run, self.text],
                                [self.base_probs, self.tuned_probs, self.base_plot, self.tuned_plot],
                                api_name="compare", **PREDICT_QUEUE)
@@ -202,6 +267,27 @@ class ExplainTab:
                    f"(probability {ig.probability:.1%}). Red pushes towards it, blue away from it.")
         return {self.attr_summary: summary, self.ig_spans: score_spans(ig.tokens, ig.scores),
                 self.gxi_spans: score_spans(gxi.tokens, gxi.scores)}
+
+    @at_edge
+    def on_explanations(self, run_dir: str | None, text: str, target: str | None, operator: str, unit: str) -> dict:
+        """Every method's scores on this text, with their faithfulness; the most comprehensive shown first."""
+        if not text or not text.strip():
+            raise ValueError("Type a sentence first.")
+        target = None if not target or target == PREDICTED else target
+        result = explain(self.predictor(run_dir), text, target=target, operator=operator or "deletion")
+        first = result.shown_first
+        return {self.explained_state: result, self.attr_summary: explanation_summary(result),
+                self.method: gr.Dropdown(choices=[(TITLES[m], m) for m in result.scores], value=first),
+                self.highlight: highlight_spans(result, first, unit), self.scores_table: faithfulness_table(result),
+                self.curve: deletion_figure(result),
+                self.ig_spans: score_spans(result.tokens, result.scores["integrated_gradients"]),
+                self.gxi_spans: score_spans(result.tokens, result.scores["grad_x_input"])}
+
+    @at_edge
+    def on_highlight(self, result, method: str, unit: str):
+        if result is None:
+            raise ValueError("Compute the explanations first.")
+        return highlight_spans(result, method if method in result.scores else result.shown_first, unit)
 
     @at_edge
     def on_compare(self, run_dir: str | None, text: str) -> dict:
