@@ -54,12 +54,13 @@ def small_csv(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    """The app, launched in-process on 127.0.0.1 with an empty workspace; yields its URL."""
+def app_url(tmp_path_factory, ui_model_dir):
+    """The app, launched in-process on 127.0.0.1 with an empty workspace; yields its URL. The tiny model's folder
+    is one the Model field may load from (as an operator would allow a folder of models)."""
     from bertdemo.ui import build_app, launch_app
 
     workspace = tmp_path_factory.mktemp("workspace")
-    demo = build_app(workspace)
+    demo = build_app(workspace, model_dirs=(Path(ui_model_dir).parent,))
     launch_app(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
     yield demo.local_url, workspace
     demo.close()
@@ -71,3 +72,42 @@ def client(app_url):
     from gradio_client import Client
 
     return Client(app_url[0], verbose=False)
+
+
+class AppProcess:
+    """``python app.py`` in a process of its own, as a newcomer starts it; killed or stopped by the test."""
+
+    def __init__(self, workspace, log_path, *args: str):
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log_path = log_path
+        self._log = open(log_path, "a")
+        self.proc = subprocess.Popen([sys.executable, "app.py", "--workspace", str(workspace), "--port", str(self.port),
+                                      *args], cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"})
+        deadline = time.time() + 180
+        while time.time() < deadline and self.proc.poll() is None:
+            try:
+                urllib.request.urlopen(self.url, timeout=2)
+                return
+            except OSError:
+                time.sleep(0.3)
+        raise AssertionError("the app did not start: " + open(log_path).read()[-3000:])
+
+    def kill9(self) -> None:
+        import signal
+
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+        self._log.close()

@@ -17,7 +17,7 @@ pytest_plugins = ["tests.conftest_ui"]
 
 TINY = dict(epochs=1, batch_size=16, learning_rate=1e-3, max_length=64, max_train_rows=0, warmup_ratio=0.0,
             weight_decay=0.01, seed=1, validation_split=0.2, evals_per_epoch=2, patience=0,
-            freeze_word_embeddings=False)
+            freeze_word_embeddings=False, min_steps=0)
 
 
 def _train(client: Client, model: str, **overrides):
@@ -81,8 +81,9 @@ def test_train_streams_events_and_saves_a_run(trained, app_url):
     job, final = trained
     progress, loss, scores, lr, event = final
     assert event["event"] == "DoneEvent"
-    run_dir = Path(event["run_dir"])
-    assert run_dir.parent == Path(app_url[1]) and (run_dir / "model.safetensors").exists()
+    assert "/" not in event["run_dir"]  # the API names runs; it never shows the server's folders
+    run_dir = Path(app_url[1]) / event["run_dir"]
+    assert (run_dir / "model.safetensors").exists()
     assert "done in" in progress
     names = [t["name"] for t in _plot(loss)["data"]]
     assert names == ["train loss (per step)", "train loss (smoothed)", "validation loss"]
@@ -127,6 +128,25 @@ def test_attributions_both_methods(client, trained):
         assert spans[0]["token"].strip() == "[CLS]" and max(abs(s) for s in scores) == pytest.approx(1.0)
 
 
+def test_every_explanation_is_scored_and_the_most_comprehensive_shown_first(client, trained):
+    summary, method, highlight, table, curve = client.predict(
+        "Shares <b>fell</b> after the bank's results.", "(predicted class)", "deletion", "words",
+        api_name="/explanations")[:5]
+    rows = table["data"]
+    assert len(rows) == 5 and table["headers"][:3] == ["explanation", "comprehensiveness ↑", "sufficiency ↓"]
+    comprehensiveness = [r[1] for r in rows]
+    assert comprehensiveness == sorted(comprehensiveness, reverse=True)  # the table ranks them
+    assert f"Shown first: **{rows[0][0]}**" in summary  # and the first is what is shown
+    assert method["value"] in ("integrated_gradients", "grad_x_input", "occlusion", "attention_cls", "rollout_cls")
+    words = [h["token"].strip() for h in highlight]
+    assert "fell" in words and "[CLS]" not in words  # merged into words, special tokens dropped
+    traces = _plot(curve)["data"]
+    assert len(traces) == 6 and traces[-1]["name"] == "random (mean)"  # five methods and the random line
+    masked = client.predict("Shares fell after the bank's results.", "(predicted class)", "mask", "word-pieces",
+                            api_name="/explanations")
+    assert "**mask**" in masked[0] and masked[2][0]["token"].strip() == "[CLS]"
+
+
 def test_compare_base_and_fine_tuned(client, trained):
     base_probs, tuned_probs, base, tuned = client.predict("The match ended in a draw.", api_name="/compare")
     for probs in (base_probs, tuned_probs):
@@ -156,15 +176,16 @@ def test_runs_list_zip_load_delete(client, trained, app_url):
     with zipfile.ZipFile(client.predict(run_dir, api_name="/zip_run")) as archive:
         assert f"{Path(run_dir).name}/model.safetensors" in archive.namelist()
     assert f"Model in use: **{Path(run_dir).name}**" in client.predict(Path(run_dir).name, api_name="/load_run")
-    for outside in ("/etc", "../", str(Path(run_dir).parent.parent)):
+    for outside in ("/etc", "../", str(Path(app_url[1]).parent)):
         with pytest.raises(Exception, match="not a run in this app's workspace"):
             client.predict(outside, api_name="/delete_run")
         with pytest.raises(Exception, match="not a run in this app's workspace"):
             client.predict(outside, api_name="/load_run")
-    assert Path(run_dir).exists()
+    assert (Path(app_url[1]) / run_dir).exists()
 
 
 def test_stop_mid_run_keeps_best_checkpoint(app_url, small_csv, ui_model_dir):
+    workspace = Path(app_url[1])
     other = Client(app_url[0], verbose=False)  # a second tab: its own data and its own Stop
     other.predict(handle_file(small_csv), None, None, 64, api_name="/load_data")
     job = _train(other, ui_model_dir, epochs=20, batch_size=4, evals_per_epoch=4)
@@ -183,11 +204,11 @@ def test_stop_mid_run_keeps_best_checkpoint(app_url, small_csv, ui_model_dir):
     progress, _, _, _, event = job.result(timeout=120)
     assert event["event"] == "CancelledEvent" and event["run_dir"]
     assert event["step"] < 20 * 24 and time.time() - stopped_at < 30
-    assert json.loads((Path(event["run_dir"]) / "run.json").read_text())["status"] == "stopped"
+    assert json.loads((workspace / event["run_dir"] / "run.json").read_text())["status"] == "stopped"
     assert "stopped" in progress
     # delete it again (with the API, the confirmation step is the caller's)
     other.predict(event["run_dir"], api_name="/delete_run")
-    assert not Path(event["run_dir"]).exists()
+    assert not (workspace / event["run_dir"]).exists()
 
 
 def test_two_sessions_train_at_once_queue_while_prediction_stays_live(client, trained, app_url, small_csv,
@@ -242,3 +263,20 @@ def test_the_data_report_counts_word_pieces_with_the_chosen_models_tokenizer(cli
     own = [len(ids) for ids in tokenizer(texts)["input_ids"]]
     assert median_pieces(str(tmp_path)) == float(np.median(own))
     assert median_pieces("default") < 0.5 * float(np.median(own))
+
+
+def test_a_server_path_instead_of_an_uploaded_file_gets_a_message(client, app_url, small_csv):
+    """API clients that send a path as a string are told what to send; a raw file record naming a server file or
+    a URL is refused before anything is read (gradio_client would upload a local record, so raw HTTP here)."""
+    import httpx
+
+    for endpoint, args in (("/load_data", (None, None, 32)), ("/label_import", ("x", "anonymous"))):
+        for raw in (str(small_csv), "/etc/passwd", "../../etc/passwd"):
+            with pytest.raises(Exception, match="takes an uploaded file, not a path"):
+                client.predict(raw, *args, api_name=endpoint)
+    with httpx.Client(base_url=app_url[0], timeout=60) as http:
+        for path in (str(small_csv), "http://127.0.0.1:9/rows.csv"):
+            record = {"path": path, "meta": {"_type": "gradio.FileData"}}
+            event = http.post("gradio_api/call/load_data", json={"data": [record, None, None, 32, "default"]})
+            reply = http.get(f"gradio_api/call/load_data/{event.json()['event_id']}").text
+            assert "event: error" in reply and "Data ready" not in reply, reply

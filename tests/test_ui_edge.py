@@ -45,3 +45,15 @@ def test_streaming_handlers_are_wrapped_too():
     assert next(stream) == 1
     with pytest.raises(gr.Error, match="bad &lt;b&gt;file&lt;/b&gt;"):
         next(stream)
+
+
+def test_a_full_disk_is_said_plainly():
+    import errno
+
+    @at_edge
+    def handler():
+        raise OSError(errno.ENOSPC, "No space left on device", "/srv/ws/.tmp-run/model.safetensors")
+
+    with pytest.raises(gr.Error) as err:
+        handler()
+    assert "disk is full" in err.value.message and "/srv" not in err.value.message

@@ -10,7 +10,7 @@ from conftest import toy_rows, write_csv
 
 pytest_plugins = ["tests.conftest_ui"]
 
-VIEW = ["item", "info", "probs", "progress", "other_label", "status"]  # buttons are not API values
+VIEW = ["item", "info", "probs", "progress", "other_label", "next_item", "status"]  # buttons are not API values
 
 
 def _view(values) -> dict:
@@ -26,7 +26,7 @@ def project_file(tmp_path_factory):
 
 TINY = dict(epochs=1, batch_size=8, learning_rate=1e-3, max_length=32, max_train_rows=0, warmup_ratio=0.0,
             weight_decay=0.01, seed=1, validation_split=0.2, evals_per_epoch=1, patience=0,
-            freeze_word_embeddings=False)
+            freeze_word_embeddings=False, min_steps=0)
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +75,11 @@ def retrained(client, imported, ui_model_dir):
     return event["run_dir"]
 
 
-def test_retrain_records_the_project_snapshot_and_compares_on_frozen_rows(retrained):
+def test_retrain_records_the_project_snapshot_and_compares_on_frozen_rows(retrained, app_url):
     import json
     from pathlib import Path
 
-    run = json.loads((Path(retrained) / "run.json").read_text())
+    run = json.loads((Path(app_url[1]) / retrained / "run.json").read_text())
     assert run["provenance"]["project"] == "toy" and run["provenance"]["validation_items"] >= 3
     assert run["data_source"] == "toy" and run["validation_rows"] == run["provenance"]["validation_items"]
 
@@ -103,3 +103,21 @@ def test_export_has_provenance_and_is_spreadsheet_safe(client, imported):
     exported = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert list(exported.columns) == ["text", "label", "how", "annotator", "updated", "split"]
     assert len(exported) >= 15 and set(exported["how"]) <= {"imported", "human", "suggestion", "bulk"}
+
+
+def test_highlighted_items_read_exactly_as_the_original_text():
+    """The highlights come from an uncased tokenizer; the item on screen still keeps its case, accents, spacing
+    and the part past max_length (the page swaps in the highlighted next item, then the plain one may follow)."""
+    import numpy as np
+
+    from bertdemo.models import load_tokenizer
+    from bertdemo.ui.label_view import item_html, text_pieces
+
+    tokenizer = load_tokenizer("default")
+    text = "Élan of the Café: DON'T stop, naïve <b>résumé</b> " + "tail " * 10
+    n = len(tokenizer(text, truncation=True, max_length=12)["input_ids"])
+    pieces = text_pieces(tokenizer, text, 12, np.linspace(-1, 1, n), special=[i in (0, n - 1) for i in range(n)])
+    assert "".join(piece for piece, _ in pieces) == text
+    assert ("Café", pytest.approx(pieces[6][1])) == pieces[6] and pieces[-1][1] is None  # the cut tail: unscored
+    html = item_html(text, pieces)
+    assert "<b>" not in html and "&lt;b&gt;résumé&lt;/b&gt;" in html and "Élan" in html

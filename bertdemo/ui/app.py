@@ -13,9 +13,10 @@ from pathlib import Path
 
 import gradio as gr
 
+from bertdemo.limits import Limits
 from bertdemo.runs import list_runs
 import bertdemo.ui.teaching as teaching
-from bertdemo.ui.edge import StopSwitches, at_edge
+from bertdemo.ui.edge import Jobs, at_edge
 from bertdemo.ui.page import NO_RUN, Page
 from bertdemo.ui.tabs.data import DataTab
 from bertdemo.ui.tabs.evaluate import EvaluateTab
@@ -40,13 +41,19 @@ CSS = """
 .bd-item {font-size: 1.45em; line-height: 1.6; padding: 14px 18px; border: 1px solid #e5e7eb; border-radius: 8px;
           min-height: 5em; background: #fff; white-space: pre-wrap;}
 .bd-item-note {color: #6b7280; font-size: 0.85em; margin-top: 4px;}
+.bd-hidden {display: none !important;}
 """
 
 log = logging.getLogger(__name__)
 
 
-def build_app(workspace: Workspace | str | Path | None = None, *, data_dir: str | Path = DATA_DIR) -> gr.Blocks:
-    """The whole app, per-session state included; nothing is loaded or trained until someone uses it."""
+def build_app(workspace: Workspace | str | Path | None = None, *, data_dir: str | Path = DATA_DIR,
+              enforce_ownership: bool = False, admins: tuple[str, ...] = (), model_dirs=()) -> gr.Blocks:
+    """The whole app, per-session state included; nothing is loaded or trained until someone uses it.
+
+    ``enforce_ownership`` (a shared server: ``app.py`` sets it under --auth or off loopback) lets only a run's or a
+    project's owner, or one of ``admins``, delete it, download its data or stop its job. ``model_dirs``: folders
+    besides the workspace that the Model field may load local models from."""
     workspace = as_workspace(workspace)
     swept = workspace.sweep()  # what a crash or kill -9 left behind, before anyone lists the runs
     if swept:
@@ -58,8 +65,9 @@ def build_app(workspace: Workspace | str | Path | None = None, *, data_dir: str 
         data_state, run_state = gr.State(None), gr.State(None)  # this session's data and run (outside the Tabs:
         # a Tabs container holds only Tab children)
         with gr.Tabs() as tabs:
-            page = Page(workspace=workspace, data_dir=Path(data_dir), switches=StopSwitches(), data_state=data_state,
-                        run_state=run_state, header=header, tabs=tabs)
+            page = Page(workspace=workspace, data_dir=Path(data_dir), jobs=Jobs(), data_state=data_state,
+                        run_state=run_state, header=header, tabs=tabs, enforce_ownership=enforce_ownership,
+                        admins=tuple(admins), model_dirs=tuple(Path(d) for d in model_dirs))
             for key, title, tab in TABS:
                 with gr.Tab(title, id=key):
                     page.parts[key] = tab(page)
@@ -67,6 +75,7 @@ def build_app(workspace: Workspace | str | Path | None = None, *, data_dir: str 
             part.wire()
         outputs = [page.run_state] + [c for outs, _ in page.page_loads for c in outs]
         demo.load(_on_app_start(page), None, outputs, api_visibility="private").then(**page.show_run)
+        demo.unload(_on_app_end(page))
     return demo
 
 
@@ -82,9 +91,23 @@ def _on_app_start(page: Page):
     return on_app_start
 
 
+def _on_app_end(page: Page):
+    def on_app_end(request: gr.Request) -> None:
+        """A browser tab closed or reloaded: its jobs stop, and each tab lets go of what it held for it."""
+        if request is not None and request.session_hash:
+            page.jobs.drop_session(request.session_hash)
+        for fn in page.unloads:
+            try:
+                fn(request)
+            except Exception:  # noqa: BLE001 - a cleanup must not stop the others; the log says why
+                log.exception("cleanup after a closed tab failed")
+    return on_app_end
+
+
 def launch_app(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = None, share: bool = False,
-               auth: tuple[str, str] | None = None, **kwargs):
+               auth: list[tuple[str, str]] | tuple[str, str] | None = None, **kwargs):
     """Queue and launch with the house theme; returns what ``Blocks.launch`` returns."""
     demo.queue(default_concurrency_limit=4)
+    kwargs.setdefault("max_file_size", int(Limits.current().max_file_mb * 2**20))  # refused as it arrives
     return demo.launch(server_name=host, server_port=port, share=share, auth=auth, theme=gr.themes.Soft(),
                        css=CSS, js=KEYBOARD_JS, footer_links=["api"], **kwargs)

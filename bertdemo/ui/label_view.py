@@ -42,22 +42,42 @@ KEYBOARD_JS = """
     const button = document.getElementById(id);
     if (!button || button.offsetParent === null || button.disabled) return;
     event.preventDefault();
+    if (id !== 'label-undo' && id !== 'label-help-toggle') showNext();
     button.click();
   });
+  // An answer or a skip moves to the next item, which the page already holds (hidden): show it now. The
+  // server's reply renders the same item; if no reply comes (an error), the item on screen is put back.
+  function showNext() {
+    const next = document.querySelector('#label-next .bd-item');
+    const shown = document.getElementById('label-item-text');
+    if (!next || !shown || !next.innerText.trim()) return;
+    const before = shown.innerHTML;
+    shown.innerHTML = next.innerHTML;
+    shown.classList.add('bd-pending');
+    setTimeout(() => {
+      const still = document.getElementById('label-item-text');
+      if (still === shown && shown.classList.contains('bd-pending')) {
+        shown.innerHTML = before;
+        shown.classList.remove('bd-pending');
+      }
+    }, 8000);
+  }
 }
 """
 
 
-def item_html(text: str, words: list[tuple[str, float]] | None = None, *, note: str = "") -> str:
-    """The text to label, large; with ``words`` (word, signed score) its words are tinted (red: towards the
-    suggested class, blue: away). Everything from the user's data is escaped."""
+def item_html(text: str, words: list[tuple[str, float | None]] | None = None, *, note: str = "",
+              element_id: str = "label-item-text") -> str:
+    """The text to label, large; with ``words`` (the text in pieces, each with its signed score, None for the
+    gaps between words) its words are tinted (red: towards the suggested class, blue: away). Everything from the
+    user's data is escaped."""
     if words:
-        scale = max(abs(s) for _, s in words) or 1.0
-        body = " ".join(_tinted(word, score / scale) for word, score in words)
+        scale = max((abs(s) for _, s in words if s is not None), default=0.0) or 1.0
+        body = "".join(esc(piece) if score is None else _tinted(piece, score / scale) for piece, score in words)
     else:
         body = esc(text)
     footer = f'<div class="bd-item-note">{esc(note)}</div>' if note else ""
-    return f'<div class="bd-item" id="label-item-text">{body}</div>{footer}'
+    return f'<div class="bd-item" id="{element_id}">{body}</div>{footer}'
 
 
 def _tinted(word: str, share: float) -> str:
@@ -96,7 +116,43 @@ class Prefetcher:
         return self.ask(run_dir, item_id, text, target).result(timeout=timeout)
 
 
-def _word_scores(run_dir: str, text: str, target: str | None) -> list[tuple[str, float]]:
+def _word_scores(run_dir: str, text: str, target: str | None) -> list[tuple[str, float | None]]:
     predictor = get_predictor(run_dir)
     result = attributions(predictor, text, target=target, steps=HIGHLIGHT_STEPS)
-    return word_spans(result.tokens, np.asarray(result.scores), special=result.special, word_ids=result.word_ids)
+    scores = np.asarray(result.scores)
+    pieces = text_pieces(predictor.tokenizer, text, predictor.max_length, scores, special=result.special)
+    if pieces is not None:
+        return pieces
+    out: list[tuple[str, float | None]] = []
+    for word, score in word_spans(result.tokens, scores, special=result.special, word_ids=result.word_ids):
+        out.extend([(" ", None), (word, score)] if out else [(word, score)])
+    return out
+
+
+def text_pieces(tokenizer, text: str, max_length: int, scores: np.ndarray, *, special) -> list | None:
+    """``text`` cut into its words (each with the summed score of its word-pieces) and the gaps between them, so
+    the highlighted item reads exactly as the original: its case, accents and spacing, and the part past
+    max_length (unscored). None when the tokenizer gives no character offsets (a slow tokenizer)."""
+    if not getattr(tokenizer, "is_fast", False):
+        return None
+    encoded = tokenizer(text, truncation=True, max_length=max_length, return_offsets_mapping=True)
+    offsets, word_ids = encoded["offset_mapping"], encoded.word_ids()
+    if len(offsets) != len(scores):
+        return None
+    words: dict[int, list] = {}  # word id → [start, end, score]
+    for (start, end), word, score, is_special in zip(offsets, word_ids, scores, special):
+        if is_special or word is None or end <= start:
+            continue
+        span = words.setdefault(word, [start, end, 0.0])
+        span[0], span[1], span[2] = min(span[0], start), max(span[1], end), span[2] + float(score)
+    out, at = [], 0
+    for start, end, score in sorted(words.values()):
+        if start < at:  # overlapping offsets (should not happen): keep the text whole rather than repeat it
+            continue
+        if start > at:
+            out.append((text[at:start], None))
+        out.append((text[start:end], score))
+        at = end
+    if at < len(text):
+        out.append((text[at:], None))
+    return out

@@ -16,11 +16,16 @@ from pathlib import Path
 import gradio as gr
 
 from bertdemo.runs import RunInfo, list_runs, load_run_info, read_json
-from bertdemo.ui.edge import StopSwitches, at_edge
+from bertdemo.limits import Limits
+from bertdemo.ui.edge import Jobs, at_edge
 from bertdemo.workspace import Workspace
 
 PREDICT_QUEUE = dict(concurrency_limit=4, concurrency_id="predict")  # cheap forward passes, several at once
 TRAIN_QUEUE = dict(concurrency_limit=1, concurrency_id="train")  # one training job at a time, others wait
+LOAD_QUEUE = dict(concurrency_limit=2, concurrency_id="load")  # files read at once: each holds a file in memory
+# Quick steps that may refuse (Start's place in line, a label answer) still go through the queue, without a
+# limit: gradio 6's page shows no error toast for an unqueued event (the server's 500 reply is dropped).
+INSTANT = dict(concurrency_limit=None, concurrency_id="instant")
 NO_RUN = "**No model loaded yet.** Train one on the *Train* tab, or load a saved run on *Models*."
 
 
@@ -54,13 +59,47 @@ class RunListener:
 class Page:
     workspace: Workspace
     data_dir: Path
-    switches: StopSwitches
+    jobs: Jobs
     data_state: gr.State  # this session's loaded table and columns (bertdemo.ui.tabs.data.Loaded)
     run_state: gr.State  # the folder of the run this session uses
     header: gr.Markdown
     tabs: gr.Tabs
     listeners: list[RunListener] = field(default_factory=list)
     page_loads: list[tuple[list, Callable[[], dict]]] = field(default_factory=list)  # (outputs, fn): each page load
+    unloads: list[Callable] = field(default_factory=list)  # fn(request): when a browser tab closes or reloads
+    enforce_ownership: bool = False  # only owners (and admins) delete runs and projects, stop jobs, download zips
+    admins: tuple[str, ...] = ()  # users who may delete anything
+    model_dirs: tuple[Path, ...] = ()  # folders besides the workspace the Model field may load from
+
+    def user(self, request) -> str:
+        """Who is asking: the logged-in user under --auth, else this browser tab."""
+        name = getattr(request, "username", None) if request is not None else None
+        session = getattr(request, "session_hash", None) if request is not None else None
+        return str(name) if name else f"tab {str(session or 'api')[:10]}"
+
+    def may_change(self, owner: str, request) -> bool:
+        """May this request delete (or download the data of) something ``owner`` made?"""
+        user = self.user(request)
+        return not self.enforce_ownership or user == owner or user in self.admins
+
+    def check_model(self, name: str) -> None:
+        """The Model field names the embedded default, scratch, a hub id, or a folder of the workspace (or of
+        ``model_dirs``): never another folder of the server's."""
+        name = (name or "").strip()
+        if name in ("", "default", "scratch") or not any(c in name for c in "/\\~") and not name.startswith("."):
+            return
+        try:
+            resolved = Path(name).expanduser().resolve()
+        except (OSError, RuntimeError):
+            resolved = None
+        roots = [self.workspace.root.resolve(), *(d.resolve() for d in self.model_dirs)]
+        if resolved is None or not any(resolved == r or r in resolved.parents for r in roots):
+            raise ValueError(f"No model at {name[:120]} that this app may use: choose default, scratch, a Hugging "
+                             "Face id, or one of this app's saved runs (Models tab).")
+
+    @property
+    def limits(self) -> Limits:
+        return Limits.current()
     parts: dict = field(default_factory=dict)  # tab name -> the tab object, for cross-tab wiring
 
     def run_view(self, run_dir: str | None) -> RunView:
@@ -89,6 +128,7 @@ class Page:
 def header_markdown(info: RunInfo | None) -> str:
     if info is None:
         return NO_RUN
-    return (f"Model in use: **{esc(info.name)}** — base `{esc(info.base_model)}`, data `{esc(info.data_source)}`, "
+    base = Path(info.base_model).name if "/" in info.base_model else info.base_model  # no server paths
+    return (f"Model in use: **{esc(info.name)}** — base `{esc(base)}`, data `{esc(info.data_source)}`, "
             f"labels: {esc(', '.join(info.labels))}"
             + (" (stopped early by the user: best checkpoint kept)" if info.status == "stopped" else ""))

@@ -18,7 +18,8 @@ from bertdemo.data import DataReport, guess_columns, load_data, measure_tokens, 
 from bertdemo.models import report_tokenizer
 import bertdemo.ui.teaching as teaching
 from bertdemo.ui.edge import at_edge
-from bertdemo.ui.page import Page, esc, teach
+from bertdemo.ui.page import LOAD_QUEUE, Page, esc, teach
+from bertdemo.ui.upload import UploadFile
 
 DELIMITERS = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
 PREVIEW_ROWS = 20
@@ -75,9 +76,9 @@ class DataTab:
         with gr.Row():
             with gr.Column(scale=3):
                 with gr.Row():
-                    self.upload = gr.File(label="Upload a CSV or TSV (a text column and a label column)",
+                    self.upload = UploadFile(label="Upload a CSV or TSV (a text column and a label column)",
                                           file_types=[".csv", ".tsv", ".txt"], type="filepath", scale=2,
-                                          elem_id="upload")
+                                          elem_id="upload", also_from=(page.data_dir,))
                     with gr.Column(scale=1):
                         self.sample = gr.Dropdown(label="…or a bundled sample", choices=self.sample_choices())
                         self.sample_btn = gr.Button("Use this sample", variant="primary", elem_id="use-sample")
@@ -106,9 +107,9 @@ class DataTab:
         outputs = [self.preview, self.text_col, self.label_col, self.report, self.counts_plot, self.lengths_plot,
                    self.dropped, self.conflicts, page.data_state, self.status]
         load = dict(fn=self.on_load, inputs=[self.upload, self.text_col, self.label_col, train.max_length,
-                                             train.model, page.data_state], outputs=outputs)
+                                             train.model, page.data_state], outputs=outputs, **LOAD_QUEUE)
         fresh = dict(fn=self.on_load_fresh, inputs=[self.upload, train.max_length, train.model], outputs=outputs,
-                     api_visibility="private")
+                     api_visibility="private", **LOAD_QUEUE)
         self.upload.upload(**fresh)
         self.upload.clear(self.on_clear, None, outputs, api_visibility="private")  # an empty box holds no data
         self.sample_btn.click(self.on_pick_sample, [self.sample], [self.upload], api_name="pick_sample").then(**fresh)
@@ -162,6 +163,7 @@ class DataTab:
         data = load_data(table, TrainConfig(max_length=int(max_length)), text_col=text_col, label_col=label_col)
         note = ""
         try:
+            self.page.check_model(model)
             tokenizer = report_tokenizer(model)
             if tokenizer is None:
                 note = "Word-piece lengths: 'scratch' learns its vocabulary while training, so they are not known yet."

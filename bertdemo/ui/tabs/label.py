@@ -18,21 +18,25 @@ from bertdemo.inference.predict import get_predictor
 from bertdemo.labeling import queues
 from bertdemo.labeling.history import annotator_name, changes_since, set_label, set_labels, undo
 from bertdemo.labeling.retrain import compare, project_runs
-from bertdemo.labeling.store import LabelStore, project_status
+from bertdemo.labeling.store import LabelStore, label_counts
 from bertdemo.labeling.suspicious import FoldProgress, find_suspects
 from bertdemo.labeling.transfer import export_csv, import_file
 from bertdemo.runs import run_in
 from bertdemo.ui.edge import at_edge
 from bertdemo.ui.label_view import KEYS_HELP, Prefetcher, item_html
-from bertdemo.ui.page import PREDICT_QUEUE, TRAIN_QUEUE, Page, esc
+from bertdemo.ui.page import INSTANT, PREDICT_QUEUE, TRAIN_QUEUE, Page, esc
+from bertdemo.ui.tabs.curve import CurvePanel
 from bertdemo.ui.tabs.train import progress_html
+from bertdemo.ui.upload import UploadFile
 
 KEYS = 9  # labels with a number key; more are set from the dropdown
 PREFETCH = 3  # items claimed and explained ahead of the one on screen
 QUEUES = {"uncertain (margin)": "margin", "uncertain (entropy)": "entropy",
           "uncertain (least confidence)": "least_confidence", "suspicious labels": "suspicious",
           "misclassified (last run)": "misclassified", "random": "random", "in order": "in_order"}
-LABEL_QUEUE = dict(concurrency_limit=8, concurrency_id="label")  # store writes: quick, many sessions at once
+# An answer is a store write and a lookup (tens of ms); the page shows the next item before the reply comes
+# (KEYBOARD_JS), and the reply goes through the queue without a limit so that a refusal is shown (page.INSTANT).
+ANSWER = dict(show_progress="hidden", **INSTANT)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Labeling:
     queue: tuple = ()  # QueueEntry, ranked when labeling started
     position: int = 0  # the queue position of the item on screen
     current: object = None  # the QueueEntry on screen (None: the queue is done)
+    upcoming: tuple = ()  # the entries claimed after it, in the order they will come
     skipped: frozenset = field(default_factory=frozenset)
 
 
@@ -82,7 +87,7 @@ class LabelTab:
         with gr.Accordion("New project, or import more texts (CSV/TSV; empty label cells are unlabeled)",
                           open=not self.project_choices()):
             with gr.Row():
-                self.import_file = gr.File(label="CSV/TSV", file_types=[".csv", ".tsv", ".txt"], type="filepath",
+                self.import_file = UploadFile(label="CSV/TSV", file_types=[".csv", ".tsv", ".txt"], type="filepath",
                                            elem_id="label-import-file")
                 with gr.Column():
                     self.new_name = gr.Textbox(label="Project name (new, or the one to import into)",
@@ -93,6 +98,9 @@ class LabelTab:
 
     def _item_layout(self) -> None:
         self.item = gr.HTML(item_html("Choose a project and a queue, then Start labeling."), elem_id="label-item")
+        # The next item, rendered but hidden: the keyboard script shows it the moment a key is pressed, and the
+        # server's answer (the same item) replaces it a moment later.
+        self.next_item = gr.HTML("", elem_id="label-next", elem_classes="bd-hidden")
         self.info = gr.Markdown(elem_id="label-info")
         with gr.Row():
             self.keys = [gr.Button(f"{k}", visible=False, elem_id=f"label-key-{k}", min_width=80)
@@ -127,6 +135,12 @@ class LabelTab:
             self.provenance = gr.Checkbox(label="Export with provenance (how, who, when, split)", value=False)
             self.export_btn = gr.Button("Export labels as CSV", elem_id="label-export")
             self.export_file = gr.File(label="Labels CSV", height=90, elem_id="label-export-file")
+        with gr.Accordion("Delete the project", open=False):
+            with gr.Row():
+                self.confirm_name = gr.Textbox(label="Type the project's name to delete it with all its labels",
+                                               scale=3, elem_id="label-delete-confirm")
+                self.delete_btn = gr.Button("Delete for good", variant="stop", scale=1, elem_id="label-delete")
+        self.curve = CurvePanel(self.page)
         with gr.Accordion("How it works", open=False):
             gr.Markdown(teaching.LABEL)
 
@@ -135,11 +149,11 @@ class LabelTab:
     def wire(self) -> None:
         page = self.page
         view = [self.state, self.item, self.info, self.probs, self.progress, self.other_label, self.accept_btn,
-                *self.keys]
+                self.next_item, *self.keys]
         self.start_btn.click(self.on_start, [self.project, self.annotator, self.strategy, self.diversity,
                                              page.run_state, self.highlights],
                              [*view, self.status], api_name="label_start", **TRAIN_QUEUE)
-        answer = dict(outputs=[*view, self.status], **LABEL_QUEUE)
+        answer = dict(outputs=[*view, self.status], **ANSWER)
         for k, button in enumerate(self.keys, start=1):
             button.click(self._key_handler(k), [self.state, self.annotator, self.highlights], api_name=f"label_key_{k}",
                          **answer)
@@ -158,19 +172,28 @@ class LabelTab:
                               [self.import_report, self.project, self.status], api_name="label_import")
         self.export_btn.click(self.on_export, [self.project, self.provenance], [self.export_file],
                               api_name="label_export")
+        self.delete_btn.click(self.on_delete, [self.project, self.confirm_name],
+                              [self.project, self.confirm_name, self.status], api_name="label_delete")
         self.bulk_preview_btn.click(self.on_bulk_preview, [self.state, self.threshold],
                                     [self.bulk_summary, self.bulk_sample], api_name="label_bulk_preview",
                                     **PREDICT_QUEUE)
         self.bulk_apply_btn.click(self.on_bulk_apply, [self.state, self.threshold, self.annotator, self.highlights],
                                   [*view, self.status, self.bulk_summary], api_name="label_bulk_apply",
                                   **PREDICT_QUEUE)
+        page.unloads.append(self.on_unload)
         train = page.parts["train"]
+        self.curve.wire(train.model)
         self.retrain_btn.click(self.on_retrain, [self.project, self.retrain_from, page.run_state],
                                [page.data_state, page.tabs, self.compare], api_name="label_retrain").success(
-            **train.queue_event()).then(**train.train_event(api_name=None)).then(**page.show_run).then(
+            **train.queue_event()).success(**train.train_event(api_name=None)).then(**page.show_run).then(
             self.on_compare, [self.project, page.run_state], [self.compare], api_visibility="private")
 
     # starting and answering
+
+    def on_unload(self, request: gr.Request) -> None:
+        """The tab closed or reloaded: its claimed items go back to everyone at once, not after the lock expires."""
+        if request is not None and request.session_hash:
+            self.store.release(request.session_hash)
 
     def project_choices(self) -> list[str]:
         return [p.name for p in self.store.projects()]
@@ -196,7 +219,7 @@ class LabelTab:
             else:
                 entries = event
         session = Labeling(project=project, holder=holder, strategy=kind, run=run, queue=tuple(entries))
-        yield self._move(session, 0, highlights, status=f"Queue **{esc(strategy)}**: {len(entries)} items"
+        yield self._move(session, 0, highlights, keys=True, status=f"Queue **{esc(strategy)}**: {len(entries)} items"
                          + (f", suggestions from `{esc(run.rsplit('/', 1)[-1])}`." if run else ", no model loaded."))
 
     def _rank(self, project: str, kind: str, run: str | None, diversity: bool):
@@ -286,7 +309,7 @@ class LabelTab:
     def on_add_label(self, session: Labeling | None, label: str, highlights: bool) -> dict:
         session = self._session(session)
         self.store.add_label(session.project, label)
-        return {**self._view(session, highlights, status=f"Added the label **{esc(label.strip())}**."),
+        return {**self._view(session, highlights, status=f"Added the label **{esc(label.strip())}**.", keys=True),
                 self.new_label: ""}
 
     def _session(self, session: Labeling | None) -> Labeling:
@@ -296,45 +319,52 @@ class LabelTab:
 
     # the view
 
-    def _move(self, session: Labeling, start: int, highlights: bool, *, status: str = "") -> dict:
+    def _move(self, session: Labeling, start: int, highlights: bool, *, status: str = "", keys: bool = False) -> dict:
         entries, position = queues.serve(self.store, session.project, session.queue, start, session.holder,
                                          skip=session.skipped, n=1 + PREFETCH)
         if session.run:
             for entry in entries:  # the next ones are explained while this one is answered
                 self.prefetch.ask(session.run, entry.id, entry.text, entry.suggested)
-        session = replace(session, current=entries[0] if entries else None, position=position)
-        return self._view(session, highlights, status=status)
+        session = replace(session, current=entries[0] if entries else None, upcoming=tuple(entries[1:]),
+                          position=position)
+        return self._view(session, highlights, status=status, keys=keys)
 
-    def _view(self, session: Labeling, highlights: bool, *, status: str = "") -> dict:
-        info = self.store.project(session.project)
-        labels = info.labels
+    def _view(self, session: Labeling, highlights: bool, *, status: str = "", keys: bool = False) -> dict:
+        """Everything the tab shows of ``session``; ``keys`` also relabels the buttons (a new label set)."""
         entry = session.current
-        updates = {self.state: session, self.progress: self._progress(session.project),
-                   self.other_label: gr.Dropdown(choices=list(labels), value=None)}
-        for k, button in enumerate(self.keys, start=1):
-            updates[button] = gr.Button(f"{k} · {labels[k - 1]}" if k <= len(labels) else f"{k}",
-                                        visible=k <= len(labels))
+        updates = {self.state: session, self.progress: self._progress(session.project)}
+        if keys:
+            labels = self.store.project(session.project).labels
+            updates[self.other_label] = gr.Dropdown(choices=list(labels), value=None)
+            for k, button in enumerate(self.keys, start=1):
+                updates[button] = gr.Button(f"{k} · {labels[k - 1]}" if k <= len(labels) else f"{k}",
+                                            visible=k <= len(labels))
         if status:
             updates[self.status] = status
         if entry is None:
             updates.update({self.item: item_html("This queue is done: nothing left to label in it."),
-                            self.info: "", self.probs: None,
+                            self.info: "", self.probs: None, self.next_item: "",
                             self.accept_btn: gr.Button("⏎ Accept the suggestion", interactive=False)})
             return updates
-        words = self.prefetch.ready(session.run, entry.id, entry.text, entry.suggested) \
-            if session.run and highlights else None
-        note = "" if words or not highlights or not session.run else "(word highlights are being computed)"
         current = self.store.item(session.project, entry.id)
+        after = session.upcoming[0] if session.upcoming else None
         updates.update({
-            self.item: item_html(entry.text, words, note=note),
+            self.item: self._item_html(session, entry, highlights),
+            self.next_item: self._item_html(session, after, highlights, "label-next-text") if after else "",
             self.info: _entry_info(entry, current, session.strategy),
             self.probs: entry.probabilities or None,
             self.accept_btn: gr.Button(f"⏎ Accept: {entry.suggested}" if entry.suggested else "⏎ Accept the suggestion",
                                        interactive=entry.suggested is not None)})
         return updates
 
+    def _item_html(self, session: Labeling, entry, highlights: bool, element_id: str = "label-item-text") -> str:
+        words = self.prefetch.ready(session.run, entry.id, entry.text, entry.suggested) \
+            if session.run and highlights else None
+        note = "" if words or not highlights or not session.run else "(word highlights are being computed)"
+        return item_html(entry.text, words, note=note, element_id=element_id)
+
     def _progress(self, project: str) -> str:
-        status = project_status(self.store, project)
+        status = label_counts(self.store, project)
         per_label = " · ".join(f"{esc(k)} {v}" for k, v in status["per_label"].items())
         who = " · ".join(f"{esc(k)} {v}" for k, v in sorted(status["per_annotator"].items(), key=lambda kv: -kv[1]))
         share = status["labeled"] / status["items"] if status["items"] else 0.0
@@ -344,14 +374,13 @@ class LabelTab:
     # project files, bulk, retrain
 
     @at_edge
-    def on_import(self, path: str | None, name: str | None, annotator: str) -> dict:
+    def on_import(self, path: str | None, name: str | None, annotator: str, request: gr.Request) -> dict:
         if not path:
             raise ValueError("Choose a CSV/TSV file to import first.")
         from pathlib import Path
 
         name = (name or "").strip() or Path(path).stem
-        owner = annotator_name(annotator)
-        report = import_file(self.store, name, path, annotator=owner, owner=owner)
+        report = import_file(self.store, name, path, annotator=annotator_name(annotator), owner=self.page.user(request))
         conflicts = "".join(f"\n- item {c['item']}: kept **{esc(c['stored'])}**, the file says **{esc(c['file'])}** — "
                             f"{esc(c['text'][:80])}" for c in report.conflicts[:10])
         return {self.import_report: esc(report.summary()) + conflicts,
@@ -364,6 +393,23 @@ class LabelTab:
             raise ValueError("Choose a project first.")
         dest = self.page.workspace.download_dir() / f"{project.replace(' ', '_')}_labels.csv"
         return str(export_csv(self.store, project, dest, provenance=provenance))
+
+    @at_edge
+    def on_delete(self, project: str | None, confirm: str, request: gr.Request) -> dict:
+        """Delete a project, its items and their history: only its owner (or an admin) may, and only after
+        typing its name, because nothing brings the labels back."""
+        if not project:
+            raise ValueError("Choose the project to delete first.")
+        info = self.store.project(project)
+        if not self.page.may_change(info.owner, request):
+            raise ValueError(f"Project {project} was made by someone else: only they (or an admin) can delete it. "
+                             "You can label it and export its labels.")
+        if (confirm or "").strip() != info.name:
+            raise ValueError(f"Type the project's name, {info.name}, in the box to confirm; its labels cannot be "
+                             "brought back. Export them first if you may want them.")
+        self.store.delete_project(info.name)
+        return {self.project: gr.Dropdown(choices=self.project_choices(), value=None),
+                self.confirm_name: "", self.status: f"Deleted project **{esc(info.name)}** and its labels."}
 
     @at_edge
     def on_bulk_preview(self, session: Labeling | None, threshold: float) -> dict:

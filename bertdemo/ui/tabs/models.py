@@ -13,12 +13,13 @@ import bertdemo.ui.teaching as teaching
 from bertdemo.ui.edge import at_edge
 from bertdemo.ui.page import Page, RunListener, RunView, esc, header_markdown, teach
 
-RUN_COLUMNS = ["name", "created", "base model", "data", "accuracy", "macro-F1", "status"]
+RUN_COLUMNS = ["name", "created", "base model", "data", "accuracy", "macro-F1", "status", "owner"]
 
 
 def runs_table(runs) -> pd.DataFrame:
-    rows = [[r.name, r.created.replace("T", " ")[:19], r.base_model, r.data_source,
-             r.metrics.get("accuracy"), r.metrics.get("macro_f1"), r.status] for r in runs]
+    rows = [[r.name, r.created.replace("T", " ")[:19], Path(r.base_model).name if "/" in r.base_model else r.base_model,
+             r.data_source, r.metrics.get("accuracy"), r.metrics.get("macro_f1"), r.status, r.owner or "—"]
+            for r in runs]
     return pd.DataFrame(rows, columns=RUN_COLUMNS).round({"accuracy": 3, "macro-F1": 3})
 
 
@@ -56,9 +57,9 @@ class ModelsTab:
                                api_name="delete_run").then(**page.show_run)
 
     def show_run(self, view: RunView) -> dict:
-        choices = [(r.name, r.path) for r in view.runs]
+        choices = [(r.name, r.name) for r in view.runs]  # names: the server's folders stay its own
         return {self.table: runs_table(view.runs),
-                self.pick: gr.Dropdown(choices=choices, value=view.info.path if view.info else None)}
+                self.pick: gr.Dropdown(choices=choices, value=view.info.name if view.info else None)}
 
     @at_edge
     def on_list_runs(self) -> list[dict]:
@@ -67,7 +68,7 @@ class ModelsTab:
         The folder is under "run_dir", not RunInfo's "path": gradio's client would take a dict with a
         "path" key for a file to download.
         """
-        return [{"run_dir": r.path, **{k: v for k, v in r.to_dict().items() if k != "path"}}
+        return [{"run_dir": r.name, **{k: v for k, v in r.to_dict().items() if k != "path"}}
                 for r in list_runs(self.page.workspace)]
 
     @at_edge
@@ -77,8 +78,13 @@ class ModelsTab:
         return {self.page.run_state: info.path, self.page.header: header_markdown(info)}
 
     @at_edge
-    def on_zip_run(self, run_dir: str | None) -> str:
-        return str(zip_run(run_in(self.page.workspace, run_dir), self.page.workspace.download_dir()))
+    def on_zip_run(self, run_dir: str | None, request: gr.Request) -> str:
+        """A zip of the run for its owner (it holds the training data), or for an admin."""
+        run = run_in(self.page.workspace, run_dir)
+        if not self.page.may_change(load_run_info(run).owner, request):
+            raise ValueError(f"{run.name} was trained by someone else: only they (or an admin) can download it, "
+                             "because the zip holds their training data. You can load it and use it.")
+        return str(zip_run(run, self.page.workspace.download_dir()))
 
     @at_edge
     def on_ask_delete(self, run_dir: str | None) -> dict:
@@ -87,9 +93,12 @@ class ModelsTab:
                 self.confirm_text: f"Delete **{esc(run.name)}** for good? This cannot be undone."}
 
     @at_edge
-    def on_delete_run(self, run_dir: str | None, selected: str | None) -> dict:
-        """Delete the run; if it was the one in use, switch to the newest remaining run."""
+    def on_delete_run(self, run_dir: str | None, selected: str | None, request: gr.Request) -> dict:
+        """Delete the run (its owner, or an admin); if it was the one in use, switch to the newest remaining run."""
         run = run_in(self.page.workspace, run_dir)
+        if not self.page.may_change(load_run_info(run).owner, request):
+            raise ValueError(f"{run.name} was trained by someone else: only they (or an admin) can delete it. "
+                             "You can load it and use it.")
         delete_run(run, self.page.workspace)
         forget_predictor(run)
         gr.Info(f"Deleted {esc(run.name)}.")

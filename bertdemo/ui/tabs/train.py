@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import gradio as gr
 
@@ -19,8 +20,8 @@ from bertdemo.labeling.store import LabelStore
 from bertdemo.models import report_tokenizer
 from bertdemo.training import train
 import bertdemo.ui.teaching as teaching
-from bertdemo.ui.edge import at_edge
-from bertdemo.ui.page import TRAIN_QUEUE, Page, esc, teach
+from bertdemo.ui.edge import at_edge, ordinal
+from bertdemo.ui.page import INSTANT, TRAIN_QUEUE, Page, esc, teach
 from bertdemo.ui.tabs.data import ProjectSource
 
 UPDATE_EVERY_S = 0.5  # at most two plot refreshes a second while training; evaluations always refresh
@@ -121,6 +122,13 @@ class TrainTab:
                                                  label="Evaluations per epoch")
                 self.patience = gr.Slider(0, 10, value=d["patience"], step=1, label="Early-stopping patience (0 = off)")
             with gr.Row():
+                self.min_steps = gr.Number(value=d["min_steps"], precision=0, label="At least this many steps",
+                                           info="Small data sets: epochs are raised until training takes this many "
+                                                "steps (0 = off).")
+                self.class_weights = gr.Radio(["none", "auto", "balanced"], value=d["class_weights"],
+                                              label="Class weights",
+                                              info="auto: weight the loss by class for a small data set whose classes are 3:1 apart.")
+            with gr.Row():
                 self.dropout = gr.Slider(0, 0.5, value=d["dropout"], step=0.05, label="Dropout",
                                          info="0 = off: faster, and the same accuracy on our benchmarks; 0.1 is "
                                               "what BERT was pretrained with.")
@@ -132,18 +140,23 @@ class TrainTab:
     def settings(self) -> dict:
         """The setting components by TrainConfig field name."""
         names = ("model", "epochs", "batch_size", "learning_rate", "max_length", "max_train_rows", "warmup_ratio",
-                 "weight_decay", "seed", "validation_split", "evals_per_epoch", "patience", "dropout")
+                 "weight_decay", "seed", "validation_split", "evals_per_epoch", "patience", "dropout", "min_steps",
+                 "class_weights")
         return {**{name: getattr(self, name) for name in names}, "freeze_word_embeddings": self.freeze}
 
     def wire(self) -> None:
         page = self.page
-        self.start_btn.click(**self.queue_event()).then(**self.train_event()).then(**page.show_run)
+        self.start_btn.click(**self.queue_event(api_name="queue_training")).success(**self.train_event()).then(
+            **page.show_run)
         self.stop_btn.click(self.on_stop, None, [self.stop_note], api_name="stop", queue=False)
 
-    def queue_event(self) -> dict:
-        """Event kwargs of the instant step before training (Start here, Retrain on the Label tab)."""
-        return dict(fn=self.on_queue_training, inputs=[self.page.data_state], outputs=[self.progress], queue=False,
-                    api_visibility="private")
+    def queue_event(self, api_name: str | None = None) -> dict:
+        """Event kwargs of the instant step before training (Start here, Retrain on the Label tab). API clients
+        call it before /train, as the page does: it takes the place in line and applies the per-user limit at
+        once, where /train alone would wait in gradio's queue first."""
+        visibility = dict(api_name=api_name) if api_name else dict(api_visibility="private")
+        return dict(fn=self.on_queue_training, inputs=[self.page.data_state], outputs=[self.progress], **INSTANT,
+                    **visibility)
 
     def train_event(self, api_name: str | None = "train") -> dict:
         """Event kwargs of the streaming training job; one wiring carries the API name."""
@@ -152,10 +165,16 @@ class TrainTab:
                     outputs=[self.progress, self.loss_plot, self.scores_plot, self.lr_plot, self.last_event,
                              self.page.run_state], show_progress="hidden", **visibility, **TRAIN_QUEUE)
 
+    @at_edge
     def on_queue_training(self, loaded, request: gr.Request) -> str:
-        """Runs instantly (unqueued) on Start: arms this session's Stop switch before the job waits in line."""
-        self.page.switches.arm(request.session_hash)
-        note = "Waiting for a free trainer (another training job may be running)…" if loaded else ""
+        """Runs instantly (unqueued) on Start: registers this tab's job (Stop works while it waits in line) and
+        says where it is in the queue; refused when the user has a job already."""
+        if not loaded:
+            raise ValueError("Load a data file first (Data tab), then start training.")
+        _, ahead = self.page.jobs.enqueue(request.session_hash, self.page.user(request), "train",
+                                          limit=self.page.limits.max_jobs_per_user)
+        note = (f"{ordinal(ahead + 1)} in the queue: waiting for the {ahead} job(s) ahead of yours…" if ahead
+                else "starting…")
         return progress_html(0, 0, note=note)
 
     @at_edge
@@ -164,14 +183,27 @@ class TrainTab:
         if not loaded:
             raise ValueError("Load a data file first (Data tab), then start training.")
         config = TrainConfig(**typed_settings(settings))
+        limits = self.page.limits
+        limits.check_training(config)
+        self.page.check_model(config.model)
         session = request.session_hash if request is not None else "api"
-        switch = self.page.switches.get(session)
-        try:
-            yield from self._stream(self._events(loaded, config, switch.is_set))
-        finally:
-            self.page.switches.release(session, switch)
+        job = self.page.jobs.current(session, "train", self.page.user(request), limit=limits.max_jobs_per_user)
+        self.page.jobs.start(job)
+        deadline = time.monotonic() + 60 * limits.max_job_minutes
+        timed_out = []
 
-    def _events(self, loaded, config: TrainConfig, should_stop):
+        def should_stop() -> bool:
+            if time.monotonic() > deadline and not timed_out:
+                timed_out.append(True)
+            return job.switch.is_set() or bool(timed_out)
+
+        try:
+            events = self._events(loaded, config, should_stop, self.page.user(request))
+            yield from self._stream(events, timed_out, limits.max_job_minutes)
+        finally:
+            self.page.jobs.finish(job)
+
+    def _events(self, loaded, config: TrainConfig, should_stop, owner: str):
         """``train``'s events for a loaded file, or for a labeling project's current labels."""
         project = isinstance(loaded, ProjectSource)
         if project:
@@ -186,15 +218,17 @@ class TrainTab:
             data = measure_tokens(data, tokenizer)
         if project:
             return train_project(store, loaded.project, config, should_stop=should_stop,
-                                 workspace=self.page.workspace, data=data)
-        return train(config, data, should_stop=should_stop, workspace=self.page.workspace)
+                                 workspace=self.page.workspace, data=data, owner=owner)
+        return train(config, data, should_stop=should_stop, workspace=self.page.workspace, owner=owner)
 
-    def _stream(self, events):
+    def _stream(self, events, timed_out: list, minutes: float):
         steps: list[dict] = []
         evals: list[dict] = []
         total, last_push = 0, 0.0
         for event in events:
             record = event_to_dict(event)
+            if record.get("run_dir"):  # the folder's name, not where the server keeps it
+                record["run_dir"] = Path(record["run_dir"]).name
             if isinstance(event, StartEvent):
                 total = event.total_steps
                 note = f"training {event.train_rows} rows on {event.device} ({event.precision})"
@@ -211,11 +245,13 @@ class TrainTab:
                 evals.append(record)
             last_push = time.monotonic()
             last = steps[-1] if steps else {}
+            note = final_note(event)
+            if timed_out and isinstance(event, CancelledEvent):
+                note = f"stopped at this server's time limit of {minutes:g} min per job — best checkpoint kept"
             update = {self.progress: progress_html(last.get("step", 0), total, epoch=last.get("epoch", 0.0),
                                                    eta_s=last.get("eta_s", 0.0),
                                                    examples_per_s=last.get("examples_per_s", 0.0),
-                                                   learning_rate=last.get("learning_rate", 0.0),
-                                                   note=final_note(event)),
+                                                   learning_rate=last.get("learning_rate", 0.0), note=note),
                       self.loss_plot: plots.loss_figure(steps, evals), self.scores_plot: plots.eval_metrics_figure(evals),
                       self.lr_plot: plots.learning_rate_figure(steps), self.last_event: record}
             if isinstance(event, (DoneEvent, CancelledEvent)) and event.run_dir:
@@ -223,6 +259,7 @@ class TrainTab:
             yield update
 
     def on_stop(self, request: gr.Request) -> str:
-        if self.page.switches.press(request.session_hash):
+        if self.page.jobs.stop(request.session_hash, "train", self.page.user(request),
+                               enforce=self.page.enforce_ownership):
             return "Stopping after the current step; the best checkpoint so far will be kept…"
         return "No training job of yours is running."
