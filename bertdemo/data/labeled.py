@@ -114,11 +114,8 @@ def load_data(source: str | Path | pd.DataFrame, config: TrainConfig | None = No
     held_out = None
     if validation is not None:
         val_table = read_table(validation)
-        try:
-            val_text, val_label = guess_columns(val_table, text_col if text_col in val_table.columns else None,
-                                                label_col if label_col in val_table.columns else None)
-        except ValueError as err:
-            raise ValueError(f"Validation file {Path(validation).name}: {err}") from err
+        val_text, val_label = _matching_columns(val_table, text_col, label_col,
+                                                what=f"Validation file {Path(validation).name}")
         held_out = (val_table[val_text], val_table[val_label])
     return labeled_data(table[text_col], table[label_col], config, origin=origin, validation=held_out,
                         validation_source=Path(validation).name if validation is not None else "validation",
@@ -134,11 +131,7 @@ def load_heldout(path: str | Path, known_labels, *, role: str, text_col: str | N
     """
     path = Path(path)
     table = read_table(path)
-    try:
-        text_col, label_col = guess_columns(table, text_col if text_col in table.columns else None,
-                                            label_col if label_col in table.columns else None)
-    except ValueError as err:
-        raise ValueError(f"{role} file {path.name}: {err}") from err
+    text_col, label_col = _matching_columns(table, text_col, label_col, what=f"{role} file {path.name}")
     return checked_heldout(clean_rows(table[text_col], table[label_col]).rows, known_labels, role=role,
                            name=path.name)
 
@@ -194,3 +187,14 @@ def _report(train: pd.DataFrame, validation: pd.DataFrame, labels: tuple[str, ..
         imbalance_ratio=round(float(imbalance), 3), train_rows=len(train), validation_rows=len(validation),
         validation_source=val_source, train_validation_overlap=overlap, max_length=max_length,
         warnings=data_warnings(kept_counts, imbalance, clean.conflicts, overlap, same_number_labels(labels)))
+
+
+def _matching_columns(table: pd.DataFrame, text_col: str | None, label_col: str | None, *,
+                      what: str) -> tuple[str, str]:
+    """A second file's columns: the training file's names where it has them, else found by name; an error
+    starts with ``what`` (which file it is)."""
+    try:
+        return guess_columns(table, text_col if text_col in table.columns else None,
+                             label_col if label_col in table.columns else None)
+    except ValueError as err:
+        raise ValueError(f"{what}: {err}") from err

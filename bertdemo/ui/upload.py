@@ -1,9 +1,11 @@
 """The upload field every tab uses: gradio's ``gr.File``, taking only files that were uploaded.
 
 Two gaps of gradio 6 through the HTTP API: a server path sent as a plain string gets a blank "the upstream app
-has raised an exception", and a file record naming any ``.csv`` on the server (or a URL) was read as if it had
-been uploaded — gradio's own upload-folder check is skipped on that path. ``UploadFile`` refuses both with a
-message, before anything is read.
+has raised an exception", and a file record holding a URL is fetched (gradio checks local paths against its
+upload folder, not URLs). ``upload_file`` refuses both with a message, before anything is read.
+
+(A plain ``gr.File`` with two attributes replaced, not a subclass: gradio builds a component's page config from
+its class's ``__init__`` signature, and a subclass with its own signature lost its label and elem_id.)
 """
 from __future__ import annotations
 
@@ -25,28 +27,29 @@ class _Uploaded(FileData):
         return FileData.model_validate(obj, *args, **kwargs)
 
 
-class UploadFile(gr.File):
-    """``gr.File`` for one uploaded file (the same arguments); ``also_from`` names folders whose files it may
-    hold too (the bundled samples, which the sample picker puts in the Data tab's box)."""
+def upload_file(*, also_from: tuple[Path, ...] = (), **kwargs) -> gr.File:
+    """``gr.File(**kwargs)`` for one uploaded file; ``also_from`` names folders whose files it may hold too (the
+    bundled samples, which the sample picker puts in the Data tab's box)."""
+    box = gr.File(**kwargs)
+    box.data_model = _Uploaded
+    roots = (Path(get_upload_folder()).resolve(), *(Path(p).resolve() for p in also_from))
+    move = box.async_move_resource_to_block_cache
 
-    def __init__(self, *args, also_from: tuple[Path, ...] = (), **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        if self.data_model is FileData:
-            self.data_model = _Uploaded
-        self._also_from = tuple(Path(p).resolve() for p in also_from)
-
-    async def async_move_resource_to_block_cache(self, url_or_file_path):
-        # every file the box takes passes here before it is copied to gradio's cache, uploads included
-        if url_or_file_path is not None and not self._may_take(str(url_or_file_path)):
+    async def guarded_move(url_or_file_path):
+        # every file the box takes passes here before gradio copies it to its cache, uploads included
+        if url_or_file_path is not None and not _inside(str(url_or_file_path), roots):
             raise gr.Error(NOT_A_FILE)
-        return await super().async_move_resource_to_block_cache(url_or_file_path)
+        return await move(url_or_file_path)
 
-    def _may_take(self, path: str) -> bool:
-        if "://" in path:
-            return False
-        try:
-            resolved = Path(path).resolve()
-        except (OSError, RuntimeError):
-            return False
-        roots = (Path(get_upload_folder()).resolve(), *self._also_from)
-        return any(resolved.is_relative_to(root) for root in roots)
+    box.async_move_resource_to_block_cache = guarded_move
+    return box
+
+
+def _inside(path: str, roots: tuple[Path, ...]) -> bool:
+    if "://" in path:
+        return False
+    try:
+        resolved = Path(path).resolve()
+    except (OSError, RuntimeError):
+        return False
+    return any(resolved.is_relative_to(root) for root in roots)

@@ -12,7 +12,7 @@ from bertdemo.data import clean_rows, guess_columns, read_table
 from bertdemo.labeling.simulate import CURVE_CONFIG, CURVE_STRATEGIES, al_curve, curve_table
 from bertdemo.ui.edge import at_edge
 from bertdemo.ui.page import INSTANT, TRAIN_QUEUE, Page, esc
-from bertdemo.ui.upload import UploadFile
+from bertdemo.ui.upload import upload_file
 
 TEST_SHARE = 0.2  # without a test file, this share of the file is held out as the test set
 
@@ -25,9 +25,9 @@ class CurvePanel:
                         "reveals more labels chosen by each strategy, trains again… and draws test accuracy "
                         "against the number of labels. Each point trains a model: expect minutes.")
             with gr.Row():
-                self.train_file = UploadFile(label="Labeled CSV/TSV", file_types=[".csv", ".tsv", ".txt"],
+                self.train_file = upload_file(label="Labeled CSV/TSV", file_types=[".csv", ".tsv", ".txt"],
                                           type="filepath", elem_id="curve-train")
-                self.test_file = UploadFile(label=f"Test file (optional: else {TEST_SHARE:.0%} of the file)",
+                self.test_file = upload_file(label=f"Test file (optional: else {TEST_SHARE:.0%} of the file)",
                                          file_types=[".csv", ".tsv", ".txt"], type="filepath")
             with gr.Row():
                 self.strategies = gr.CheckboxGroup(list(CURVE_STRATEGIES), value=["random", "margin"],

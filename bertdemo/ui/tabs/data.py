@@ -19,7 +19,7 @@ from bertdemo.models import report_tokenizer
 import bertdemo.ui.teaching as teaching
 from bertdemo.ui.edge import at_edge
 from bertdemo.ui.page import LOAD_QUEUE, Page, esc, teach
-from bertdemo.ui.upload import UploadFile
+from bertdemo.ui.upload import upload_file
 
 DELIMITERS = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
 PREVIEW_ROWS = 20
@@ -76,7 +76,7 @@ class DataTab:
         with gr.Row():
             with gr.Column(scale=3):
                 with gr.Row():
-                    self.upload = UploadFile(label="Upload a CSV or TSV (a text column and a label column)",
+                    self.upload = upload_file(label="Upload a CSV or TSV (a text column and a label column)",
                                           file_types=[".csv", ".tsv", ".txt"], type="filepath", scale=2,
                                           elem_id="upload", also_from=(page.data_dir,))
                     with gr.Column(scale=1):

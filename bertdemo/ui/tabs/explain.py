@@ -24,7 +24,7 @@ from bertdemo.runs import load_run_info, run_in
 import bertdemo.ui.teaching as teaching
 from bertdemo.ui.edge import at_edge
 from bertdemo.ui.page import PREDICT_QUEUE, Page, RunListener, RunView, esc
-from bertdemo.ui.upload import UploadFile
+from bertdemo.ui.upload import upload_file
 
 PREDICTED = "(predicted class)"
 BASE_CACHE_SIZE = 2  # base models kept for the comparison (a class compares many sentences in a row)
@@ -171,7 +171,7 @@ class ExplainTab:
 
     def _batch_layout(self) -> None:
         with gr.Accordion("Batch: predict a whole CSV", open=False):
-            self.batch_file = UploadFile(label="CSV/TSV with a text column", file_types=[".csv", ".tsv"],
+            self.batch_file = upload_file(label="CSV/TSV with a text column", file_types=[".csv", ".tsv"],
                                       type="filepath")
             self.batch_btn = gr.Button("Predict all rows")
             self.batch_out = gr.File(label="Download predictions", height=90)

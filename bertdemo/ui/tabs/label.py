@@ -21,13 +21,13 @@ from bertdemo.labeling.retrain import compare, project_runs
 from bertdemo.labeling.store import LabelStore, label_counts
 from bertdemo.labeling.suspicious import FoldProgress, find_suspects
 from bertdemo.labeling.transfer import export_csv, import_file
-from bertdemo.runs import run_in
+from bertdemo.runs import load_run_info, run_in
 from bertdemo.ui.edge import at_edge
 from bertdemo.ui.label_view import KEYS_HELP, Prefetcher, item_html
 from bertdemo.ui.page import INSTANT, PREDICT_QUEUE, TRAIN_QUEUE, Page, esc
 from bertdemo.ui.tabs.curve import CurvePanel
 from bertdemo.ui.tabs.train import progress_html
-from bertdemo.ui.upload import UploadFile
+from bertdemo.ui.upload import upload_file
 
 KEYS = 9  # labels with a number key; more are set from the dropdown
 PREFETCH = 3  # items claimed and explained ahead of the one on screen
@@ -87,7 +87,7 @@ class LabelTab:
         with gr.Accordion("New project, or import more texts (CSV/TSV; empty label cells are unlabeled)",
                           open=not self.project_choices()):
             with gr.Row():
-                self.import_file = UploadFile(label="CSV/TSV", file_types=[".csv", ".tsv", ".txt"], type="filepath",
+                self.import_file = upload_file(label="CSV/TSV", file_types=[".csv", ".tsv", ".txt"], type="filepath",
                                            elem_id="label-import-file")
                 with gr.Column():
                     self.new_name = gr.Textbox(label="Project name (new, or the one to import into)",
@@ -208,6 +208,16 @@ class LabelTab:
         annotator_name(annotator)  # a bad name is refused before minutes of ranking
         kind = QUEUES.get(strategy, strategy)
         run = str(run_in(self.page.workspace, run_dir)) if run_dir else None
+        note = ""
+        if run:
+            theirs, ours = load_run_info(run).labels, self.store.project(project).labels
+            if ours and not set(theirs) <= set(ours):  # it would suggest labels this project does not have
+                if kind not in queues.ORDERS:
+                    raise ValueError(f"The model in use was trained on other labels ({', '.join(theirs)}) than "
+                                     f"project {project} has ({', '.join(ours)}). Retrain on this project (below) "
+                                     "or load one of its runs on the Models tab; the random and in-order queues "
+                                     "work without a model.")
+                run, note = None, " The model in use was trained on other labels, so it suggests nothing here."
         holder = request.session_hash if request is not None else "api"
         self.store.release(holder)
         yield {self.status: f"Ranking the **{esc(strategy)}** queue of {esc(project)}…"}
@@ -220,7 +230,8 @@ class LabelTab:
                 entries = event
         session = Labeling(project=project, holder=holder, strategy=kind, run=run, queue=tuple(entries))
         yield self._move(session, 0, highlights, keys=True, status=f"Queue **{esc(strategy)}**: {len(entries)} items"
-                         + (f", suggestions from `{esc(run.rsplit('/', 1)[-1])}`." if run else ", no model loaded."))
+                         + (f", suggestions from `{esc(run.rsplit('/', 1)[-1])}`." if run else ", no suggestions.")
+                         + note)
 
     def _rank(self, project: str, kind: str, run: str | None, diversity: bool):
         predictor = get_predictor(run) if run else None
