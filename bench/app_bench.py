@@ -12,16 +12,14 @@ every endpoint.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import REPO, read_labeled, resolve_data  # noqa: E402
+from common import read_labeled, resolve_data, write_result  # noqa: E402
 from predict_bench import alternate, texts_near  # noqa: E402
 
 
@@ -80,10 +78,7 @@ def main() -> None:
         demo.close()
         echo.close()
     result = {"machine": machine_line(), "run": run_dir, "texts": len(texts), **timings}
-    text = json.dumps(result, indent=1)
-    out = Path(args.out or REPO / "bench" / "out" / f"app-{time.strftime('%Y%m%d-%H%M%S')}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n")
+    text = write_result(result, args.out, "app")
     print(text)
 
 

@@ -99,6 +99,17 @@ def emit(result: dict) -> None:
           flush=True)
 
 
+def write_result(result: dict, out: str, stem: str) -> str:
+    """Write ``result`` as JSON to ``out`` (default bench/out/STEM-TIMESTAMP.json) and return the text."""
+    import time
+
+    text = json.dumps(result, indent=1)
+    path = Path(out or REPO / "bench" / "out" / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
+    return text
+
+
 def median(values):
     values = [v for v in values if v is not None]
     return float(np.median(values)) if values else None

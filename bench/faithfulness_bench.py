@@ -15,17 +15,14 @@ beats random, and the time per text; plus the time of all methods against integr
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import REPO, read_labeled, resolve_data  # noqa: E402
+from common import REPO, read_labeled, resolve_data, write_result  # noqa: E402
 
 
 def train_run(data: list[str], workspace: str, rows: int) -> str:
@@ -47,9 +44,10 @@ def hidden_grad_x_input(model, ids, target: int) -> np.ndarray:
 
     captured = {}
 
-    def keep(module, inputs, output):
-        output.retain_grad()
-        captured["h"] = output
+    def keep(module, inputs, output):  # the run's weights are frozen for inference: a leaf to differentiate at
+        leaf = output.detach().requires_grad_()
+        captured["h"] = leaf
+        return leaf
 
     handle = model.bert.embeddings.register_forward_hook(keep)
     try:
@@ -68,6 +66,8 @@ def main() -> None:
     parser.add_argument("--run", help="a saved run (default: train one on --data)")
     parser.add_argument("--rows", type=int, default=0, help="training rows for the run (0: the data set's default)")
     parser.add_argument("--texts", type=int, default=500)
+    parser.add_argument("--workspace", default=str(REPO / "bench" / "out" / "faithfulness-ws"),
+                        help="where the trained run is kept (reuse it with --run)")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
     from bertdemo.explain.faithfulness import OPERATORS, faithfulness
@@ -77,9 +77,10 @@ def main() -> None:
 
     _, test_path, _ = resolve_data(args.data)
     texts = read_labeled(test_path)[0][: args.texts]
-    with tempfile.TemporaryDirectory(prefix="bench-faith-") as workspace:
+    if True:  # (the run is kept in --workspace: a later failure does not cost the training again)
         started = time.perf_counter()
-        run = args.run or train_run(args.data, workspace, args.rows)
+        run = args.run or train_run(args.data, args.workspace, args.rows)
+        print(f"run: {run}", file=sys.stderr, flush=True)
         train_seconds = time.perf_counter() - started
         predictor = Predictor.from_run(run)
         fp32 = predictor.eager_model()
@@ -114,10 +115,7 @@ def main() -> None:
                                                           np.array(timing["integrated_gradients_s"]))), 2),
                        "median_tokens": float(np.median(timing["tokens"]))},
               "cost_by_length": cost_by_length}
-    text = json.dumps(result, indent=1)
-    out = Path(args.out or REPO / "bench" / "out" / f"faithfulness-{time.strftime('%Y%m%d-%H%M%S')}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n")
+    text = write_result(result, args.out, "faithfulness")
     print(text)
 
 

@@ -11,7 +11,6 @@ alternate, so drift on a shared machine hits both alike. Not a training benchmar
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import REPO, read_labeled, resolve_data, scores  # noqa: E402
+from common import read_labeled, resolve_data, scores, write_result  # noqa: E402
 
 # helpers
 
@@ -223,10 +222,7 @@ def main() -> None:
         if not args.no_levers:
             result["levers"] = bench_levers(predictor, short, long, (test_texts, test_labels), args.repeats)
 
-    text = json.dumps(result, indent=1)
-    out = Path(args.out or REPO / "bench" / "out" / f"predict-{time.strftime('%Y%m%d-%H%M%S')}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n")
+    text = write_result(result, args.out, "predict")
     print(text)
     s, l_ = result["short"], result["long"]
     print(f"\nshort p50 {s['engine']['p50_ms']} ms vs pipeline {s['pipeline']['p50_ms']} ms (×{s['speedup_p50']}), "

@@ -17,12 +17,11 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import REPO, model_path, read_labeled, resolve_data  # noqa: E402
+from common import model_path, read_labeled, resolve_data, write_result  # noqa: E402
 
 
 def flip(labels: list[str], share: float, seed: int) -> tuple[list[str], np.ndarray]:
@@ -104,10 +103,7 @@ def main() -> None:
         for position, suspect in enumerate(ranked):
             scores[suspect.row] = len(ranked) - position
         result["engine"]["rankings"][method] = recall_at_k(scores, flipped)
-    text = json.dumps(result, indent=1)
-    out = Path(args.out or REPO / "bench" / "out" / f"suspicious-{time.strftime('%Y%m%d-%H%M%S')}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n")
+    text = write_result(result, args.out, "suspicious")
     print(text)
 
 
