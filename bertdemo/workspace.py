@@ -215,6 +215,16 @@ def _age_s(path: Path) -> float:
         return 0.0
 
 
+def within(path: str | Path, roots) -> bool:
+    """Whether ``path``, links resolved, is one of ``roots`` or inside one (False for a path that cannot be
+    resolved: a symlink loop, an unreadable folder)."""
+    try:
+        resolved = Path(path).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return False
+    return any(resolved.is_relative_to(Path(root).resolve()) for root in roots)
+
+
 def as_workspace(value: Workspace | str | Path | None) -> Workspace:
     """A ``Workspace`` from one, a folder, or None (the default)."""
     return value if isinstance(value, Workspace) else Workspace(value)

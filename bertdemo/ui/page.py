@@ -18,7 +18,7 @@ import gradio as gr
 from bertdemo.runs import RunInfo, list_runs, load_run_info, read_json
 from bertdemo.limits import Limits
 from bertdemo.ui.edge import Jobs, at_edge
-from bertdemo.workspace import Workspace
+from bertdemo.workspace import Workspace, within
 
 PREDICT_QUEUE = dict(concurrency_limit=4, concurrency_id="predict")  # cheap forward passes, several at once
 TRAIN_QUEUE = dict(concurrency_limit=1, concurrency_id="train")  # one training job at a time, others wait
@@ -88,12 +88,7 @@ class Page:
         name = (name or "").strip()
         if name in ("", "default", "scratch") or not any(c in name for c in "/\\~") and not name.startswith("."):
             return
-        try:
-            resolved = Path(name).expanduser().resolve()
-        except (OSError, RuntimeError):
-            resolved = None
-        roots = [self.workspace.root.resolve(), *(d.resolve() for d in self.model_dirs)]
-        if resolved is None or not any(resolved == r or r in resolved.parents for r in roots):
+        if not within(name, (self.workspace.root, *self.model_dirs)):
             raise ValueError(f"No model at {name[:120]} that this app may use: choose default, scratch, a Hugging "
                              "Face id, or one of this app's saved runs (Models tab).")
 

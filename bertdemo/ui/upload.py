@@ -15,6 +15,8 @@ import gradio as gr
 from gradio.data_classes import FileData
 from gradio.utils import get_upload_folder
 
+from bertdemo.workspace import within
+
 NOT_A_FILE = ("This field takes an uploaded file, not a path on the server. From Python, send "
               "gradio_client.handle_file('your.csv'), which uploads it; in the page, choose or drop the file.")
 
@@ -32,7 +34,7 @@ def upload_file(*, also_from: tuple[Path, ...] = (), **kwargs) -> gr.File:
     bundled samples, which the sample picker puts in the Data tab's box)."""
     box = gr.File(**kwargs)
     box.data_model = _Uploaded
-    roots = (Path(get_upload_folder()).resolve(), *(Path(p).resolve() for p in also_from))
+    roots = (Path(get_upload_folder()), *also_from)
     move = box.async_move_resource_to_block_cache
 
     async def guarded_move(url_or_file_path):
@@ -46,10 +48,4 @@ def upload_file(*, also_from: tuple[Path, ...] = (), **kwargs) -> gr.File:
 
 
 def _inside(path: str, roots: tuple[Path, ...]) -> bool:
-    if "://" in path:
-        return False
-    try:
-        resolved = Path(path).resolve()
-    except (OSError, RuntimeError):
-        return False
-    return any(resolved.is_relative_to(root) for root in roots)
+    return "://" not in path and within(path, roots)
