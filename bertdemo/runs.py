@@ -31,13 +31,15 @@ class RunInfo:
     data_source: str  # the training file's name
     labels: tuple[str, ...]
     metrics: dict  # headline validation metrics: accuracy, macro_f1, loss
-    status: str  # "complete", or "stopped" when the user stopped training and the best checkpoint was kept
+    status: str  # "complete"; "stopped" (the user stopped it: best checkpoint kept); "interrupted" (the server
+    # stopped mid-training: the best checkpoint it had saved, made a run at the next start)
     train_config: dict = field(default_factory=dict)
     train_rows: int = 0
     validation_rows: int = 0
     train_seconds: float = 0.0
     provenance: dict = field(default_factory=dict)  # e.g. {"project", "snapshot"}: the labels it was trained on
-    owner: str = ""  # who trained it: the app's logged-in user or browser tab, "cli:<user>" from the command line
+    owner: str = ""  # who trained it: the app's logged-in user or browser, "cli:<user>" from the command line
+    note: str = ""  # why the run is not complete, for the model card ("interrupted at step 120 …")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -96,7 +98,8 @@ pipeline_tag: text-classification
 # {info.name}
 
 A text classifier fine-tuned with bertdemo from `{info.base_model}` on `{info.data_source}`
-({info.train_rows} training rows, {info.validation_rows} validation rows). Status: {info.status}.
+({info.train_rows} training rows, {info.validation_rows} validation rows). Status: {info.status}{info.note and
+" — " + info.note}.
 
 Labels: {', '.join(info.labels)}
 

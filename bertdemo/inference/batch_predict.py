@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bertdemo.data.tables import guess_text_column, read_table
@@ -15,11 +16,15 @@ def predict_file(predictor: Predictor, path: str | Path) -> pd.DataFrame:
     """The file's rows plus predicted_label, confidence and p_<label> per class."""
     table = read_table(path)
     texts = table[guess_text_column(table)].fillna("").astype(str).tolist()
-    probs = predictor.predict_proba(texts)  # (N, C), batched by length inside
+    return prediction_columns(table, predictor.predict_proba(texts), predictor.labels)  # (N, C), length-batched
+
+
+def prediction_columns(table: pd.DataFrame, probs: np.ndarray, labels: tuple[str, ...]) -> pd.DataFrame:
+    """``table`` plus predicted_label, confidence and p_<label> from ``probs`` (N, C)."""
     out = table.copy()
-    out["predicted_label"] = [predictor.labels[i] for i in probs.argmax(axis=1)]
-    out["confidence"] = probs.max(axis=1).round(4)
-    for j, label in enumerate(predictor.labels):
+    out["predicted_label"] = [labels[i] for i in probs.argmax(axis=1)] if len(probs) else []
+    out["confidence"] = probs.max(axis=1).round(4) if len(probs) else []
+    for j, label in enumerate(labels):
         out[f"p_{label}"] = probs[:, j].round(4)
     return out
 

@@ -74,13 +74,15 @@ def project_data(store: LabelStore, project: str, config: TrainConfig) -> Labele
 
 def train_project(store: LabelStore, project: str, config: TrainConfig, *, from_run: str | Path | None = None,
                   should_stop: Callable[[], bool] = lambda: False, workspace: Workspace | str | Path | None = None,
-                  data: LabeledData | None = None, owner: str = "") -> Iterator[Event]:
+                  data: LabeledData | None = None, owner: str = "", checkpoints: Workspace | None = None
+                  ) -> Iterator[Event]:
     """Train on the project's current labels (from the base model, or from ``from_run``'s weights) and record
-    the run with its label snapshot. Yields ``train``'s events."""
+    the run with its label snapshot. Yields ``train``'s events (``checkpoints``: as for ``train``)."""
     if from_run is not None:
         config = dataclasses.replace(config, model=str(from_run))
     data = data or project_data(store, project, config)
-    for event in train(config, data, should_stop=should_stop, workspace=workspace, owner=owner):
+    for event in train(config, data, should_stop=should_stop, workspace=workspace, owner=owner,
+                       checkpoints=checkpoints):
         if isinstance(event, (DoneEvent, CancelledEvent)) and event.run_dir:
             record_run(store, project, Path(event.run_dir).name, data.provenance["snapshot"])
         yield event

@@ -8,6 +8,7 @@ loaders and optimizer and the step itself (``bertdemo.training.session``), preci
 """
 from __future__ import annotations
 
+import copy
 import gc
 import itertools
 import math
@@ -30,16 +31,21 @@ OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "not enough memory") 
 
 
 def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool] = lambda: False,
-          workspace: Workspace | str | Path | None = None, *, owner: str = "") -> Iterator[Event]:
+          workspace: Workspace | str | Path | None = None, *, owner: str = "",
+          checkpoints: Workspace | None = None) -> Iterator[Event]:
     """Fine-tune ``config.model`` on ``data``; yield events; save the best checkpoint as a run (owned by ``owner``).
 
     ``should_stop`` is polled before every step: when it returns True training ends within one step, the
     weights as they are now are evaluated (unless that just happened), the best checkpoint so far is saved as a
     "stopped" run (nothing is saved when no step was taken), and a ``CancelledEvent`` is the last event. Running out
     of memory is a ``ValueError`` that says what to lower.
+
+    ``checkpoints``: where each new best checkpoint is also written at once as a complete run (status
+    "interrupted"), replacing the one before, so that a server killed mid-training still has it
+    (``bertdemo.jobs.checkpoints`` turns it into a run at the next start). The caller removes the folder.
     """
     try:
-        yield from _train(config, data, should_stop, as_workspace(workspace), owner)
+        yield from _train(config, data, should_stop, as_workspace(workspace), owner, checkpoints)
     except (MemoryError, RuntimeError) as err:
         text = str(err).lower()
         if isinstance(err, MemoryError) or any(m in text for m in OUT_OF_MEMORY):
@@ -50,7 +56,7 @@ def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool
 
 
 def _train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool], workspace: Workspace,
-           owner: str) -> Iterator[Event]:
+           owner: str, checkpoints: Workspace | None) -> Iterator[Event]:
     """The loop itself (``train``'s docstring says what it does)."""
     s = start_session(config, data)
     steps_per_epoch = len(s.loader)
@@ -80,6 +86,9 @@ def _train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], boo
             if step % eval_every == 0 or step % steps_per_epoch == 0:
                 event, best = _evaluation(s, data.labels, step, steps_per_epoch, best)
                 evals_since, last_eval = 0 if event.is_best else evals_since + 1, step
+                if event.is_best and checkpoints is not None:
+                    _save_checkpoint(s, config, data, best, history + [event_to_dict(event)],
+                                     time.perf_counter() - started, checkpoints, owner)
                 yield emit(event)
                 if config.patience and evals_since >= config.patience:
                     stopped_early = True
@@ -137,16 +146,30 @@ def _evaluation(s: Session, labels: tuple[str, ...], step: int, steps_per_epoch:
                      macro_f1=metrics["macro_f1"], is_best=better), best
 
 
+def _save_checkpoint(s: Session, config: TrainConfig, data: LabeledData, best: Checkpoint, history: list[dict],
+                     train_seconds: float, checkpoints: Workspace, owner: str) -> None:
+    """Write ``best`` into ``checkpoints`` as a complete run, then drop the older ones there. The model is a copy:
+    restoring a checkpoint makes a bf16 model fp32, and training goes on with the live one."""
+    older = [p for p in checkpoints.root.iterdir() if not p.name.startswith(".")] if checkpoints.root.is_dir() else []
+    saved = _save(s, config, data, best, history, train_seconds, "interrupted", checkpoints, owner,
+                  model=copy.deepcopy(s.accelerator.unwrap_model(s.model)))
+    if saved is not None:
+        for path in older:
+            checkpoints.remove(path)
+
+
 def _save(s: Session, config: TrainConfig, data: LabeledData, best: Checkpoint, history: list[dict],
-          train_seconds: float, status: str, workspace: Workspace, owner: str) -> Path | None:
-    """Save ``best`` as a run (on the main process; the others return None)."""
+          train_seconds: float, status: str, workspace: Workspace, owner: str,
+          model: torch.nn.Module | None = None) -> Path | None:
+    """Save ``best`` as a run (on the main process; the others return None); ``model``: the unwrapped model to
+    put the weights into (default: the live one)."""
     s.accelerator.wait_for_everyone()
     if not s.accelerator.is_main_process:
         return None
     if not all(bool(torch.isfinite(t).all()) for t in best.state.values()):
         raise ValueError("Some weights are not finite numbers (NaN or infinity): the run was not saved. Lower the "
                          "learning rate, or use precision fp32.")
-    model = s.accelerator.unwrap_model(s.model)
+    model = model if model is not None else s.accelerator.unwrap_model(s.model)
     s.precision.restore(model, best.state)
     metrics = best.metrics
     info = runs.RunInfo(

@@ -1,0 +1,152 @@
+"""What each kind of job does: the engine's long steps as job work (``bertdemo.jobs.runner.Work``), each a
+generator of JSON-ready event records whose return value is the job's result.
+
+- ``training_work``: fine-tune on a table (the Data tab's file) or on a labeling project's current labels
+  (Retrain); the best checkpoint is on disk from the first evaluation on (``bertdemo.jobs.checkpoints``).
+- ``suspicious_work``: rank a project's labels by how likely they are wrong (k-fold fine-tuning).
+- ``curve_work``: the active-learning simulation.
+- ``batch_predict_work``: a whole file through a run, in chunks, to a spreadsheet-safe CSV.
+
+Every record may carry ``fraction`` (0…1) and ``note``: the runner keeps them as the job's progress line.
+Records hold names, never server paths (``run`` is a run folder's name).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bertdemo.config import TrainConfig
+from bertdemo.data import load_data, measure_tokens
+from bertdemo.events import CancelledEvent, DoneEvent, EvalEvent, StartEvent, StepEvent, event_to_dict
+from bertdemo.jobs.runner import JobContext, Work
+from bertdemo.labeling.history import last_change
+from bertdemo.labeling.ranking import rank_queue
+from bertdemo.labeling.retrain import project_data, train_project
+from bertdemo.labeling.store import LabelStore
+from bertdemo.labeling.simulate import al_curve, curve_table
+from bertdemo.labeling.suspicious import FoldProgress
+from bertdemo.models import report_tokenizer
+from bertdemo.training import train
+
+PREDICT_CHUNK = 512  # rows per predict_proba call in a batch prediction: progress and Stop between chunks
+
+
+def training_work(config: TrainConfig, *, owner: str, table: pd.DataFrame | None = None, text_col: str = "",
+                  label_col: str = "", store_path: str | Path | None = None, project: str | None = None,
+                  from_run: str | Path | None = None) -> Work:
+    """Train on ``table`` (its ``text_col``/``label_col``), or on ``project``'s labels from the store at
+    ``store_path`` (from ``from_run``'s weights when given)."""
+    def work(ctx: JobContext) -> Iterator[dict]:
+        run_config = dataclasses.replace(config, model=str(from_run)) if from_run else config
+        store = LabelStore(store_path) if project else None
+        yield {"event": "Preparing", "note": "reading and tokenizing the data", "fraction": 0.0}
+        data = (project_data(store, project, run_config) if project else
+                load_data(table, run_config, text_col=text_col, label_col=label_col))
+        tokenizer = report_tokenizer(run_config.model)
+        if tokenizer is not None:  # the run's data report measures with the model it trains
+            data = measure_tokens(data, tokenizer)
+        if project:
+            events = train_project(store, project, run_config, should_stop=ctx.should_stop, workspace=ctx.workspace,
+                                   data=data, owner=owner, checkpoints=ctx.checkpoints)
+        else:
+            events = train(run_config, data, should_stop=ctx.should_stop, workspace=ctx.workspace, owner=owner,
+                           checkpoints=ctx.checkpoints)
+        return (yield from training_records(events))
+    return work
+
+
+def training_records(events) -> Iterator[dict]:
+    """``train``'s events as records with a progress line; returns {"run", "state", "metrics"}."""
+    result: dict = {}
+    total = 0
+    for event in events:
+        record = event_to_dict(event)
+        if record.get("run_dir"):
+            record["run"] = Path(record.pop("run_dir")).name
+        if isinstance(event, StartEvent):
+            total = event.total_steps
+            record["note"] = f"training {event.train_rows} rows on {event.device} ({event.precision})"
+        elif isinstance(event, StepEvent):
+            record["fraction"], record["note"] = event.step / max(1, total), f"step {event.step}/{total}"
+        elif isinstance(event, EvalEvent):
+            record["note"] = f"step {event.step}/{total}: validation accuracy {event.accuracy:.1%}"
+        elif isinstance(event, DoneEvent):
+            record["fraction"], record["note"] = 1.0, "done"
+            result = {"run": record.get("run"), "state": "done",
+                      "metrics": {k: event.metrics.get(k) for k in ("accuracy", "macro_f1", "loss")}}
+            record.pop("metrics", None)  # the run's metrics.json has them all; the job keeps the headline
+            record["metrics"] = result["metrics"]
+        elif isinstance(event, CancelledEvent):
+            record["note"] = "stopped: best checkpoint kept" if event.run_dir else "stopped before any evaluation"
+            result = {"run": record.get("run"), "state": "stopped"}
+        yield record
+    return result
+
+
+def suspicious_work(store_path: str | Path, project: str, *, run: str | Path | None = None) -> Work:
+    """Rank ``project``'s labels, likeliest wrong first; the result holds the queue (``entries``) and the label
+    snapshot it was computed on."""
+    def work(ctx: JobContext) -> Iterator[dict]:
+        store = LabelStore(store_path)
+        snapshot = last_change(store, project)
+        entries = None
+        for event in rank_queue(store, project, "suspicious", run=run, should_stop=ctx.should_stop):
+            if isinstance(event, FoldProgress):
+                yield {"event": "FoldProgress", **dataclasses.asdict(event), "fraction": event.fraction,
+                       "note": f"fold {event.fold} of {event.folds}: step {event.step}/{event.steps}"}
+            else:
+                entries = event
+        if entries is None:
+            return {"state": "stopped"}
+        yield {"event": "Ranked", "items": len(entries), "fraction": 1.0, "note": f"{len(entries)} items ranked"}
+        return {"project": project, "snapshot": snapshot, "entries": [dataclasses.asdict(e) for e in entries]}
+    return work
+
+
+def curve_work(texts: Sequence[str], labels: Sequence[str], test_texts: Sequence[str], test_labels: Sequence[str],
+               *, strategies: Sequence[str], start: int, step: int, rounds: int, seeds: int,
+               config: TrainConfig) -> Work:
+    """The active-learning simulation; one ``CurvePoint`` record per round, the table as the result."""
+    total = len(strategies) * (rounds + 1) * max(1, seeds)
+
+    def work(ctx: JobContext) -> Iterator[dict]:
+        points = []
+        yield {"event": "CurveStart", "train_rows": len(texts), "test_rows": len(test_texts), "fraction": 0.0,
+               "note": f"simulating on {len(texts)} rows, testing on {len(test_texts)}"}
+        for point in al_curve(texts, labels, test_texts, test_labels, strategies=strategies, start=start, step=step,
+                              rounds=rounds, seeds=range(max(1, seeds)), config=config,
+                              should_stop=ctx.should_stop):
+            points.append(point)
+            yield {"event": "CurvePoint", **dataclasses.asdict(point), "fraction": len(points) / total,
+                   "note": f"{point.strategy}, seed {point.seed}: {point.labels} labels → accuracy "
+                           f"{point.accuracy:.3f}"}
+        return {"table": curve_table(points), "state": "stopped" if ctx.should_stop() else "done"}
+    return work
+
+
+def batch_predict_work(run_dir: str | Path, path: str | Path, dest: str | Path) -> Work:
+    """Every row of the file at ``path`` through ``run_dir``'s model, written to ``dest`` (a CSV)."""
+    def work(ctx: JobContext) -> Iterator[dict]:
+        from bertdemo.data.tables import guess_text_column, read_table
+        from bertdemo.inference.batch_predict import prediction_columns, save_predictions
+        from bertdemo.inference.predict import get_predictor
+
+        predictor = get_predictor(run_dir)
+        table = read_table(path)
+        texts = table[guess_text_column(table)].fillna("").astype(str).tolist()
+        parts = []
+        for start in range(0, len(texts), PREDICT_CHUNK):
+            if ctx.should_stop():
+                return {"state": "stopped"}
+            parts.append(predictor.predict_proba(texts[start:start + PREDICT_CHUNK]))
+            done = min(len(texts), start + PREDICT_CHUNK)
+            yield {"event": "Predicted", "rows": done, "total": len(texts), "fraction": done / max(1, len(texts)),
+                   "note": f"{done}/{len(texts)} rows"}
+        probs = np.concatenate(parts) if parts else np.zeros((0, len(predictor.labels)), dtype=np.float32)
+        out = save_predictions(prediction_columns(table, probs, predictor.labels), dest)
+        return {"file": str(out), "rows": len(texts), "name": Path(out).name}
+    return work
