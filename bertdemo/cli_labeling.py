@@ -112,17 +112,28 @@ def _label(store, args) -> int:
 
 
 def _queue(store, args) -> int:
-    from bertdemo.labeling import queues
+    from tqdm import tqdm
 
-    if args.strategy == "suspicious":
-        entries = _suspicious_entries(store, args)
-    elif args.strategy in queues.ORDERS:
-        predictor = _predictor(store, args, required=False)
-        entries = queues.ordered_queue(store, args.name, args.strategy, predictor=predictor, top=args.top)
-    else:
-        predictor = _predictor(store, args, required=True)
-        entries = queues.uncertain_queue(store, args.name, predictor, args.strategy, top=args.top,
-                                         diversity=args.diversity)
+    from bertdemo.labeling.ranking import rank_queue
+    from bertdemo.labeling.suspicious import FoldProgress
+
+    run = _run_for(store, args)
+    if run is not None and args.strategy == "suspicious" and _trained_on(run, args.name):
+        print(f"note: {run.name} trained on these labels, so its scores are in-sample; computing out-of-sample "
+              "probabilities instead", file=sys.stderr)
+        run = None
+    if run is None and args.strategy in ("margin", "entropy", "least_confidence"):
+        raise ValueError(f"Ranking by {args.strategy} needs a model: pass --run RUN, or train one on the project's "
+                         f"labels first (python -m bertdemo project retrain {args.name}).")
+    bar, entries = None, []
+    for event in rank_queue(store, args.name, args.strategy, run=run, diversity=args.diversity, top=args.top):
+        if isinstance(event, FoldProgress):
+            bar = bar or tqdm(total=100, unit="%", file=sys.stderr)
+            bar.update(round(100 * event.fraction) - bar.n)
+        else:
+            entries = event
+    if bar is not None:
+        bar.close()
     rows = [{"id": e.id, "text": e.text, "label": e.label, "suggested": e.suggested, "score": round(e.score, 6)}
             for e in entries[: args.top]]
     text = "\n".join(f"{r['id']:>7}  {r['score']:.3f}  {str(r['label']):<12} → {str(r['suggested']):<12} "
@@ -130,68 +141,21 @@ def _queue(store, args) -> int:
     return _emit(args, rows, text or "the queue is empty")
 
 
-def _predictor(store, args, *, required: bool):
-    from bertdemo.inference.predict import Predictor
+def _run_for(store, args):
+    """``--run``, else the project's latest run (suspicious labels: only ``--run``), else None."""
     from bertdemo.labeling.retrain import project_runs
     from bertdemo.runs import find_run
 
     if args.run:
-        return Predictor.from_run(find_run(args.run, args.workspace))
-    runs = project_runs(store, args.name)
-    if runs:
-        return Predictor.from_run(find_run(runs[-1]["run"], args.workspace))
-    if required:
-        raise ValueError(f"Ranking by {args.strategy} needs a model: pass --run RUN, or train one on the project's "
-                         f"labels first (python -m bertdemo project retrain {args.name}).")
-    return None
+        return find_run(args.run, args.workspace)
+    runs = project_runs(store, args.name) if args.strategy != "suspicious" else []
+    return find_run(runs[-1]["run"], args.workspace) if runs else None
 
 
-def _suspicious_entries(store, args) -> list:
-    """Suspicious labels: from ``--run``'s probabilities when that run never trained on these labels (they are
-    out of sample for it), else out-of-sample probabilities computed here by k-fold fine-tuning."""
-    from tqdm import tqdm
+def _trained_on(run, project: str) -> bool:
+    from bertdemo.runs import load_run_info
 
-    from bertdemo.labeling.queues import QueueEntry
-    from bertdemo.labeling.suspicious import FoldProgress, find_suspects, rank_suspects
-    from bertdemo.runs import find_run, load_run_info
-
-    items = store.items(args.name, labeled=True)
-    texts, labels = [i.text for i in items], [i.label for i in items]
-    run = find_run(args.run, args.workspace) if args.run else None
-    if run is not None and load_run_info(run).provenance.get("project") != args.name:
-        from bertdemo.inference.predict import Predictor
-
-        predictor = Predictor.from_run(run)
-        probs = _probabilities_over(predictor, texts, labels)
-        suspects = rank_suspects(texts, labels, probs)
-    else:
-        if run is not None:
-            print(f"note: {run.name} trained on these labels, so its scores are in-sample; computing out-of-sample "
-                  "probabilities instead", file=sys.stderr)
-        bar = tqdm(total=100, unit="%", file=sys.stderr)
-        for event in find_suspects(texts, labels):
-            if isinstance(event, FoldProgress):
-                bar.update(round(100 * event.fraction) - bar.n)
-            else:
-                suspects = event
-        bar.close()
-    return [QueueEntry(id=items[s.row].id, text=s.text, label=s.given, suggested=s.suggested, score=s.score,
-                       probabilities=s.probabilities) for s in suspects]
-
-
-def _probabilities_over(predictor, texts, labels):
-    """The predictor's probabilities in ``sort_labels(labels)`` class order (classes it lacks get 0)."""
-    import numpy as np
-
-    from bertdemo.data import sort_labels
-
-    names = sort_labels(labels)
-    probs = predictor.predict_proba(texts)
-    out = np.zeros((len(texts), len(names)), dtype=np.float32)
-    for j, label in enumerate(predictor.labels):
-        if label in names:
-            out[:, names.index(label)] = probs[:, j]
-    return out
+    return load_run_info(run).provenance.get("project") == project
 
 
 def _export(store, args) -> int:
@@ -235,17 +199,10 @@ def _retrain(store, args) -> int:
 
 def cmd_al_curve(args) -> int:
     from bertdemo.config import TrainConfig
-    from bertdemo.data import clean_rows, guess_columns, read_table
-    from bertdemo.labeling.simulate import CURVE_CONFIG, al_curve, curve_table
+    from bertdemo.labeling.simulate import CURVE_CONFIG, al_curve, curve_table, labeled_rows
 
-    def rows(path):
-        table = read_table(path)
-        text_col, label_col = guess_columns(table)
-        clean = clean_rows(table[text_col], table[label_col]).rows
-        return clean["text"].tolist(), clean["label"].tolist()
-
-    train_texts, train_labels = rows(args.train_file)
-    test_texts, test_labels = rows(args.test)
+    train_texts, train_labels = labeled_rows(args.train_file)
+    test_texts, test_labels = labeled_rows(args.test)
     points = []
     config = TrainConfig(model=args.model, **CURVE_CONFIG)
     for point in al_curve(train_texts, train_labels, test_texts, test_labels,

@@ -111,3 +111,33 @@ class AppProcess:
             self.proc.terminate()
             self.proc.wait(timeout=30)
         self._log.close()
+
+
+# Jobs through the API, as a gradio_client script drives them: start, then follow by id.
+
+def start_training(client, **settings) -> str:
+    """``/start_training`` in this client's session (its loaded data); returns the job id."""
+    _, job_id, _ = client.predict(**settings, api_name="/start_training")
+    assert job_id, "no job id came back"
+    return job_id
+
+
+def job_status(client, job_id: str, since: int = 0) -> dict:
+    return client.predict(job_id, since, api_name="/job_status")
+
+
+def wait_job(client, job_id: str, *, timeout: float = 300, until=None) -> dict:
+    """Poll ``/job_status`` until the job has ended (or ``until(status)`` holds); the status with every event."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = job_status(client, job_id)
+        if status["state"] not in ("queued", "running") or (until is not None and until(status)):
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {status['state']} after {timeout} s: {status['line']}")
+
+
+def train_to_end(client, timeout: float = 300, **settings) -> dict:
+    return wait_job(client, start_training(client, **settings), timeout=timeout)

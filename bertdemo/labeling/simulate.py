@@ -12,7 +12,8 @@ import dataclasses
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,19 +40,16 @@ class CurvePoint:
     seconds: float  # this round: training, testing and choosing the next labels
 
 
+CURVE_FIELDS = tuple(f.name for f in fields(CurvePoint))
+
+
 def al_curve(train_texts: Sequence[str], train_labels: Sequence[str], test_texts: Sequence[str],
              test_labels: Sequence[str], *, strategies: Sequence[str] = ("random", "margin"), start: int = 50,
              step: int = 50, rounds: int = 4, seeds: Sequence[int] = (0,), config: TrainConfig | None = None,
              should_stop: Callable[[], bool] = lambda: False) -> Iterator[CurvePoint]:
     """Yield one point per (seed, strategy, round): ``rounds`` rounds after the start, so budgets are
     ``start, start + step, …, start + rounds·step``."""
-    unknown = [s for s in strategies if s not in CURVE_STRATEGIES]
-    if unknown:
-        raise ValueError(f"Unknown strategies {', '.join(unknown)}; use {', '.join(CURVE_STRATEGIES)}.")
-    final = start + rounds * step
-    if start < 2 or step < 1 or rounds < 0 or final > len(train_texts):
-        raise ValueError(f"start {start} + {rounds} rounds of {step} needs {final} labels, but the file has "
-                         f"{len(train_texts)} rows; use a smaller start, step or number of rounds.")
+    check_curve(len(train_texts), strategies, start=start, step=step, rounds=rounds)
     config = config or TrainConfig(**CURVE_CONFIG)
     pool = pd.DataFrame({"text": list(train_texts), "label": list(train_labels)})
     names = sort_labels(pool["label"])
@@ -70,6 +68,38 @@ def al_curve(train_texts: Sequence[str], train_labels: Sequence[str], test_texts
                 yield CurvePoint(strategy=strategy, seed=seed, labels=start + round_ * step,
                                  accuracy=metrics["accuracy"], macro_f1=metrics["macro_f1"],
                                  seconds=round(time.perf_counter() - started, 1))
+
+
+def check_curve(rows: int, strategies: Sequence[str], *, start: int, step: int, rounds: int) -> None:
+    """Refuse a simulation that cannot run on ``rows`` labeled rows, saying what to change."""
+    unknown = [s for s in strategies if s not in CURVE_STRATEGIES]
+    if unknown:
+        raise ValueError(f"Unknown strategies {', '.join(unknown)}; use {', '.join(CURVE_STRATEGIES)}.")
+    final = start + rounds * step
+    if start < 2 or step < 1 or rounds < 0 or final > rows:
+        raise ValueError(f"start {start} + {rounds} rounds of {step} needs {final} labels, but the file has "
+                         f"{rows} rows; use a smaller start, step or number of rounds.")
+
+
+def labeled_rows(path: str | Path) -> tuple[list[str], list[str]]:
+    """The usable (text, label) rows of a fully labeled file, columns guessed as the Data tab does."""
+    from bertdemo.data import clean_rows, guess_columns, read_table
+
+    table = read_table(path)
+    text_col, label_col = guess_columns(table)
+    rows = clean_rows(table[text_col], table[label_col]).rows
+    return rows["text"].tolist(), rows["label"].tolist()
+
+
+def hold_out(texts: list[str], labels: list[str], share: float, seed: int = 0):
+    """(train texts, train labels, test texts, test labels): ``share`` held out, stratified where it can be."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        a, b, c, d = train_test_split(texts, labels, test_size=share, random_state=seed, stratify=labels)
+    except ValueError:  # a class too small to stratify
+        a, b, c, d = train_test_split(texts, labels, test_size=share, random_state=seed)
+    return a, c, b, d
 
 
 def curve_table(points: Sequence[CurvePoint]) -> dict:

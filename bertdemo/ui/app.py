@@ -3,8 +3,9 @@
 ``build_app(workspace)`` returns the Blocks without launching (tests launch it on a free port); ``launch_app``
 adds the theme, CSS and server settings. Each tab lives in ``bertdemo.ui.tabs``: it lays out its components, then,
 once every tab exists, wires its own events. Every endpoint has an explicit ``api_name`` so ``gradio_client`` can
-drive it. Training runs under one concurrency group of size 1 (jobs queue); prediction events have their own,
-larger group so they stay responsive while a job trains.
+drive it. Long work (training, scoring, simulations, batch predictions) runs as jobs in the server's runner
+(``bertdemo.jobs``), created once per app: pages start jobs and follow them (``bertdemo.ui.jobs``), and at
+start-up the runner marks what a killed server left running as interrupted.
 """
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ import gradio as gr
 from bertdemo.limits import Limits
 from bertdemo.runs import list_runs
 import bertdemo.ui.teaching as teaching
-from bertdemo.ui.edge import Jobs, at_edge
+from bertdemo.jobs import JobRunner
+from bertdemo.ui.edge import at_edge
+from bertdemo.ui.jobs import JobWatch
 from bertdemo.ui.page import NO_RUN, Page
 from bertdemo.ui.tabs.data import DataTab
 from bertdemo.ui.tabs.evaluate import EvaluateTab
 from bertdemo.ui.label_view import KEYBOARD_JS
 from bertdemo.ui.tabs.explain import ExplainTab
+from bertdemo.ui.tabs.jobs import JobsTab
 from bertdemo.ui.tabs.label import LabelTab
 from bertdemo.ui.tabs.models import ModelsTab
 from bertdemo.ui.tabs.train import TrainTab
@@ -31,7 +35,7 @@ DATA_DIR = Path(__file__).resolve().parents[2] / "data"  # the bundled samples
 GRADIO_CACHE = (1800, 3600)  # every 30 min, gradio deletes its copies of uploads and downloads older than 1 h
 TABS = (("data", "1 · Data", DataTab), ("train", "2 · Train", TrainTab), ("evaluate", "3 · Evaluate", EvaluateTab),
         ("explain", "4 · Predict & Explain", ExplainTab), ("label", "5 · Label", LabelTab),
-        ("models", "6 · Models", ModelsTab))
+        ("models", "6 · Models", ModelsTab), ("jobs", "7 · Jobs", JobsTab))
 
 CSS = """
 .bd-progress {height: 18px; background: #e5e7eb; border-radius: 9px; overflow: hidden;}
@@ -48,7 +52,8 @@ log = logging.getLogger(__name__)
 
 
 def build_app(workspace: Workspace | str | Path | None = None, *, data_dir: str | Path = DATA_DIR,
-              enforce_ownership: bool = False, admins: tuple[str, ...] = (), model_dirs=()) -> gr.Blocks:
+              enforce_ownership: bool = False, admins: tuple[str, ...] = (), model_dirs=(),
+              runner: JobRunner | None = None) -> gr.Blocks:
     """The whole app, per-session state included; nothing is loaded or trained until someone uses it.
 
     ``enforce_ownership`` (a shared server: ``app.py`` sets it under --auth or off loopback) lets only a run's or a
@@ -59,32 +64,39 @@ def build_app(workspace: Workspace | str | Path | None = None, *, data_dir: str 
     if swept:
         log.info("swept %d leftover folders from %s: %s", len(swept), workspace.root, ", ".join(swept))
     prune_downloads()
+    runner = runner or JobRunner(workspace)
     with gr.Blocks(title="bertdemo — fine-tune and explain a small BERT", delete_cache=GRADIO_CACHE) as demo:
         gr.Markdown(teaching.INTRO)
         header = gr.Markdown(NO_RUN, elem_id="run-header")
         data_state, run_state = gr.State(None), gr.State(None)  # this session's data and run (outside the Tabs:
         # a Tabs container holds only Tab children)
+        browser = gr.BrowserState(None, storage_key="bertdemo-browser")
         with gr.Tabs() as tabs:
-            page = Page(workspace=workspace, data_dir=Path(data_dir), jobs=Jobs(), data_state=data_state,
+            page = Page(workspace=workspace, data_dir=Path(data_dir), runner=runner, data_state=data_state,
                         run_state=run_state, header=header, tabs=tabs, enforce_ownership=enforce_ownership,
-                        admins=tuple(admins), model_dirs=tuple(Path(d) for d in model_dirs))
+                        admins=tuple(admins), model_dirs=tuple(Path(d) for d in model_dirs), browser=browser)
+            page.watch = JobWatch(page)
             for key, title, tab in TABS:
-                with gr.Tab(title, id=key):
+                with gr.Tab(title, id=key) as page.tab_blocks[key]:
                     page.parts[key] = tab(page)
         for part in page.parts.values():
             part.wire()
-        outputs = [page.run_state] + [c for outs, _ in page.page_loads for c in outs]
-        demo.load(_on_app_start(page), None, outputs, api_visibility="private").then(**page.show_run)
+        page.watch.wire()
+        run_state.change(**page.show_run)  # a job that ended with a run, a load on the Models tab…
+        outputs = [page.browser, page.run_state] + [c for outs, _ in page.page_loads for c in outs]
+        demo.load(_on_app_start(page), [page.browser], outputs, api_visibility="private").then(
+            **page.show_run).then(**page.watch.follow())
         demo.unload(_on_app_end(page))
     return demo
 
 
 def _on_app_start(page: Page):
     @at_edge
-    def on_app_start() -> dict:
-        """Per page load: the newest run (if any), and what each tab refreshes (samples, projects)."""
+    def on_app_start(browser: str | None, request: gr.Request) -> dict:
+        """Per page load: which browser this is (its jobs and runs are found again after a reload), the newest
+        run (if any), and what each tab refreshes (samples, projects). The jobs view follows in ``.then``."""
         runs = list_runs(page.workspace)
-        updates = {page.run_state: runs[0].path if runs else None}
+        updates = {page.browser: page.identify(request, browser), page.run_state: runs[0].path if runs else None}
         for _, fn in page.page_loads:
             updates.update(fn())
         return updates
@@ -93,10 +105,9 @@ def _on_app_start(page: Page):
 
 def _on_app_end(page: Page):
     def on_app_end(request: gr.Request) -> None:
-        """A browser tab closed or reloaded: its jobs stop, and each tab lets go of what it held for it."""
-        if request is not None and request.session_hash:
-            page.jobs.drop_session(request.session_hash)
-        for fn in page.unloads:
+        """A browser tab closed or reloaded: each tab lets go of what it held for it. Its jobs run on: they are
+        the server's, and the owner's next page finds them."""
+        for fn in page.unloads + [page.forget]:
             try:
                 fn(request)
             except Exception:  # noqa: BLE001 - a cleanup must not stop the others; the log says why

@@ -1,5 +1,5 @@
-"""What every tab shares: the app-wide objects (workspace, Stop switches), the per-session states, the run view
-that several tabs show, and small formatting helpers.
+"""What every tab shares: the app-wide objects (workspace, the job runner), who is asking, the per-session states,
+the run view that several tabs show, and small formatting helpers.
 
 Tabs are built in two phases (``bertdemo.ui.app``): each tab's ``build`` lays out its components, then each tab's
 ``wire`` connects its events, when every other tab's components exist. A tab that shows something about the
@@ -8,7 +8,10 @@ selected run adds a ``RunListener``; ``Page.show_run`` refreshes all of them at 
 from __future__ import annotations
 
 import functools
+import hashlib
 import html
+import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +20,13 @@ import gradio as gr
 
 from bertdemo.runs import RunInfo, list_runs, load_run_info, read_json
 from bertdemo.limits import Limits
-from bertdemo.ui.edge import Jobs, at_edge
+from bertdemo.jobs import JobRunner
+from bertdemo.ui.edge import at_edge
 from bertdemo.workspace import Workspace, within
 
 PREDICT_QUEUE = dict(concurrency_limit=4, concurrency_id="predict")  # cheap forward passes, several at once
-TRAIN_QUEUE = dict(concurrency_limit=1, concurrency_id="train")  # one training job at a time, others wait
+# Starting to label ranks a queue with the model (seconds); it never waits behind a job: jobs run in the runner.
+LABEL_QUEUE = dict(concurrency_limit=2, concurrency_id="label")
 LOAD_QUEUE = dict(concurrency_limit=2, concurrency_id="load")  # files read at once: each holds a file in memory
 # Quick steps that may refuse (Start's place in line, a label answer) still go through the queue, without a
 # limit: gradio 6's page shows no error toast for an unqueued event (the server's 500 reply is dropped).
@@ -59,7 +64,7 @@ class RunListener:
 class Page:
     workspace: Workspace
     data_dir: Path
-    jobs: Jobs
+    runner: JobRunner
     data_state: gr.State  # this session's loaded table and columns (bertdemo.ui.tabs.data.Loaded)
     run_state: gr.State  # the folder of the run this session uses
     header: gr.Markdown
@@ -70,12 +75,37 @@ class Page:
     enforce_ownership: bool = False  # only owners (and admins) delete runs and projects, stop jobs, download zips
     admins: tuple[str, ...] = ()  # users who may delete anything
     model_dirs: tuple[Path, ...] = ()  # folders besides the workspace the Model field may load from
+    browser: gr.BrowserState | None = None  # a random key this browser keeps (localStorage) across reloads
+    watch: object = None  # bertdemo.ui.jobs.JobWatch: how pages follow jobs
+    _browsers: dict = field(default_factory=dict)  # session_hash -> "browser …", for the tabs of this process
+    _browsers_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def user(self, request) -> str:
-        """Who is asking: the logged-in user under --auth, else this browser tab."""
+        """Who is asking: the logged-in user under --auth, else this browser (the same after a reload and in a
+        second tab, once the page has said which browser it is), else this tab (API clients)."""
         name = getattr(request, "username", None) if request is not None else None
+        if name:
+            return str(name)
         session = getattr(request, "session_hash", None) if request is not None else None
-        return str(name) if name else f"tab {str(session or 'api')[:10]}"
+        with self._browsers_lock:
+            known = self._browsers.get(session)
+        return known or f"tab {str(session or 'api')[:10]}"
+
+    def identify(self, request, key: str | None) -> str:
+        """Remember which browser this tab belongs to (``key`` from its localStorage; a new one if it has none);
+        returns the key to store. The owner name is a hash of the key: names are shown to others (an admin's Jobs
+        view), the key itself never is, so nobody can claim another browser's jobs and runs."""
+        key = key if isinstance(key, str) and 16 <= len(key) <= 64 and key.isalnum() else uuid.uuid4().hex
+        session = getattr(request, "session_hash", None) if request is not None else None
+        if session:
+            with self._browsers_lock:
+                self._browsers[session] = "browser " + hashlib.sha256(key.encode()).hexdigest()[:12]
+        return key
+
+    def forget(self, request) -> None:
+        session = getattr(request, "session_hash", None) if request is not None else None
+        with self._browsers_lock:
+            self._browsers.pop(session, None)
 
     def may_change(self, owner: str, request) -> bool:
         """May this request delete (or download the data of) something ``owner`` made?"""
@@ -96,6 +126,10 @@ class Page:
     def limits(self) -> Limits:
         return Limits.current()
     parts: dict = field(default_factory=dict)  # tab name -> the tab object, for cross-tab wiring
+    tab_blocks: dict = field(default_factory=dict)  # tab name -> its gr.Tab (for .select)
+
+    def parts_tab(self, key: str):
+        return self.tab_blocks[key]
 
     def run_view(self, run_dir: str | None) -> RunView:
         runs = list_runs(self.workspace)

@@ -1,6 +1,7 @@
 """The active-learning curve panel of the Label tab: simulate the labeling loop on a fully labeled file and draw
-accuracy against labels, one line per strategy, as the rounds finish. It trains many small models, so it runs in
-the training queue, one job at a time, and Stop ends it after the current round."""
+accuracy against labels, one line per strategy, as the rounds finish. It trains many small models, so it is a job
+in the runner's training lane (one at a time), drawn from its recorded rounds, and Stop ends it after the current
+round."""
 from __future__ import annotations
 
 import gradio as gr
@@ -8,10 +9,13 @@ import pandas as pd
 
 from bertdemo import plots
 from bertdemo.config import TrainConfig
-from bertdemo.data import clean_rows, guess_columns, read_table
-from bertdemo.labeling.simulate import CURVE_CONFIG, CURVE_STRATEGIES, al_curve, curve_table
+from bertdemo.jobs import ACTIVE
+from bertdemo.jobs.kinds import curve_work
+from bertdemo.labeling.simulate import (CURVE_CONFIG, CURVE_FIELDS, CURVE_STRATEGIES, CurvePoint, check_curve,
+                                        curve_table, hold_out, labeled_rows)
 from bertdemo.ui.edge import at_edge
-from bertdemo.ui.page import INSTANT, TRAIN_QUEUE, Page, esc
+from bertdemo.ui.jobs import JobView, state_line
+from bertdemo.ui.page import INSTANT, Page, esc
 from bertdemo.ui.upload import upload_file
 
 TEST_SHARE = 0.2  # without a test file, this share of the file is held out as the test set
@@ -46,69 +50,55 @@ class CurvePanel:
     def wire(self, model: gr.Dropdown) -> None:
         inputs = [self.train_file, self.test_file, self.strategies, self.start, self.step, self.rounds, self.seeds,
                   model]
-        self.run_btn.click(self.on_arm, None, None, api_visibility="private", **INSTANT).success(
-            self.on_run, inputs, [self.status, self.plot, self.table], api_name="al_curve", show_progress="hidden",
-            **TRAIN_QUEUE)
-        self.stop_btn.click(self.on_stop, None, [self.status], queue=False, api_visibility="private")
+        self.run_btn.click(self.on_run, inputs, [self.status], api_name="al_curve", **INSTANT).success(
+            **self.page.watch.follow())
+        self.stop_btn.click(self.on_stop, None, [self.status], api_visibility="private", **INSTANT)
+        self.page.watch.add(JobView("curve", ("curve",), outputs=[self.status, self.plot, self.table], draw=self.draw))
 
     @at_edge
-    def on_arm(self, request: gr.Request) -> None:
-        self.page.jobs.enqueue(request.session_hash, self.page.user(request), "curve",
-                               limit=self.page.limits.max_jobs_per_user)
-
     def on_stop(self, request: gr.Request) -> str:
-        pressed = self.page.jobs.stop(request.session_hash, "curve", self.page.user(request),
-                                      enforce=self.page.enforce_ownership)
-        return "Stopping after the current round…" if pressed else "No simulation of yours is running."
+        owner = self.page.user(request)
+        jobs = self.page.runner.store.find(owner=owner, kinds=("curve",), states=ACTIVE, limit=1)
+        if not jobs:
+            return "No simulation of yours is running."
+        self.page.runner.stop(jobs[0].id, owner)
+        return "Stopping after the current round…"
 
     @at_edge
-    def on_run(self, train_path, test_path, strategies, start, step, rounds, seeds, model, request: gr.Request):
+    def on_run(self, train_path, test_path, strategies, start, step, rounds, seeds, model,
+               request: gr.Request) -> str:
+        """Check the files and settings, then queue the simulation as a job; the panel follows it."""
         if not train_path:
             raise ValueError("Choose a fully labeled CSV/TSV first.")
         if not strategies:
             raise ValueError("Tick at least one strategy.")
-        texts, labels = _rows(train_path)
-        if test_path:
-            test_texts, test_labels = _rows(test_path)
-        else:
-            texts, labels, test_texts, test_labels = _hold_out(texts, labels)
         self.page.check_model(model)
-        session = request.session_hash if request is not None else "api"
-        job = self.page.jobs.current(session, "curve", self.page.user(request),
-                                     limit=self.page.limits.max_jobs_per_user)
-        self.page.jobs.start(job)
+        texts, labels = labeled_rows(train_path)
+        if test_path:
+            test_texts, test_labels = labeled_rows(test_path)
+        else:
+            texts, labels, test_texts, test_labels = hold_out(texts, labels, TEST_SHARE)
+        start, step, rounds, seeds = (int(v or 0) for v in (start, step, rounds, seeds))
+        check_curve(len(texts), strategies, start=start, step=step, rounds=rounds)  # refused now, not in the job
         config = TrainConfig(model=model or "default", **CURVE_CONFIG)
-        points = []
-        yield {self.status: f"Simulating on {len(texts)} rows, testing on {len(test_texts)}…",
-               self.plot: plots.al_curve_figure({}), self.table: pd.DataFrame()}
-        try:
-            for point in al_curve(texts, labels, test_texts, test_labels, strategies=strategies, start=int(start),
-                                  step=int(step), rounds=int(rounds), seeds=range(max(1, int(seeds))),
-                                  config=config, should_stop=job.switch.is_set):
-                points.append(point)
-                table = curve_table(points)
-                yield {self.status: f"{esc(point.strategy)}, seed {point.seed}: {point.labels} labels → accuracy "
-                                    f"{point.accuracy:.3f} ({point.seconds:.0f} s for this round)",
-                       self.plot: plots.al_curve_figure(table), self.table: _frame(table)}
-        finally:
-            self.page.jobs.finish(job)
+        job = self.page.runner.submit(
+            "curve", self.page.user(request),
+            curve_work(texts, labels, test_texts, test_labels, strategies=list(strategies), start=start, step=step,
+                       rounds=rounds, seeds=seeds, config=config),
+            title=f"active-learning curve: {', '.join(strategies)}, {len(texts)} rows",
+            params={"strategies": list(strategies), "start": start, "step": step, "rounds": rounds, "seeds": seeds,
+                    "model": config.model})
+        return state_line(job, self.page.runner.ahead(job))
 
-
-def _rows(path: str) -> tuple[list[str], list[str]]:
-    table = read_table(path)
-    text_col, label_col = guess_columns(table)
-    rows = clean_rows(table[text_col], table[label_col]).rows
-    return rows["text"].tolist(), rows["label"].tolist()
-
-
-def _hold_out(texts: list[str], labels: list[str]):
-    from sklearn.model_selection import train_test_split
-
-    try:
-        a, b, c, d = train_test_split(texts, labels, test_size=TEST_SHARE, random_state=0, stratify=labels)
-    except ValueError:  # a class too small to stratify
-        a, b, c, d = train_test_split(texts, labels, test_size=TEST_SHARE, random_state=0)
-    return a, c, b, d
+    def draw(self, job, events: list[dict], ahead: int, request) -> dict:
+        points = [CurvePoint(**{k: e[k] for k in CURVE_FIELDS}) for e in events if e["event"] == "CurvePoint"]
+        table = curve_table(points)
+        if job.active:
+            status = state_line(job, ahead)
+        else:
+            status = f"Simulation {esc(state_line(job, 0))} — {len(points)} rounds"
+        return {self.status: esc(status) if job.active else status, self.plot: plots.al_curve_figure(table),
+                self.table: _frame(table) if points else pd.DataFrame()}
 
 
 def _frame(table: dict) -> pd.DataFrame:

@@ -19,12 +19,14 @@ from bertdemo.labeling import queues
 from bertdemo.labeling.history import annotator_name, changes_since, set_label, set_labels, undo
 from bertdemo.labeling.retrain import compare, project_runs
 from bertdemo.labeling.store import LabelStore, label_counts
-from bertdemo.labeling.suspicious import FoldProgress, find_suspects
+from bertdemo.jobs.kinds import suspicious_work
+from bertdemo.labeling.ranking import rank_queue
 from bertdemo.labeling.transfer import export_csv, import_file
 from bertdemo.runs import load_run_info, run_in
 from bertdemo.ui.edge import at_edge
 from bertdemo.ui.label_view import KEYS_HELP, Prefetcher, item_html
-from bertdemo.ui.page import INSTANT, PREDICT_QUEUE, TRAIN_QUEUE, Page, esc
+from bertdemo.ui.jobs import JobView, state_line
+from bertdemo.ui.page import INSTANT, LABEL_QUEUE, PREDICT_QUEUE, Page, esc
 from bertdemo.ui.tabs.curve import CurvePanel
 from bertdemo.ui.tabs.train import progress_html
 from bertdemo.ui.upload import upload_file
@@ -152,7 +154,11 @@ class LabelTab:
                 self.next_item, *self.keys]
         self.start_btn.click(self.on_start, [self.project, self.annotator, self.strategy, self.diversity,
                                              page.run_state, self.highlights],
-                             [*view, self.status], api_name="label_start", **TRAIN_QUEUE)
+                             [*view, self.status], api_name="label_start", **LABEL_QUEUE).success(
+            **page.watch.follow())
+        page.watch.add(JobView("suspicious", ("suspicious",), outputs=[*view, self.status], draw=self.draw_suspicious))
+        page.watch.add(JobView("retrain", ("retrain",), outputs=[self.compare], draw=self.draw_compare))
+        page.parts_tab("label").select(**page.watch.follow())
         answer = dict(outputs=[*view, self.status], **ANSWER)
         for k, button in enumerate(self.keys, start=1):
             button.click(self._key_handler(k), [self.state, self.annotator, self.highlights], api_name=f"label_key_{k}",
@@ -185,8 +191,7 @@ class LabelTab:
         self.curve.wire(train.model)
         self.retrain_btn.click(self.on_retrain, [self.project, self.retrain_from, page.run_state],
                                [page.data_state, page.tabs, self.compare], api_name="label_retrain").success(
-            **train.queue_event()).success(**train.train_event(api_name=None)).then(**page.show_run).then(
-            self.on_compare, [self.project, page.run_state], [self.compare], api_visibility="private")
+            **train.start_event()).success(**page.watch.follow())
 
     # starting and answering
 
@@ -200,9 +205,9 @@ class LabelTab:
 
     @at_edge
     def on_start(self, project: str | None, annotator: str, strategy: str, diversity: bool, run_dir: str | None,
-                 highlights: bool, request: gr.Request):
-        """Rank the queue (scoring every unlabeled item, or k-fold training for suspicious labels), then show
-        the first item."""
+                 highlights: bool, request: gr.Request) -> dict:
+        """Rank the queue and show the first item; suspicious labels (k-fold training, minutes) become a job whose
+        ranking the page picks up when it is done (``draw_suspicious``)."""
         if not project:
             raise ValueError("Choose a project first, or import a file to start one.")
         annotator_name(annotator)  # a bad name is refused before minutes of ranking
@@ -220,40 +225,34 @@ class LabelTab:
                 run, note = None, " The model in use was trained on other labels, so it suggests nothing here."
         holder = request.session_hash if request is not None else "api"
         self.store.release(holder)
-        yield {self.status: f"Ranking the **{esc(strategy)}** queue of {esc(project)}…"}
-        entries = None
-        for event in self._rank(project, kind, run, diversity):
-            if isinstance(event, FoldProgress):
-                yield {self.status: progress_html(round(100 * event.fraction), 100, note=(
-                    f"suspicious labels: out-of-sample probabilities, fold {event.fold} of {event.folds}"))}
-            else:
-                entries = event
+        if kind == "suspicious":
+            info = self.store.project(project)
+            job = self.page.runner.submit("suspicious", self.page.user(request),
+                                          suspicious_work(self.store.path, info.name),
+                                          title=f"suspicious labels in {info.name} ({info.labeled} labeled)",
+                                          params={"project": info.name})
+            return {self.status: progress_html(0, 100, note="suspicious labels: " + state_line(
+                job, self.page.runner.ahead(job)) + " — the first item shows when the ranking is done; you may "
+                "reload or close this page meanwhile.")}
+        entries = next(rank_queue(self.store, project, kind, run=run, diversity=10 if diversity else 0))
         session = Labeling(project=project, holder=holder, strategy=kind, run=run, queue=tuple(entries))
-        yield self._move(session, 0, highlights, keys=True, status=f"Queue **{esc(strategy)}**: {len(entries)} items"
-                         + (f", suggestions from `{esc(run.rsplit('/', 1)[-1])}`." if run else ", no suggestions.")
-                         + note)
+        return self._move(session, 0, highlights, keys=True, status=f"Queue **{esc(strategy)}**: {len(entries)} items"
+                          + (f", suggestions from `{esc(run.rsplit('/', 1)[-1])}`." if run else ", no suggestions.")
+                          + note)
 
-    def _rank(self, project: str, kind: str, run: str | None, diversity: bool):
-        predictor = get_predictor(run) if run else None
-        if kind in queues.UNCERTAINTY:
-            if predictor is None:
-                raise ValueError("An uncertainty queue needs a model: train one (or Retrain below), or load a run on "
-                                 "the Models tab. The random and in-order queues work without one.")
-            yield queues.uncertain_queue(self.store, project, predictor, kind, diversity=10 if diversity else 0)
-        elif kind in queues.ORDERS:
-            yield queues.ordered_queue(self.store, project, kind, predictor=predictor)
-        elif kind == "misclassified":
-            if run is None:
-                raise ValueError("The misclassified queue shows the validation texts a run got wrong: load a run.")
-            yield queues.misclassified_queue(self.store, project, run)
-        else:
-            items = self.store.items(project, labeled=True)
-            for event in find_suspects([i.text for i in items], [i.label for i in items]):
-                if isinstance(event, FoldProgress):
-                    yield event
-                else:
-                    yield [queues.QueueEntry(id=items[s.row].id, text=s.text, label=s.given, suggested=s.suggested,
-                                             score=s.score, probabilities=s.probabilities) for s in event]
+    def draw_suspicious(self, job, events: list[dict], ahead: int, request) -> dict:
+        """The suspicious-label job's progress; once done, its ranking becomes this page's queue."""
+        project = job.params.get("project", "")
+        if job.active:
+            return {self.status: progress_html(round(100 * job.progress), 100, note=(
+                f"suspicious labels in {project}: " + state_line(job, ahead)))}
+        if job.state != "done":
+            return {self.status: f"Suspicious-label scoring of **{esc(project)}** {esc(state_line(job, 0))}"}
+        entries = tuple(queues.QueueEntry(**e) for e in job.result.get("entries", ()))
+        holder = request.session_hash if request is not None else "api"
+        session = Labeling(project=project, holder=holder, strategy="suspicious", run=None, queue=entries)
+        return self._move(session, 0, True, keys=True, status=f"Queue **suspicious labels** of {esc(project)}: "
+                          f"{len(entries)} labeled items, likeliest wrong first (job `{job.id}`).")
 
     def _key_handler(self, k: int):
         @at_edge
@@ -468,19 +467,27 @@ class LabelTab:
         return {self.page.data_state: source, self.page.tabs: gr.Tabs(selected="train"),
                 self.compare: f"Retraining on **{esc(project)}** ({info.labeled} labels): watch it on the Train tab."}
 
-    @at_edge
-    def on_compare(self, project: str | None, run_dir: str | None) -> str:
-        """Before/after on the project's frozen validation set, and the label changes in between."""
-        if not project or not run_dir:
-            return ""
-        run = run_in(self.page.workspace, run_dir)
+    def draw_compare(self, job, events: list[dict], ahead: int, request) -> dict:
+        """While a retrain job runs, where to watch it; once it has a run, before/after on the project's frozen
+        validation set and the label changes in between."""
+        project = job.params.get("project") or ""
+        if job.active:
+            return {self.compare: f"Retraining on **{esc(project)}** (job `{job.id}`): {esc(state_line(job, ahead))} "
+                                  "— watch it on the Train tab."}
+        run = job.result.get("run")
+        if not run or not (self.page.workspace.root / run).exists():
+            return {self.compare: f"Retraining on **{esc(project)}** {esc(state_line(job, 0))}"}
+        return {self.compare: self.compare_text(project, run)}
+
+    def compare_text(self, project: str, run_name: str) -> str:
         runs = project_runs(self.store, project)
-        index = next((i for i, r in enumerate(runs) if r["run"] == run.name), None)
+        index = next((i for i, r in enumerate(runs) if r["run"] == run_name), None)
         if index is None:
-            return f"`{esc(run.name)}` was not trained on {esc(project)}'s labels."
+            return f"`{esc(run_name)}` was not trained on {esc(project)}'s labels."
         before = runs[index - 1] if index else None
         before_dir = self.page.workspace.root / before["run"] if before else None
-        result = compare(self.store, project, before_dir if before_dir and before_dir.exists() else None, run)
+        result = compare(self.store, project, before_dir if before_dir and before_dir.exists() else None,
+                         self.page.workspace.root / run_name)
         moved = changes_since(self.store, project, before["snapshot"]) if before else None
         return compare_markdown(result, moved)
 

@@ -1,30 +1,27 @@
-"""The Train tab: the model and settings, Start and Stop, and the live view of the events ``train`` yields.
+"""The Train tab: the model and settings, Start and Stop, and the live view of a training job.
 
 Settings arrive as the fields of ``TrainConfig`` (the sliders are named after them), so the config the app trains
-with is built exactly like the CLI's. Training runs in one queue of size 1: a second Start waits.
+with is built exactly like the CLI's. Start queues a job in the server's runner and returns at once; the view is
+drawn from the job's recorded events (``bertdemo.ui.jobs``), so a reload, a second tab or a new tab shows the same
+run with its whole history. Stop is a flag the job reads, from any page of its owner.
 """
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import gradio as gr
 
 from bertdemo import plots
 from bertdemo.config import TrainConfig
-from bertdemo.data import load_data, measure_tokens
-from bertdemo.events import CancelledEvent, DoneEvent, EvalEvent, StartEvent, StepEvent, event_to_dict
-from bertdemo.labeling.retrain import project_data, train_project
-from bertdemo.labeling.store import LabelStore
-from bertdemo.models import report_tokenizer
-from bertdemo.training import train
+from bertdemo.jobs import ACTIVE
+from bertdemo.jobs.kinds import training_work
 import bertdemo.ui.teaching as teaching
-from bertdemo.ui.edge import at_edge, ordinal
-from bertdemo.ui.page import INSTANT, TRAIN_QUEUE, Page, esc, teach
+from bertdemo.ui.edge import at_edge
+from bertdemo.ui.jobs import JobView, state_line
+from bertdemo.ui.page import INSTANT, Page, esc, teach
 from bertdemo.ui.tabs.data import ProjectSource
 
-UPDATE_EVERY_S = 0.5  # at most two plot refreshes a second while training; evaluations always refresh
 
 
 def config_defaults() -> dict:
@@ -61,18 +58,6 @@ def typed_settings(settings: dict) -> dict:
     return out
 
 
-def final_note(event) -> str:
-    if isinstance(event, DoneEvent):
-        return (f"done in {event.train_seconds:.0f} s" + (" (early stopping)" if event.stopped_early else "")
-                + " — the run is saved and loaded")
-    if isinstance(event, CancelledEvent):
-        return ("stopped — best checkpoint saved and loaded" if event.run_dir
-                else "stopped before the first evaluation: nothing to save")
-    if isinstance(event, EvalEvent):
-        return f"validation accuracy {event.accuracy:.1%}, macro-F1 {event.macro_f1:.3f}"
-    return ""
-
-
 class TrainTab:
     def __init__(self, page: Page):
         self.page = page
@@ -84,7 +69,10 @@ class TrainTab:
                     self.start_btn = gr.Button("Start training", variant="primary", elem_id="start-train")
                     self.stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-train")
                 self.progress = gr.HTML(elem_id="train-progress")
-                self.stop_note = gr.Markdown()
+                with gr.Row():
+                    self.stop_note = gr.Markdown(elem_id="train-job")
+                    self.job_id = gr.Textbox(label="Job id (for the API and the Jobs tab)", interactive=False,
+                                             max_lines=1, elem_id="train-job-id", scale=0, min_width=160)
                 with gr.Row():
                     self.loss_plot = gr.Plot(label="Loss", elem_id="loss-plot")
                     self.scores_plot = gr.Plot(label="Validation scores", elem_id="scores-plot")
@@ -146,120 +134,106 @@ class TrainTab:
 
     def wire(self) -> None:
         page = self.page
-        self.start_btn.click(**self.queue_event(api_name="queue_training")).success(**self.train_event()).then(
-            **page.show_run)
-        self.stop_btn.click(self.on_stop, None, [self.stop_note], api_name="stop", queue=False)
+        page.watch.add(JobView("train", ("train", "retrain"), outputs=self.view_outputs, draw=self.draw))
+        self.start_btn.click(**self.start_event(api_name="start_training")).success(**page.watch.follow())
+        self.stop_btn.click(self.on_stop, None, [self.stop_note], api_name="stop", **INSTANT)
+        page.parts_tab("train").select(**page.watch.follow())  # a job started elsewhere (another tab, the API)
 
-    def queue_event(self, api_name: str | None = None) -> dict:
-        """Event kwargs of the instant step before training (Start here, Retrain on the Label tab). API clients
-        call it before /train, as the page does: it takes the place in line and applies the per-user limit at
-        once, where /train alone would wait in gradio's queue first."""
+    @property
+    def view_outputs(self) -> list:
+        return [self.progress, self.loss_plot, self.scores_plot, self.lr_plot, self.last_event, self.stop_note,
+                self.job_id, self.page.run_state]
+
+    def start_event(self, api_name: str | None = None) -> dict:
+        """Event kwargs of Start (and of Retrain on the Label tab): checks the settings, then queues a job and
+        answers at once with its id; the page follows it from there (``bertdemo.ui.jobs``). API clients call
+        ``/start_training`` and then ``/job_status`` with the id."""
         visibility = dict(api_name=api_name) if api_name else dict(api_visibility="private")
-        return dict(fn=self.on_queue_training, inputs=[self.page.data_state], outputs=[self.progress], **INSTANT,
+        return dict(fn=self.on_start, inputs=[self.page.data_state], inputs_kwargs=self.settings,
+                    outputs=[self.progress, self.job_id, self.stop_note], show_progress="hidden", **INSTANT,
                     **visibility)
 
-    def train_event(self, api_name: str | None = "train") -> dict:
-        """Event kwargs of the streaming training job; one wiring carries the API name."""
-        visibility = dict(api_name=api_name) if api_name else dict(api_visibility="private")
-        return dict(fn=self.on_train, inputs=[self.page.data_state], inputs_kwargs=self.settings,
-                    outputs=[self.progress, self.loss_plot, self.scores_plot, self.lr_plot, self.last_event,
-                             self.page.run_state], show_progress="hidden", **visibility, **TRAIN_QUEUE)
-
     @at_edge
-    def on_queue_training(self, loaded, request: gr.Request) -> str:
-        """Runs instantly (unqueued) on Start: registers this tab's job (Stop works while it waits in line) and
-        says where it is in the queue; refused when the user has a job already."""
-        if not loaded:
-            raise ValueError("Load a data file first (Data tab), then start training.")
-        _, ahead = self.page.jobs.enqueue(request.session_hash, self.page.user(request), "train",
-                                          limit=self.page.limits.max_jobs_per_user)
-        note = (f"{ordinal(ahead + 1)} in the queue: waiting for the {ahead} job(s) ahead of yours…" if ahead
-                else "starting…")
-        return progress_html(0, 0, note=note)
-
-    @at_edge
-    def on_train(self, loaded, request: gr.Request, **settings):
-        """Stream training: progress, loss, scores and learning-rate plots, the last event; the run when done."""
+    def on_start(self, loaded, request: gr.Request, **settings) -> dict:
+        """Queue a training job of this data with these settings; everything that can be refused is refused
+        here, before a job exists."""
         if not loaded:
             raise ValueError("Load a data file first (Data tab), then start training.")
         config = TrainConfig(**typed_settings(settings))
-        limits = self.page.limits
-        limits.check_training(config)
+        self.page.limits.check_training(config)
         self.page.check_model(config.model)
-        session = request.session_hash if request is not None else "api"
-        job = self.page.jobs.current(session, "train", self.page.user(request), limit=limits.max_jobs_per_user)
-        self.page.jobs.start(job)
-        deadline = time.monotonic() + 60 * limits.max_job_minutes
-        timed_out = []
-
-        def should_stop() -> bool:
-            if time.monotonic() > deadline and not timed_out:
-                timed_out.append(True)
-            return job.switch.is_set() or bool(timed_out)
-
-        try:
-            events = self._events(loaded, config, should_stop, self.page.user(request))
-            yield from self._stream(events, timed_out, limits.max_job_minutes)
-        finally:
-            self.page.jobs.finish(job)
-
-    def _events(self, loaded, config: TrainConfig, should_stop, owner: str):
-        """``train``'s events for a loaded file, or for a labeling project's current labels."""
+        owner = self.page.user(request)
         project = isinstance(loaded, ProjectSource)
         if project:
-            store = LabelStore(loaded.store_path)
-            if loaded.from_run:
-                config = dataclasses.replace(config, model=loaded.from_run)
-            data = project_data(store, loaded.project, config)
+            work = training_work(config, owner=owner, store_path=loaded.store_path, project=loaded.project,
+                                 from_run=loaded.from_run)
         else:
-            data = load_data(loaded.table, config, text_col=loaded.text_col, label_col=loaded.label_col)
-        tokenizer = report_tokenizer(config.model)
-        if tokenizer is not None:  # the run's data report measures with the model it trains
-            data = measure_tokens(data, tokenizer)
-        if project:
-            return train_project(store, loaded.project, config, should_stop=should_stop,
-                                 workspace=self.page.workspace, data=data, owner=owner)
-        return train(config, data, should_stop=should_stop, workspace=self.page.workspace, owner=owner)
+            work = training_work(config, owner=owner, table=loaded.table, text_col=loaded.text_col,
+                                 label_col=loaded.label_col)
+        model = "its last run" if project and loaded.from_run else config.model
+        job = self.page.runner.submit(
+            "retrain" if project else "train", owner, work, title=f"{'retrain' if project else 'train'} "
+            f"{loaded.source} on {Path(model).name if '/' in model else model}",
+            params={"source": loaded.source, "project": loaded.project if project else None,
+                    "config": {**config.to_dict(), "model": Path(config.model).name}})  # no server paths
+        ahead = self.page.runner.ahead(job)
+        return {self.progress: progress_html(0, 0, note=state_line(job, ahead)), self.job_id: job.id,
+                self.stop_note: ""}
 
-    def _stream(self, events, timed_out: list, minutes: float):
-        steps: list[dict] = []
-        evals: list[dict] = []
-        total, last_push = 0, 0.0
-        for event in events:
-            record = event_to_dict(event)
-            if record.get("run_dir"):  # the folder's name, not where the server keeps it
-                record["run_dir"] = Path(record["run_dir"]).name
-            if isinstance(event, StartEvent):
-                total = event.total_steps
-                note = f"training {event.train_rows} rows on {event.device} ({event.precision})"
-                note += "".join(f" · {n}" for n in event.notes)
-                yield {self.progress: progress_html(0, total, note=note), self.loss_plot: plots.loss_figure([]),
-                       self.scores_plot: plots.eval_metrics_figure([]), self.lr_plot: plots.learning_rate_figure([]),
-                       self.last_event: record}
-                continue
-            if isinstance(event, StepEvent):
-                steps.append(record)
-                if time.monotonic() - last_push < UPDATE_EVERY_S and event.step < event.total_steps:
-                    continue
-            elif isinstance(event, EvalEvent):
-                evals.append(record)
-            last_push = time.monotonic()
-            last = steps[-1] if steps else {}
-            note = final_note(event)
-            if timed_out and isinstance(event, CancelledEvent):
-                note = f"stopped at this server's time limit of {minutes:g} min per job — best checkpoint kept"
-            update = {self.progress: progress_html(last.get("step", 0), total, epoch=last.get("epoch", 0.0),
-                                                   eta_s=last.get("eta_s", 0.0),
-                                                   examples_per_s=last.get("examples_per_s", 0.0),
-                                                   learning_rate=last.get("learning_rate", 0.0), note=note),
-                      self.loss_plot: plots.loss_figure(steps, evals), self.scores_plot: plots.eval_metrics_figure(evals),
-                      self.lr_plot: plots.learning_rate_figure(steps), self.last_event: record}
-            if isinstance(event, (DoneEvent, CancelledEvent)) and event.run_dir:
-                update[self.page.run_state] = event.run_dir
-            yield update
+    def draw(self, job, events: list[dict], ahead: int, request) -> dict:
+        """The Train tab's view of a training job, from its recorded events."""
+        steps = [e for e in events if e["event"] == "StepEvent"]
+        evals = [e for e in events if e["event"] == "EvalEvent"]
+        start = next((e for e in events if e["event"] == "StartEvent"), None)
+        last = steps[-1] if steps else {}
+        total = start["total_steps"] if start else 0
+        if job.active:
+            note = state_line(job, ahead)
+            if start and job.state == "running":
+                note = (f"training {start['train_rows']} rows on {start['device']} ({start['precision']})"
+                        + "".join(f" · {n}" for n in start.get("notes", ())))
+                if evals:
+                    note += " · " + final_note_record(evals[-1])
+                if job.stop_requested:
+                    note += " · stopping after the current step…"
+        else:
+            note = ended_note(job)
+        update = {self.progress: progress_html(last.get("step", 0), total, epoch=last.get("epoch", 0.0),
+                                               eta_s=last.get("eta_s", 0.0) if job.active else 0.0,
+                                               examples_per_s=last.get("examples_per_s", 0.0),
+                                               learning_rate=last.get("learning_rate", 0.0), note=note),
+                  self.loss_plot: plots.loss_figure(steps, evals), self.scores_plot: plots.eval_metrics_figure(evals),
+                  self.lr_plot: plots.learning_rate_figure(steps), self.last_event: events[-1] if events else {},
+                  self.stop_note: f"Job `{job.id}` · {esc(job.title)} · {job.state}", self.job_id: job.id}
+        run = job.result.get("run")
+        if not job.active and run and (self.page.workspace.root / run).exists():
+            update[self.page.run_state] = str(self.page.workspace.root / run)
+        return update
 
+    @at_edge
     def on_stop(self, request: gr.Request) -> str:
-        if self.page.jobs.stop(request.session_hash, "train", self.page.user(request),
-                               enforce=self.page.enforce_ownership):
-            return "Stopping after the current step; the best checkpoint so far will be kept…"
-        return "No training job of yours is running."
+        """Stop the newest queued or running training job of whoever asks, from any of their pages."""
+        owner = self.page.user(request)
+        jobs = self.page.runner.store.find(owner=owner, kinds=("train", "retrain"), states=ACTIVE, limit=1)
+        if not jobs:
+            return "No training job of yours is running."
+        job = self.page.runner.stop(jobs[0].id, owner)
+        if job.state == "stopped":
+            return "Stopped before it started: nothing was trained."
+        return "Stopping after the current step; the best checkpoint so far will be kept…"
+
+
+def final_note_record(record: dict) -> str:
+    return f"validation accuracy {record['accuracy']:.1%}, macro-F1 {record['macro_f1']:.3f}"
+
+
+def ended_note(job) -> str:
+    """What the progress line says once a training job has ended."""
+    run = job.result.get("run")
+    if job.state == "done":
+        return "done — the run is saved and loaded"
+    if job.state == "stopped":
+        if "time limit" in job.reason:
+            return job.reason
+        return "stopped — best checkpoint saved and loaded" if run else "stopped before the first evaluation: nothing to save"
+    return f"{job.state}: {job.reason}"

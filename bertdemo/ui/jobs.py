@@ -1,0 +1,90 @@
+"""How a page follows jobs it does not own the running of: one ``gr.Timer`` per page and a view per kind of job.
+
+Each ``JobView`` names the kinds of job it shows (the Train tab: train and retrain) and how to draw one from its
+recorded events. On every tick, on page load and when a tab that shows jobs opens, ``JobWatch.on_tick`` finds
+the owner's newest job of each view's kinds — running, queued, or ended in the last ``JUST_FINISHED_S`` — and
+redraws that view when something changed (new events, another state, another place in the queue). So a reloaded
+page, a second tab and a new tab all draw the same job from its whole history and follow it live; a page that goes
+away changes nothing. The timer runs only while one of the owner's jobs is queued or running.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gradio as gr
+
+from bertdemo.jobs import JobInfo
+from bertdemo.ui.edge import at_edge, ordinal
+
+POLL_S = 1.0  # the issue's bound: a page learns of new events within a second
+JUST_FINISHED_S = 30 * 60  # a job that ended this recently is still shown when a page opens
+TICK = dict(concurrency_limit=None, concurrency_id="jobs-tick", show_progress="hidden", api_visibility="private")
+
+
+@dataclass(frozen=True)
+class JobView:
+    name: str
+    kinds: tuple[str, ...]
+    outputs: list  # the components ``draw`` fills
+    draw: Callable  # (job, events, ahead, request) -> {component: value}
+
+
+def state_line(job: JobInfo, ahead: int) -> str:
+    """One line for a job's state: its place in the queue, its progress, or how it ended."""
+    if job.state == "queued":
+        return (f"{ordinal(ahead + 1)} in the queue: waiting for the {ahead} job(s) ahead of yours…" if ahead
+                else "starting…")
+    if job.state == "running":
+        return ("stopping after the current step…" if job.stop_requested else job.note or "running…")
+    return {"done": "done", "stopped": "stopped", "failed": "failed", "interrupted": "interrupted"}[job.state] + \
+        (f": {job.reason}" if job.reason else "")
+
+
+class JobWatch:
+    def __init__(self, page):
+        self.page = page
+        self.timer = gr.Timer(POLL_S, active=False)
+        self.seen = gr.State({})  # view name -> what was drawn last (job id, events, state, place in line)
+        self.views: list[JobView] = []
+
+    def add(self, view: JobView) -> None:
+        self.views.append(view)
+
+    @property
+    def outputs(self) -> list:
+        return [self.seen, self.timer] + [c for v in self.views for c in v.outputs]
+
+    def follow(self) -> dict:
+        """Event kwargs that refresh every view now: ``.then(**watch.follow())`` after a Start."""
+        return dict(fn=self.on_tick, inputs=[self.seen], outputs=self.outputs, **TICK)
+
+    def wire(self) -> None:
+        self.timer.tick(**self.follow())
+
+    def latest(self, owner: str, kinds: tuple[str, ...]) -> JobInfo | None:
+        jobs = self.page.runner.store.find(owner=owner, kinds=kinds, limit=1)
+        job = jobs[0] if jobs else None
+        if job is not None and not job.active and (job.ended or 0) < time.time() - JUST_FINISHED_S:
+            return None
+        return job
+
+    @at_edge
+    def on_tick(self, seen: dict | None, request: gr.Request) -> dict:
+        seen = dict(seen or {})
+        owner = self.page.user(request)
+        updates: dict = {}
+        active = False
+        for view in self.views:
+            job = self.latest(owner, view.kinds)
+            if job is None:
+                continue
+            active = active or job.active
+            ahead = self.page.runner.ahead(job) if job.state == "queued" else 0
+            mark = [job.id, job.seq, job.state, ahead, job.stop_requested]
+            if seen.get(view.name) == mark:
+                continue
+            seen[view.name] = mark
+            updates.update(view.draw(job, self.page.runner.store.events(job.id), ahead, request))
+        return {self.seen: seen, self.timer: gr.Timer(active=active), **updates}
