@@ -1,5 +1,6 @@
-"""Command line: ``python -m bertdemo train|predict|explain|runs|project|al-curve``. Same engine and events as the
-app; the labeling commands are in ``bertdemo.cli_labeling``.
+"""Command line: ``python -m bertdemo train|predict|explain|runs|project|al-curve|jobs``. Same engine and events
+as the app; the labeling commands are in ``bertdemo.cli_labeling``, the server's jobs in ``bertdemo.cli_jobs``, and
+what they share (the training flags, the progress bar, who the CLI is) in ``bertdemo.cli_common``.
 
 ``train``'s settings are generated from ``TrainConfig``'s fields, with their help taken from the field comments,
 so a new setting is a flag without touching this file. Errors in the user's input print one line and exit with
@@ -15,48 +16,13 @@ import os
 import sys
 from pathlib import Path
 
+from bertdemo.cli_common import add_config_flags, cli_owner, config_from_args, train_with_progress
+from bertdemo.cli_jobs import add_commands as add_job_commands
+from bertdemo.cli_jobs import cmd_jobs
 from bertdemo.cli_labeling import add_commands as add_labeling_commands
 from bertdemo.cli_labeling import cmd_al_curve, cmd_project
-from bertdemo.config import BATCHINGS, CLASS_WEIGHTS, PRECISIONS, SCHEDULERS, TrainConfig, field_comments
 
-FLAG_ALIASES = {"learning_rate": ("--lr",)}
 EXPLAIN_METHODS = ("integrated_gradients", "grad_x_input", "occlusion", "attention_cls", "rollout_cls")  # short names the README and the benchmarks use
-CHOICES = {"precision": PRECISIONS, "batching": BATCHINGS, "scheduler": SCHEDULERS, "class_weights": CLASS_WEIGHTS}
-
-
-def parse_dropout(value: str) -> float | None:
-    """A dropout rate, or "model"/"none" for the model's own rate."""
-    if value.strip().lower() in ("model", "none"):
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a rate such as 0.1, or "model" (got {value!r})') from None
-
-
-PARSERS = {"dropout": parse_dropout}  # fields whose values a plain type() cannot parse
-
-
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per ``TrainConfig`` field (``--max-length`` for ``max_length``), defaults and help from the class."""
-    helps = field_comments()
-    for field in dataclasses.fields(TrainConfig):
-        names = ["--" + field.name.replace("_", "-"), *FLAG_ALIASES.get(field.name, ())]
-        help_text = f"{helps.get(field.name, '')} (default: %(default)s)".strip()
-        kwargs: dict = {"dest": field.name, "default": field.default, "help": help_text}
-        if isinstance(field.default, bool):
-            kwargs["action"] = argparse.BooleanOptionalAction
-        else:
-            kwargs["type"] = PARSERS.get(field.name, type(field.default))
-            if field.name in CHOICES:
-                kwargs["choices"] = CHOICES[field.name]
-        parser.add_argument(*names, **kwargs)
-    parser.add_argument("--train-embeddings", dest="freeze_word_embeddings", action="store_false",
-                        help="the same as --no-freeze-word-embeddings")
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(**{field.name: getattr(args, field.name) for field in dataclasses.fields(TrainConfig)})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -99,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--workspace")
     r.add_argument("--json", action="store_true")
     add_labeling_commands(sub, add_config_flags)
+    add_job_commands(sub)
     for command in _leaf_parsers(sub):  # the top-level flags also work after the command, where people type them
         command.add_argument("--allow-pickle", action="store_true", dest="allow_pickle_after", help=argparse.SUPPRESS)
         command.add_argument("--limit", action="append", default=[], dest="limit_after", metavar="NAME=VALUE",
@@ -118,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     commands = {"train": cmd_train, "predict": cmd_predict, "explain": cmd_explain, "runs": cmd_runs,
-                "project": cmd_project, "al-curve": cmd_al_curve}
+                "project": cmd_project, "al-curve": cmd_al_curve, "jobs": cmd_jobs}
     try:
         from bertdemo.limits import apply_overrides
 
@@ -169,7 +136,7 @@ def cmd_train(args) -> int:
           f"{report.validation_rows} validation), {len(data.labels)} classes: {', '.join(data.labels)}", file=out)
     for warning in report.warnings:
         print(f"warning: {warning}", file=out)
-    done = _train_with_progress(config, data, args.workspace, out, main_process, owner=cli_owner())
+    done = train_with_progress(config, data, args.workspace, out, main_process, owner=cli_owner())
     if done is None:
         print("error: training was cancelled", file=sys.stderr)
         return 1
@@ -190,42 +157,6 @@ def cmd_train(args) -> int:
             "stopped_early": done.stopped_early, "config": config.to_dict(),
         }))
     return 0
-
-
-def cli_owner() -> str:
-    """Who owns what the command line makes: ``cli:`` and the system user."""
-    import getpass
-
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):  # no user name in a bare container
-        return "cli"
-
-
-def _train_with_progress(config: TrainConfig, data, workspace, out, main_process: bool, owner: str = ""):
-    """Train with a progress bar on ``out``; the ``DoneEvent``, or None when training was cancelled."""
-    from tqdm import tqdm
-
-    from bertdemo.events import DoneEvent, EvalEvent, StartEvent, StepEvent
-    from bertdemo.training import train
-
-    bar, done = None, None
-    for event in train(config, data, workspace=workspace, owner=owner):
-        if isinstance(event, StartEvent):
-            print(f"training {event.model} on {event.device} ({event.precision}), {event.total_steps} steps", file=out)
-            bar = tqdm(total=event.total_steps, file=out, unit="step", dynamic_ncols=True, mininterval=1.0,
-                       disable=not main_process)
-        elif isinstance(event, StepEvent):
-            bar.update(1)
-            bar.set_postfix(loss=f"{event.loss:.3f}", ex_s=f"{event.examples_per_s:.0f}", refresh=False)
-        elif isinstance(event, EvalEvent):
-            bar.write(f"  eval @ epoch {event.epoch:.2f}: val_loss {event.val_loss:.4f}  accuracy {event.accuracy:.4f}"
-                      f"  macro-F1 {event.macro_f1:.4f}{'  (best)' if event.is_best else ''}", file=out)
-        elif isinstance(event, DoneEvent):
-            done = event
-    if bar is not None:
-        bar.close()
-    return done
 
 
 def _test_metrics(run_dir: str, args) -> dict:

@@ -85,7 +85,7 @@ def _emit(args, value, text: str) -> int:
 def _import(store, args) -> int:
     from bertdemo.labeling.transfer import import_file
 
-    from bertdemo.cli import cli_owner
+    from bertdemo.cli_common import cli_owner
 
     report = import_file(store, args.name, args.file, text_col=args.text_col, label_col=args.label_col,
                          annotator=args.annotator, owner=cli_owner())
@@ -167,7 +167,7 @@ def _export(store, args) -> int:
 
 
 def _retrain(store, args) -> int:
-    from bertdemo.cli import _train_with_progress, cli_owner, config_from_args
+    from bertdemo.cli_common import cli_owner, config_from_args, train_with_progress
     from bertdemo.labeling.history import changes_since
     from bertdemo.labeling.retrain import compare, project_data, project_runs, record_run
     from bertdemo.runs import find_run
@@ -182,7 +182,7 @@ def _retrain(store, args) -> int:
     data = project_data(store, args.name, config)
     out = sys.stderr if args.json else sys.stdout
     print(f"{args.name}: {len(data.train)} training items, {len(data.validation)} frozen validation items", file=out)
-    done = _train_with_progress(config, data, args.workspace, out, True, owner=cli_owner())
+    done = train_with_progress(config, data, args.workspace, out, True, owner=cli_owner())
     if done is None or done.run_dir is None:
         raise ValueError("Training ended without a run.")
     record_run(store, args.name, Path(done.run_dir).name, data.provenance["snapshot"])

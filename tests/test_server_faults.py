@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 
+from bertdemo.jobs import JobStore
 from bertdemo.labeling.store import LabelStore
-from bertdemo.runs import list_runs, weights_ok
+from bertdemo.runs import list_runs, load_run_info, weights_ok
 from conftest import toy_rows, write_csv
-from conftest_ui import AppProcess
+from conftest_ui import AppProcess, job_status, start_training, wait_job
 
 pytest_plugins = ["tests.conftest_ui"]
 
@@ -30,11 +31,10 @@ def workspace(tmp_path, ui_model_dir):
     return ws
 
 
-def _start_training(app: AppProcess, csv: str, workspace: Path, **overrides) -> tuple[Client, object]:
+def _start_training(app: AppProcess, csv: str, workspace: Path, **overrides) -> tuple[Client, str]:
     client = Client(app.url, verbose=False)
     client.predict(handle_file(csv), None, None, 32, api_name="/load_data")
-    job = client.submit(model=str(workspace / "tiny-model"), **{**SETTINGS, **overrides}, api_name="/train")
-    return client, job
+    return client, start_training(client, model=str(workspace / "tiny-model"), **{**SETTINGS, **overrides})
 
 
 def _check_after_restart(workspace: Path, log_path: Path) -> list:
@@ -44,20 +44,44 @@ def _check_after_restart(workspace: Path, log_path: Path) -> list:
     finally:
         app.stop()
     assert not [p.name for p in workspace.iterdir() if p.name.startswith((".tmp-", ".del-"))]
+    assert not (workspace / ".jobs").exists() or not any((workspace / ".jobs").iterdir())  # no checkpoint left over
+    assert not JobStore.for_workspace(workspace).find(states=("queued", "running"))  # every job has a state
     runs = list_runs(workspace)
-    assert all(r.status in ("complete", "stopped") and weights_ok(r.path) for r in runs)
+    assert all(r.status in ("complete", "stopped", "interrupted") and weights_ok(r.path) for r in runs)
     assert sorted(r["run_dir"] for r in listed) == sorted(r.name for r in runs)
     return runs
 
 
-def test_kill_9_mid_training_leaves_no_run(workspace, small_csv, tmp_path):
+def test_kill_9_before_the_first_evaluation_leaves_no_run_and_an_interrupted_job(workspace, small_csv, tmp_path):
     app = AppProcess(workspace, tmp_path / "server.log")
-    _, job = _start_training(app, small_csv, workspace)
-    deadline = time.time() + 180
-    while not any(o and o[4] and o[4]["event"] == "StepEvent" for o in job.outputs()) and time.time() < deadline:
-        time.sleep(0.05)
+    client, job_id = _start_training(app, small_csv, workspace)
+    wait_job(client, job_id, timeout=180, until=lambda s: any(e["event"] == "StepEvent" for e in s["events"]))
     app.kill9()
     assert _check_after_restart(workspace, tmp_path / "server.log") == []
+    job = JobStore.for_workspace(workspace).get(job_id)
+    assert job.state == "interrupted" and "server stopped while this job ran" in job.reason
+    assert "no checkpoint had been saved" in job.reason and job.result == {}
+
+
+def test_kill_9_mid_training_keeps_the_best_checkpoint_as_an_interrupted_run(workspace, small_csv, tmp_path):
+    app = AppProcess(workspace, tmp_path / "server.log")
+    client, job_id = _start_training(app, small_csv, workspace, evals_per_epoch=2)
+    status = wait_job(client, job_id, timeout=180, until=lambda s: sum(
+        e["event"] == "StepEvent" for e in s["events"]) > 2 + max(
+        [e["step"] for e in s["events"] if e["event"] == "EvalEvent"], default=10**9))
+    app.kill9()
+    runs = _check_after_restart(workspace, tmp_path / "server.log")
+    job = JobStore.for_workspace(workspace).get(job_id)
+    assert job.state == "interrupted" and len(runs) == 1 and job.result == {"run": runs[0].name}
+    info = load_run_info(runs[0].path)
+    last_step = max(e["step"] for e in status["events"] if e["event"] == "StepEvent")
+    assert info.status == "interrupted" and info.owner == status["owner"]
+    card = (Path(runs[0].path) / "README.md").read_text()
+    assert "Status: interrupted" in card and "interrupted at step" in card and "best evaluation" in card
+    assert int(info.note.split("interrupted at step ")[1].split()[0]) >= last_step
+    from transformers import pipeline
+
+    assert pipeline("text-classification", model=runs[0].path)("the market fell")[0]["label"] in info.labels
 
 
 def test_kill_9_mid_save_leaves_no_half_run(workspace, small_csv, tmp_path):

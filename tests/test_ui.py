@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 
+from conftest_ui import job_status, start_training, wait_job
+
 pytest_plugins = ["tests.conftest_ui"]
 
 TINY = dict(epochs=1, batch_size=16, learning_rate=1e-3, max_length=64, max_train_rows=0, warmup_ratio=0.0,
@@ -20,8 +22,9 @@ TINY = dict(epochs=1, batch_size=16, learning_rate=1e-3, max_length=64, max_trai
             freeze_word_embeddings=False, min_steps=0)
 
 
-def _train(client: Client, model: str, **overrides):
-    return client.submit(model=model, **{**TINY, **overrides}, api_name="/train")
+def _train(client: Client, model: str, **overrides) -> str:
+    """Start a training job in this session; its id."""
+    return start_training(client, model=model, **{**TINY, **overrides})
 
 
 def _plot(value) -> dict:
@@ -41,9 +44,10 @@ def _array(value) -> np.ndarray:
 def trained(client, small_csv, ui_model_dir):
     """Load the small sample and train the tiny model to completion in this client's session."""
     client.predict(handle_file(small_csv), None, None, 64, api_name="/load_data")
-    job = _train(client, ui_model_dir)
-    final = job.result(timeout=300)
-    return job, final
+    status = wait_job(client, _train(client, ui_model_dir))
+    assert status["state"] == "done", status
+    client.predict(status["result"]["run"], api_name="/load_run")  # an API script loads the run it trained
+    return status
 
 
 def test_load_data_shows_preview_columns_and_report(client, small_csv):
@@ -77,19 +81,17 @@ def test_bad_file_shows_the_engine_message_not_a_traceback(client, tmp_path):
     assert "Excel" in message and "Traceback" not in message
 
 
-def test_train_streams_events_and_saves_a_run(trained, app_url):
-    job, final = trained
-    progress, loss, scores, lr, event = final
-    assert event["event"] == "DoneEvent"
-    assert "/" not in event["run_dir"]  # the API names runs; it never shows the server's folders
-    run_dir = Path(app_url[1]) / event["run_dir"]
-    assert (run_dir / "model.safetensors").exists()
-    assert "done in" in progress
-    names = [t["name"] for t in _plot(loss)["data"]]
-    assert names == ["train loss (per step)", "train loss (smoothed)", "validation loss"]
-    assert len(_plot(loss)["data"][2]["x"]) == 2  # two evaluations in the one epoch
-    seen = [o[4]["event"] for o in job.outputs() if o[4]]
-    assert seen[0] == "StartEvent" and "EvalEvent" in seen and seen[-1] == "DoneEvent"
+def test_a_training_job_records_every_event_and_saves_a_run(trained, client, app_url):
+    status = trained
+    assert status["state"] == "done" and status["progress"] == 1.0 and status["kind"] == "train"
+    run = status["result"]["run"]
+    assert "/" not in run  # the API names runs; it never shows the server's folders
+    assert (Path(app_url[1]) / run / "model.safetensors").exists()
+    seen = [e["event"] for e in status["events"]]
+    assert seen[:2] == ["Preparing", "StartEvent"] and seen.count("EvalEvent") == 2 and seen[-1] == "DoneEvent"
+    assert [e["seq"] for e in status["events"]] == list(range(1, len(seen) + 1))
+    assert job_status(client, status["id"], since=3)["events"] == status["events"][3:]  # follow from where it was
+    assert not (Path(app_url[1]) / ".jobs" / status["id"]).exists()  # its checkpoint folder went with it
 
 
 def test_predict_probabilities_sum_to_one(client, trained):
@@ -170,7 +172,7 @@ def test_batch_predict_writes_labels_and_probabilities(client, trained, tmp_path
 
 
 def test_runs_list_zip_load_delete(client, trained, app_url):
-    run_dir = trained[1][4]["run_dir"]
+    run_dir = trained["result"]["run"]
     runs = client.predict(api_name="/list_runs")
     assert [r["run_dir"] for r in runs] == [run_dir] and runs[0]["status"] == "complete"
     with zipfile.ZipFile(client.predict(run_dir, api_name="/zip_run")) as archive:
@@ -188,27 +190,20 @@ def test_stop_mid_run_keeps_best_checkpoint(app_url, small_csv, ui_model_dir):
     workspace = Path(app_url[1])
     other = Client(app_url[0], verbose=False)  # a second tab: its own data and its own Stop
     other.predict(handle_file(small_csv), None, None, 64, api_name="/load_data")
-    job = _train(other, ui_model_dir, epochs=20, batch_size=4, evals_per_epoch=4)
-    deadline = time.time() + 240
-    while time.time() < deadline:  # wait until an evaluation happened, so there is a checkpoint to keep
-        if any(o[4] and o[4]["event"] == "EvalEvent" for o in job.outputs()):
-            break
-        if job.done():
-            job.result()  # raises the server's error
-            pytest.fail("training ended before Stop was pressed")
-        time.sleep(0.2)
-    else:
-        pytest.fail("no evaluation within 240 s")
+    job_id = _train(other, ui_model_dir, epochs=20, batch_size=4, evals_per_epoch=4)
+    # wait until an evaluation happened, so there is a checkpoint to keep
+    wait_job(other, job_id, timeout=240, until=lambda s: any(e["event"] == "EvalEvent" for e in s["events"]))
     assert "Stopping" in other.predict(api_name="/stop")
     stopped_at = time.time()
-    progress, _, _, _, event = job.result(timeout=120)
-    assert event["event"] == "CancelledEvent" and event["run_dir"]
+    status = wait_job(other, job_id, timeout=120)
+    event = status["events"][-1]
+    assert status["state"] == "stopped" and event["event"] == "CancelledEvent" and event["run"]
     assert event["step"] < 20 * 24 and time.time() - stopped_at < 30
-    assert json.loads((workspace / event["run_dir"] / "run.json").read_text())["status"] == "stopped"
-    assert "stopped" in progress
+    assert json.loads((workspace / event["run"] / "run.json").read_text())["status"] == "stopped"
+    assert "No training job of yours" in other.predict(api_name="/stop")  # nothing left to stop
     # delete it again (with the API, the confirmation step is the caller's)
-    other.predict(event["run_dir"], api_name="/delete_run")
-    assert not (workspace / event["run_dir"]).exists()
+    other.predict(event["run"], api_name="/delete_run")
+    assert not (workspace / event["run"]).exists()
 
 
 def test_two_sessions_train_at_once_queue_while_prediction_stays_live(client, trained, app_url, small_csv,
@@ -216,29 +211,19 @@ def test_two_sessions_train_at_once_queue_while_prediction_stays_live(client, tr
     clients = [Client(app_url[0], verbose=False) for _ in range(2)]
     for c in clients:
         c.predict(handle_file(small_csv), None, None, 64, api_name="/load_data")
-    jobs = [_train(c, ui_model_dir, seed=i) for i, c in enumerate(clients)]
-    first_output, finished = [None, None], [None, None]
-    latency = None
-    deadline = time.time() + 300
-    while None in finished and time.time() < deadline:
-        for i, job in enumerate(jobs):
-            if first_output[i] is None and job.outputs():
-                first_output[i] = time.time()
-            if finished[i] is None and job.done():
-                finished[i] = time.time()
-        if latency is None and any(first_output) and None in finished:
-            started = time.perf_counter()  # another session predicts while a job trains
-            label = client.predict("stocks rallied", api_name="/predict")
-            latency = time.perf_counter() - started
-            assert "confidences" in label
-        time.sleep(0.05)
-    finals = [j.result(timeout=10) for j in jobs]
-    assert all(f[4]["event"] == "DoneEvent" for f in finals)
-    assert len({f[4]["run_dir"] for f in finals}) == 2
-    assert latency is not None and latency < 10
-    # one trainer at a time: the job that started second only started once the first had finished
-    a, b = sorted(range(2), key=lambda i: first_output[i])
-    assert first_output[b] >= finished[a] - 1.0
+    ids = [_train(c, ui_model_dir, seed=i, epochs=3) for i, c in enumerate(clients)]
+    second = job_status(clients[1], ids[1])
+    assert second["state"] == "queued" and second["ahead"] == 1 and "2nd in the queue" in second["line"]
+    wait_job(clients[0], ids[0], until=lambda s: s["state"] == "running")
+    started = time.perf_counter()  # another session predicts while a job trains
+    label = client.predict("stocks rallied", api_name="/predict")
+    latency = time.perf_counter() - started
+    assert "confidences" in label and latency < 10
+    finals = [wait_job(c, i) for c, i in zip(clients, ids)]
+    assert all(f["state"] == "done" for f in finals)
+    assert len({f["result"]["run"] for f in finals}) == 2
+    # one trainer at a time: the job queued second started only once the first had finished
+    assert finals[1]["started"] >= finals[0]["ended"] - 0.5
 
 
 def test_the_data_report_counts_word_pieces_with_the_chosen_models_tokenizer(client, small_csv, tmp_path):

@@ -7,6 +7,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from conftest import toy_rows, write_csv
+from conftest_ui import train_to_end
 
 pytest_plugins = ["tests.conftest_ui"]
 
@@ -70,9 +71,10 @@ def retrained(client, imported, ui_model_dir):
     note = client.predict(imported, "the base model", api_name="/label_retrain")
     assert "Retraining on **toy**" in note
     settings = {**TINY, "epochs": 20, "learning_rate": 1e-2, "batch_size": 4}
-    progress, _, _, _, event = client.submit(model=ui_model_dir, **settings, api_name="/train").result(timeout=300)
-    assert event["event"] == "DoneEvent", progress
-    return event["run_dir"]
+    status = train_to_end(client, model=ui_model_dir, **settings)
+    assert status["state"] == "done" and status["kind"] == "retrain", status
+    client.predict(status["result"]["run"], api_name="/load_run")
+    return status["result"]["run"]
 
 
 def test_retrain_records_the_project_snapshot_and_compares_on_frozen_rows(retrained, app_url):

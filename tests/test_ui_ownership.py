@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 
-from bertdemo.ui.edge import Jobs, ordinal
+from bertdemo.ui.edge import ordinal
+from conftest_ui import job_status, start_training, train_to_end, wait_job
 
 pytest_plugins = ["tests.conftest_ui"]
 
@@ -40,9 +41,9 @@ def _client(url: str, user: str) -> Client:
 def alices_run(shared, small_csv, ui_model_dir):
     alice = _client(shared[0], "alice")
     alice.predict(handle_file(small_csv), None, None, 32, api_name="/load_data")
-    event = alice.submit(model=ui_model_dir, **TINY, api_name="/train").result(timeout=300)[4]
-    assert event["event"] == "DoneEvent"
-    return alice, event["run_dir"]
+    status = train_to_end(alice, model=ui_model_dir, **TINY)
+    assert status["state"] == "done" and status["owner"] == "alice", status
+    return alice, status["result"]["run"]
 
 
 def test_a_login_is_required(shared):
@@ -74,10 +75,8 @@ def test_others_use_a_run_but_cannot_delete_or_download_it(shared, alices_run):
 def test_nobody_stops_someone_elses_job_even_with_their_session(shared, small_csv, ui_model_dir):
     alice = _client(shared[0], "alice")
     alice.predict(handle_file(small_csv), None, None, 32, api_name="/load_data")
-    job = alice.submit(model=ui_model_dir, **{**TINY, "epochs": 20, "batch_size": 4}, api_name="/train")
-    deadline = time.time() + 120
-    while not job.outputs() and time.time() < deadline:
-        time.sleep(0.1)
+    job_id = start_training(alice, model=ui_model_dir, **{**TINY, "epochs": 20, "batch_size": 4})
+    wait_job(alice, job_id, timeout=120, until=lambda s: s["state"] == "running")
     import httpx
 
     # bob's login sends a request that carries alice's tab (raw HTTP: gradio_client would also take over her stream)
@@ -85,23 +84,36 @@ def test_nobody_stops_someone_elses_job_even_with_their_session(shared, small_cs
         http.post("login", data={"username": "bob", "password": "pw-b"}).raise_for_status()
         reply = http.post("gradio_api/run/stop", json={"data": [], "session_hash": alice.session_hash})
     assert "No training job of yours" in reply.json()["data"][0], reply.text
+    bob = _client(shared[0], "bob")
+    for endpoint in ("/stop_job", "/job_status"):  # her job id does not help either: as if it did not exist
+        with pytest.raises(Exception, match="no job .* of yours"):
+            bob.predict(job_id, *([0] if endpoint == "/job_status" else []), api_name=endpoint)
+    assert job_status(alice, job_id)["state"] == "running"
     assert "Stopping" in alice.predict(api_name="/stop")
-    assert job.result(timeout=120)[4]["event"] == "CancelledEvent"
+    assert wait_job(alice, job_id, timeout=120)["state"] == "stopped"
 
 
-def test_one_job_per_user_at_a_time(shared, small_csv, ui_model_dir):
+def test_one_job_per_user_at_a_time_and_a_refused_start_holds_nothing(shared, small_csv, ui_model_dir):
     tabs = [_client(shared[0], "alice") for _ in range(2)]
     for tab in tabs:
         tab.predict(handle_file(small_csv), None, None, 32, api_name="/load_data")
-    assert "starting" in tabs[0].predict(api_name="/queue_training")
-    first = tabs[0].submit(model=ui_model_dir, **{**TINY, "epochs": 20, "batch_size": 4}, api_name="/train")
-    deadline = time.time() + 120
-    while not first.outputs() and time.time() < deadline:
-        time.sleep(0.1)
-    with pytest.raises(Exception, match="at most 1 per user"):  # refused at once, not after waiting in line
-        tabs[1].predict(api_name="/queue_training")
-    tabs[0].predict(api_name="/stop")
-    first.result(timeout=120)
+    with pytest.raises(Exception, match="this app may use"):  # refused before a job exists…
+        start_training(tabs[0], model="/etc", **TINY)
+    with pytest.raises(Exception, match="must be a whole number"):
+        start_training(tabs[0], model=ui_model_dir, **{**TINY, "epochs": 2.5})
+    assert "No training job of yours" in tabs[1].predict(api_name="/stop")  # …so nothing is held or stoppable
+    first = start_training(tabs[0], model=ui_model_dir, **{**TINY, "epochs": 20, "batch_size": 4})
+    with pytest.raises(Exception, match="at most 1 per user"):  # refused at once, also from her other tab
+        start_training(tabs[1], model=ui_model_dir, **TINY)
+    bob = _client(shared[0], "bob")
+    bob.predict(handle_file(small_csv), None, None, 32, api_name="/load_data")
+    bobs = start_training(bob, model=ui_model_dir, **TINY)
+    assert job_status(bob, bobs)["ahead"] == 1  # only alice's one job is ahead: the refusals left no trace
+    assert "Stopping" in tabs[1].predict(api_name="/stop")  # her second tab stops the job of the first
+    assert wait_job(tabs[0], first)["state"] == "stopped"
+    assert wait_job(bob, bobs)["state"] == "done"
+    again = start_training(tabs[1], model=ui_model_dir, **TINY)  # the slot is free again
+    assert wait_job(tabs[1], again)["state"] == "done"
 
 
 def test_the_owner_and_an_admin_may_delete(shared, alices_run, small_csv, ui_model_dir):
@@ -110,7 +122,7 @@ def test_the_owner_and_an_admin_may_delete(shared, alices_run, small_csv, ui_mod
     teacher.predict(run, api_name="/delete_run")  # an admin may
     assert not (Path(shared[1]) / run).exists()
     alice.predict(handle_file(small_csv), None, None, 32, api_name="/load_data")
-    mine = alice.submit(model=ui_model_dir, **TINY, api_name="/train").result(timeout=300)[4]["run_dir"]
+    mine = train_to_end(alice, model=ui_model_dir, **TINY)["result"]["run"]
     alice.predict(mine, api_name="/delete_run")  # and the owner may
     assert not (Path(shared[1]) / mine).exists()
 
@@ -143,22 +155,12 @@ def test_models_outside_the_app_are_refused_with_one_message(shared, small_csv):
     messages = []
     for model in ("/etc", str(tmp_path / "folder"), str(tmp_path / "nope"), "../../etc"):
         with pytest.raises(Exception) as err:
-            alice.predict(model=model, **TINY, api_name="/train")
+            start_training(alice, model=model, **TINY)
         messages.append(str(err.value).replace(model, "MODEL"))
     shutil.rmtree(tmp_path)
     assert len(set(messages)) == 1 and "this app may use" in messages[0]
 
 
-def test_the_jobs_board_gives_queue_positions_and_limits():
-    jobs = Jobs()
-    first, ahead = jobs.enqueue("tab-1", "alice", "train", limit=1)
-    assert ahead == 0
-    _, ahead = jobs.enqueue("tab-2", "bob", "train", limit=1)
-    assert ahead == 1 and ordinal(ahead + 1) == "2nd"
-    with pytest.raises(ValueError, match="at most 1 per user"):
-        jobs.enqueue("tab-3", "alice", "train", limit=1)
-    assert not jobs.stop("tab-1", "train", "bob", enforce=True) and not first.switch.is_set()
-    jobs.drop_session("tab-1")  # the tab closed: its job stops
-    assert first.switch.is_set() and jobs.enqueue("tab-3", "alice", "train", limit=1)[1] == 1
+def test_ordinals():
     assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111)] == [
         "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th"]

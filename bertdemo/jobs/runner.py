@@ -136,7 +136,10 @@ class JobRunner:
         """The oldest queued job of ``lane`` that this process holds the work of (under the lock)."""
         for job in reversed(self.store.find(lane=lane, states=("queued",))):
             work = self._work.pop(job.id, None)
-            if work is not None:
+            if work is not None and job.stop_requested:  # stopped from the CLI while it waited
+                self._switches.pop(job.id, None)
+                self.store.finish(job.id, "stopped", reason="stopped before it started")
+            elif work is not None:
                 self.store.set_running(job.id)
                 return self.store.get(job.id), work
         return None
@@ -145,10 +148,10 @@ class JobRunner:
         while True:
             with self._cv:
                 picked = self._next(lane)
-                while picked is None:
+                while picked is None:  # new work only comes through submit(), which notifies
                     if self._closed:
                         return
-                    self._cv.wait(timeout=5.0)
+                    self._cv.wait()
                     picked = self._next(lane)
             job, work = picked
             try:

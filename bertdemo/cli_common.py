@@ -1,0 +1,83 @@
+"""What the command-line modules share: ``train``'s flags generated from ``TrainConfig``, the config they build,
+who owns what the command line makes, and training with a progress bar. (Its own module, so that ``cli`` and
+``cli_labeling`` both import it and not each other.)"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from bertdemo.config import BATCHINGS, CLASS_WEIGHTS, PRECISIONS, SCHEDULERS, TrainConfig, field_comments
+
+FLAG_ALIASES = {"learning_rate": ("--lr",)}
+CHOICES = {"precision": PRECISIONS, "batching": BATCHINGS, "scheduler": SCHEDULERS, "class_weights": CLASS_WEIGHTS}
+
+
+def parse_dropout(value: str) -> float | None:
+    """A dropout rate, or "model"/"none" for the model's own rate."""
+    if value.strip().lower() in ("model", "none"):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a rate such as 0.1, or "model" (got {value!r})') from None
+
+
+PARSERS = {"dropout": parse_dropout}  # fields whose values a plain type() cannot parse
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per ``TrainConfig`` field (``--max-length`` for ``max_length``), defaults and help from the class."""
+    helps = field_comments()
+    for field in dataclasses.fields(TrainConfig):
+        names = ["--" + field.name.replace("_", "-"), *FLAG_ALIASES.get(field.name, ())]
+        help_text = f"{helps.get(field.name, '')} (default: %(default)s)".strip()
+        kwargs: dict = {"dest": field.name, "default": field.default, "help": help_text}
+        if isinstance(field.default, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = PARSERS.get(field.name, type(field.default))
+            if field.name in CHOICES:
+                kwargs["choices"] = CHOICES[field.name]
+        parser.add_argument(*names, **kwargs)
+    parser.add_argument("--train-embeddings", dest="freeze_word_embeddings", action="store_false",
+                        help="the same as --no-freeze-word-embeddings")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(**{field.name: getattr(args, field.name) for field in dataclasses.fields(TrainConfig)})
+
+
+def cli_owner() -> str:
+    """Who owns what the command line makes: ``cli:`` and the system user."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no user name in a bare container
+        return "cli"
+
+
+def train_with_progress(config: TrainConfig, data, workspace, out, main_process: bool, owner: str = ""):
+    """Train with a progress bar on ``out``; the ``DoneEvent``, or None when training was cancelled."""
+    from tqdm import tqdm
+
+    from bertdemo.events import DoneEvent, EvalEvent, StartEvent, StepEvent
+    from bertdemo.training import train
+
+    bar, done = None, None
+    for event in train(config, data, workspace=workspace, owner=owner):
+        if isinstance(event, StartEvent):
+            print(f"training {event.model} on {event.device} ({event.precision}), {event.total_steps} steps", file=out)
+            bar = tqdm(total=event.total_steps, file=out, unit="step", dynamic_ncols=True, mininterval=1.0,
+                       disable=not main_process)
+        elif isinstance(event, StepEvent):
+            bar.update(1)
+            bar.set_postfix(loss=f"{event.loss:.3f}", ex_s=f"{event.examples_per_s:.0f}", refresh=False)
+        elif isinstance(event, EvalEvent):
+            bar.write(f"  eval @ epoch {event.epoch:.2f}: val_loss {event.val_loss:.4f}  accuracy {event.accuracy:.4f}"
+                      f"  macro-F1 {event.macro_f1:.4f}{'  (best)' if event.is_best else ''}", file=out)
+        elif isinstance(event, DoneEvent):
+            done = event
+    if bar is not None:
+        bar.close()
+    return done
