@@ -71,11 +71,13 @@ def build_app(workspace: Workspace | str | Path | None = None, *, data_dir: str 
         data_state, run_state = gr.State(None), gr.State(None)  # this session's data and run (outside the Tabs:
         # a Tabs container holds only Tab children)
         browser = gr.BrowserState(None, storage_key="bertdemo-browser")
+        watch = JobWatch()
         with gr.Tabs() as tabs:
             page = Page(workspace=workspace, data_dir=Path(data_dir), runner=runner, data_state=data_state,
                         run_state=run_state, header=header, tabs=tabs, enforce_ownership=enforce_ownership,
-                        admins=tuple(admins), model_dirs=tuple(Path(d) for d in model_dirs), browser=browser)
-            page.watch = JobWatch(page)
+                        admins=tuple(admins), model_dirs=tuple(Path(d) for d in model_dirs), browser=browser,
+                        watch=watch)
+            watch.page = page
             for key, title, tab in TABS:
                 with gr.Tab(title, id=key) as page.tab_blocks[key]:
                     page.parts[key] = tab(page)

@@ -9,7 +9,9 @@ away changes nothing. The timer runs only while one of the owner's jobs is queue
 """
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +22,7 @@ from bertdemo.ui.edge import at_edge, ordinal
 
 POLL_S = 1.0  # the issue's bound: a page learns of new events within a second
 JUST_FINISHED_S = 30 * 60  # a job that ended this recently is still shown when a page opens
+CACHED_JOBS = 8  # jobs whose events are kept in memory for the pages that follow them
 TICK = dict(concurrency_limit=None, concurrency_id="jobs-tick", show_progress="hidden", api_visibility="private")
 
 
@@ -43,13 +46,22 @@ def state_line(job: JobInfo, ahead: int) -> str:
 
 
 class JobWatch:
-    def __init__(self, page):
-        self.page = page
+    """Made before the tabs (its timer and state live outside the Tabs container); each tab adds its views while
+    it is built, so that every event that follows jobs (``follow()``, wired afterwards) has every view's
+    outputs."""
+
+    def __init__(self):
+        self.page = None  # set by the page frame once the Page exists
         self.timer = gr.Timer(POLL_S, active=False)
         self.seen = gr.State({})  # view name -> what was drawn last (job id, events, state, place in line)
         self.views: list[JobView] = []
+        self._wired = False
+        self._events: OrderedDict[str, list[dict]] = OrderedDict()  # job id -> its events so far, for every page
+        self._events_lock = threading.Lock()
 
     def add(self, view: JobView) -> None:
+        if self._wired:
+            raise RuntimeError("add job views while the tabs are built, before any event is wired")
         self.views.append(view)
 
     @property
@@ -58,6 +70,7 @@ class JobWatch:
 
     def follow(self) -> dict:
         """Event kwargs that refresh every view now: ``.then(**watch.follow())`` after a Start."""
+        self._wired = True
         return dict(fn=self.on_tick, inputs=[self.seen], outputs=self.outputs, **TICK)
 
     def wire(self) -> None:
@@ -86,5 +99,18 @@ class JobWatch:
             if seen.get(view.name) == mark:
                 continue
             seen[view.name] = mark
-            updates.update(view.draw(job, self.page.runner.store.events(job.id), ahead, request))
+            updates.update(view.draw(job, self.events(job), ahead, request))
         return {self.seen: seen, self.timer: gr.Timer(active=active), **updates}
+
+    def events(self, job: JobInfo) -> list[dict]:
+        """The job's events up to ``job.seq``, read from the table once for all pages (each tick reads only the
+        new ones). Callers must not change the list."""
+        with self._events_lock:
+            known = self._events.get(job.id, [])
+            if len(known) < job.seq:
+                known = known + self.page.runner.store.events(job.id, len(known))
+                self._events[job.id] = known
+            self._events.move_to_end(job.id, last=True) if job.id in self._events else None
+            while len(self._events) > CACHED_JOBS:
+                self._events.popitem(last=False)
+            return known[:job.seq]

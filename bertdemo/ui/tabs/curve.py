@@ -46,6 +46,7 @@ class CurvePanel:
             self.status = gr.Markdown()
             self.plot = gr.Plot(label="Accuracy against labels", elem_id="curve-plot")
             self.table = gr.Dataframe(label="Accuracy per strategy (mean over seeds)", interactive=False)
+        page.watch.add(JobView("curve", ("curve",), outputs=[self.status, self.plot, self.table], draw=self.draw))
 
     def wire(self, model: gr.Dropdown) -> None:
         inputs = [self.train_file, self.test_file, self.strategies, self.start, self.step, self.rounds, self.seeds,
@@ -53,7 +54,6 @@ class CurvePanel:
         self.run_btn.click(self.on_run, inputs, [self.status], api_name="al_curve", **INSTANT).success(
             **self.page.watch.follow())
         self.stop_btn.click(self.on_stop, None, [self.status], api_visibility="private", **INSTANT)
-        self.page.watch.add(JobView("curve", ("curve",), outputs=[self.status, self.plot, self.table], draw=self.draw))
 
     @at_edge
     def on_stop(self, request: gr.Request) -> str:

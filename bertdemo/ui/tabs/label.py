@@ -75,6 +75,9 @@ class LabelTab:
                     self.help = gr.Markdown(KEYS_HELP, visible=False, elem_id="label-help")
             self._tools_layout()
         page.page_loads.append(([self.project], lambda: {self.project: gr.Dropdown(choices=self.project_choices())}))
+        page.watch.add(JobView("suspicious", ("suspicious",), outputs=[*self.view_outputs, self.status],
+                               draw=self.draw_suspicious))
+        page.watch.add(JobView("retrain", ("retrain",), outputs=[self.compare], draw=self.draw_compare))
 
     def _project_layout(self) -> None:
         with gr.Row():
@@ -148,16 +151,18 @@ class LabelTab:
 
     # wiring
 
+    @property
+    def view_outputs(self) -> list:
+        return [self.state, self.item, self.info, self.probs, self.progress, self.other_label, self.accept_btn,
+                self.next_item, *self.keys]
+
     def wire(self) -> None:
         page = self.page
-        view = [self.state, self.item, self.info, self.probs, self.progress, self.other_label, self.accept_btn,
-                self.next_item, *self.keys]
+        view = self.view_outputs
         self.start_btn.click(self.on_start, [self.project, self.annotator, self.strategy, self.diversity,
                                              page.run_state, self.highlights],
                              [*view, self.status], api_name="label_start", **LABEL_QUEUE).success(
             **page.watch.follow())
-        page.watch.add(JobView("suspicious", ("suspicious",), outputs=[*view, self.status], draw=self.draw_suspicious))
-        page.watch.add(JobView("retrain", ("retrain",), outputs=[self.compare], draw=self.draw_compare))
         page.parts_tab("label").select(**page.watch.follow())
         answer = dict(outputs=[*view, self.status], **ANSWER)
         for k, button in enumerate(self.keys, start=1):

@@ -8,6 +8,8 @@ run with its whole history. Stop is a flag the job reads, from any page of its o
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -22,6 +24,10 @@ from bertdemo.ui.jobs import JobView, state_line
 from bertdemo.ui.page import INSTANT, Page, esc, teach
 from bertdemo.ui.tabs.data import ProjectSource
 
+
+
+PLOT_EVERY_S = 2.0  # a running job's plots are rebuilt at most this often (and at every evaluation); all pages
+# that follow the job share one build, so thirty tabs cost what one does
 
 
 def config_defaults() -> dict:
@@ -61,6 +67,8 @@ def typed_settings(settings: dict) -> dict:
 class TrainTab:
     def __init__(self, page: Page):
         self.page = page
+        self._figures: dict[str, tuple] = {}  # job id -> (built at, seq, evaluations, figures)
+        self._figures_lock = threading.Lock()
         d = config_defaults()
         with gr.Row():
             with gr.Column(scale=3):
@@ -80,6 +88,7 @@ class TrainTab:
                 with gr.Accordion("Last training event (raw)", open=False):
                     self.last_event = gr.JSON(label="event")
             teach(teaching.TRAIN)
+        page.watch.add(JobView("train", ("train", "retrain"), outputs=self.view_outputs, draw=self.draw))
 
     def _settings_layout(self, d: dict) -> None:
         with gr.Row():
@@ -89,7 +98,7 @@ class TrainTab:
                      'zero. Or type a Hugging Face id / a local folder.')
             self.epochs = gr.Slider(1, 20, value=d["epochs"], step=1, label="Epochs", elem_id="epochs",
                                     info="Passes over the training rows.")
-            self.batch_size = gr.Slider(4, 128, value=d["batch_size"], step=4, label="Batch size",
+            self.batch_size = gr.Slider(4, 128, value=d["batch_size"], step=4, label="Batch size", elem_id="batch-size",
                                         info="Examples per update step.")
         with gr.Row():
             self.learning_rate = gr.Number(value=d["learning_rate"], label="Learning rate",
@@ -134,7 +143,6 @@ class TrainTab:
 
     def wire(self) -> None:
         page = self.page
-        page.watch.add(JobView("train", ("train", "retrain"), outputs=self.view_outputs, draw=self.draw))
         self.start_btn.click(**self.start_event(api_name="start_training")).success(**page.watch.follow())
         self.stop_btn.click(self.on_stop, None, [self.stop_note], api_name="stop", **INSTANT)
         page.parts_tab("train").select(**page.watch.follow())  # a job started elsewhere (another tab, the API)
@@ -197,18 +205,33 @@ class TrainTab:
                 if job.stop_requested:
                     note += " · stopping after the current step…"
         else:
-            note = ended_note(job)
+            note = ended_note(job, events[-1] if events else {})
         update = {self.progress: progress_html(last.get("step", 0), total, epoch=last.get("epoch", 0.0),
                                                eta_s=last.get("eta_s", 0.0) if job.active else 0.0,
                                                examples_per_s=last.get("examples_per_s", 0.0),
                                                learning_rate=last.get("learning_rate", 0.0), note=note),
-                  self.loss_plot: plots.loss_figure(steps, evals), self.scores_plot: plots.eval_metrics_figure(evals),
-                  self.lr_plot: plots.learning_rate_figure(steps), self.last_event: events[-1] if events else {},
+                  **self.figures(job, steps, evals), self.last_event: events[-1] if events else {},
                   self.stop_note: f"Job `{job.id}` · {esc(job.title)} · {job.state}", self.job_id: job.id}
         run = job.result.get("run")
         if not job.active and run and (self.page.workspace.root / run).exists():
             update[self.page.run_state] = str(self.page.workspace.root / run)
         return update
+
+    def figures(self, job, steps: list[dict], evals: list[dict]) -> dict:
+        """The three plots of a job, rebuilt only when it is worth it (plotly's figure building is ~0.2 s for a
+        long run, and holds the GIL that the training thread needs)."""
+        with self._figures_lock:
+            hit = self._figures.get(job.id)
+            fresh = hit and (hit[1] == job.seq or job.active and hit[2] == len(evals)
+                             and time.monotonic() - hit[0] < PLOT_EVERY_S)
+            if fresh:
+                return hit[3]
+            built = {self.loss_plot: plots.loss_figure(steps, evals), self.scores_plot: plots.eval_metrics_figure(evals),
+                     self.lr_plot: plots.learning_rate_figure(steps)}
+            if job.id not in self._figures and len(self._figures) >= 8:
+                self._figures.pop(next(iter(self._figures)))  # the oldest job's
+            self._figures[job.id] = (time.monotonic(), job.seq, len(evals), built)
+            return built
 
     @at_edge
     def on_stop(self, request: gr.Request) -> str:
@@ -227,11 +250,12 @@ def final_note_record(record: dict) -> str:
     return f"validation accuracy {record['accuracy']:.1%}, macro-F1 {record['macro_f1']:.3f}"
 
 
-def ended_note(job) -> str:
-    """What the progress line says once a training job has ended."""
+def ended_note(job, last: dict) -> str:
+    """What the progress line says once a training job has ended (``last``: its last event)."""
     run = job.result.get("run")
     if job.state == "done":
-        return "done — the run is saved and loaded"
+        return (f"done in {last.get('train_seconds', 0):.0f} s" + (" (early stopping)" if last.get("stopped_early")
+                else "") + " — the run is saved and loaded")
     if job.state == "stopped":
         if "time limit" in job.reason:
             return job.reason
