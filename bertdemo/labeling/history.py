@@ -7,6 +7,7 @@ step replaced, except where someone changed the item since: that newer label sta
 """
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
@@ -92,10 +93,11 @@ def undo(store: LabelStore, project: str, *, session: str) -> Undone:
     return Undone(step=step, restored=restored, kept=kept)
 
 
-def last_change(store: LabelStore, project: str) -> int:
-    """The id of the project's latest change: a label snapshot is everything up to it."""
+def last_change(store: LabelStore, project: str, *, conn: sqlite3.Connection | None = None) -> int:
+    """The id of the project's latest change: a label snapshot is everything up to it. ``conn``: read inside the
+    caller's ``store.read()`` block, so that the snapshot is the one its other reads saw."""
     info = store.project(project)
-    with store.read() as conn:
+    with contextlib.nullcontext(conn) if conn is not None else store.read() as conn:
         return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM changes WHERE project_id = ?",
                                 (info.id,)).fetchone()[0])
 

@@ -4,7 +4,9 @@ the history of every change (the standard library's ``sqlite3``).
 Durability: WAL journal with ``synchronous=FULL``, and every change is one transaction, so a label the store
 acknowledged survives a closed browser, a restart and ``kill -9``; a transaction cut short leaves no trace.
 Concurrency: a connection per call (handlers run in many threads, and the CLI may write beside the app),
-``BEGIN IMMEDIATE`` for writes and a busy timeout, so two writers queue instead of losing an update.
+``BEGIN IMMEDIATE`` for writes and a busy timeout, so two writers queue instead of losing an update. A check and
+the write it decides belong in one ``write()`` block; several reads that must agree (the labels a run trains on
+and the last change they include) in one ``read()`` block, which is one snapshot of the database.
 
 Not in here: importing and exporting files (``labeling.transfer``), labeling and undo (``labeling.history``),
 which items to serve (``labeling.queues``).
@@ -114,8 +116,15 @@ class LabelStore:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every query in the block sees the database as it was at the first one (WAL keeps
+        that snapshot while writers go on)."""
         with self._connect() as conn:
-            yield conn
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:  # nothing was written: this only ends the snapshot
+                    conn.execute("COMMIT")
 
     # projects
 
@@ -168,8 +177,10 @@ class LabelStore:
             raise ValueError(f"Project {project!r} has no item {item_id}.")
         return Item(*row)
 
-    def items(self, project: str, *, labeled: bool | None = None, split: str | None = "any") -> list[Item]:
-        """Items in import order; ``labeled`` True/False filters, ``split`` "validation"/None filters ("any": all)."""
+    def items(self, project: str, *, labeled: bool | None = None, split: str | None = "any",
+              conn: sqlite3.Connection | None = None) -> list[Item]:
+        """Items in import order; ``labeled`` True/False filters, ``split`` "validation"/None filters ("any": all).
+        ``conn``: read inside the caller's ``read()`` or ``write()`` block, so that its other queries agree."""
         info = self.project(project)
         where, args = ["project_id = ?"], [info.id]
         if labeled is not None:
@@ -177,7 +188,7 @@ class LabelStore:
         if split != "any":
             where.append("split IS NULL" if split is None else "split = ?")
             args += [] if split is None else [split]
-        with self.read() as conn:
+        with contextlib.nullcontext(conn) if conn is not None else self.read() as conn:
             rows = conn.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE {' AND '.join(where)} ORDER BY id", args)
             return [Item(*row) for row in rows]
 
