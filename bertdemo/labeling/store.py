@@ -8,6 +8,10 @@ Concurrency: a connection per call (handlers run in many threads, and the CLI ma
 the write it decides belong in one ``write()`` block; several reads that must agree (the labels a run trains on
 and the last change they include) in one ``read()`` block, which is one snapshot of the database.
 
+Soft locks (``claim``) keep two sessions from being *served* the same item; they do not guard answers. What
+guards a label is the answer's check that the item still has the label its annotator was shown
+(``labeling.history.set_labels``).
+
 Not in here: importing and exporting files (``labeling.transfer``), labeling and undo (``labeling.history``),
 which items to serve (``labeling.queues``).
 """
@@ -202,7 +206,8 @@ class LabelStore:
     def claim(self, project: str, holder: str, candidates: Sequence[int], n: int,
               seconds: float = LOCK_SECONDS) -> list[int]:
         """Lock up to ``n`` of ``candidates`` (in their order) for ``holder``: items no one else holds, still
-        unlabeled or not, as the caller chose them. Locks of others expire after ``seconds``."""
+        unlabeled or not, as the caller chose them. Locks expire after ``seconds``; claiming an item again
+        renews its lock."""
         info = self.project(project)
         now = time.time()
         with self.write() as conn:
@@ -214,6 +219,12 @@ class LabelStore:
             conn.executemany("INSERT OR REPLACE INTO locks (item_id, holder, expires) VALUES (?, ?, ?)",
                              [(i, holder, now + seconds) for i in chosen])
         return chosen
+
+    def renew(self, project: str, holder: str, item_ids: Sequence[int], seconds: float = LOCK_SECONDS) -> list[int]:
+        """``holder`` is still at these items (on screen, or about to be): its claims run ``seconds`` from now.
+        A claim that lapsed is taken again unless another session took the item meanwhile; returns the ids
+        ``holder`` now holds."""
+        return self.claim(project, holder, item_ids, len(item_ids), seconds)
 
     def release(self, holder: str, item_ids: Sequence[int] | None = None) -> None:
         with self.write() as conn:
