@@ -1,5 +1,5 @@
-"""Two writers on the same item: the label an answer was shown, soft locks and their renewal, one
-frozen validation set for two retrains at once, and the label snapshot a retrain records."""
+"""Two writers on the same item: the label an answer was shown, soft locks and their renewal, undo across tabs,
+one frozen validation set for two retrains at once, and the label snapshot a retrain records."""
 from __future__ import annotations
 
 import contextlib
@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from bertdemo.labeling import store as store_module
-from bertdemo.labeling.history import Changed, LabelChanged, changes_since, set_label, set_labels
+from bertdemo.labeling.history import Changed, LabelChanged, changes_since, set_label, set_labels, undo
 from bertdemo.labeling.queues import ordered_queue, serve
 from bertdemo.labeling.store import LOCK_SECONDS, LabelStore
 from bertdemo.labeling.transfer import import_rows
@@ -83,6 +83,18 @@ def test_a_claim_renewed_while_its_item_is_on_screen_outlasts_the_lock_time(stor
     clock.now += 1.1 * LOCK_SECONDS  # tab 1 went away: its claim lapses, and the item goes to tab 2
     assert [e.id for e in serve(store, "p", queue, 0, "tab-2", n=2)[0]] == [shown[0].id, other[0].id]
     assert store.renew("p", "tab-1", [shown[0].id]) == []  # too late to renew: tab 2 has it now
+
+
+def test_undo_follows_the_owner_across_tabs(store):
+    a, b, _ = _ids(store)
+    set_label(store, "p", a, "x", annotator="ann", session="tab-1", owner="user:ann")
+    set_label(store, "p", b, "x", annotator="bob", session="tab-2", owner="user:bob")
+    done = undo(store, "p", owner="user:ann", session="tab-3")  # ann after a reload: another tab
+    assert done.restored == [a] and store.item("p", a).label is None
+    assert store.item("p", b).label == "x"  # bob's later step is bob's to undo
+    assert undo(store, "p", owner="user:ann").step is None
+    with pytest.raises(ValueError, match="whose step"):
+        undo(store, "p", owner="")
 
 
 @pytest.fixture()
