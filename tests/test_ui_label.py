@@ -167,3 +167,47 @@ def test_highlighted_items_read_exactly_as_the_original_text():
     assert ("Café", pytest.approx(pieces[6][1])) == pieces[6] and pieces[-1][1] is None  # the cut tail: unscored
     html = item_html(text, pieces)
     assert "<b>" not in html and "&lt;b&gt;résumé&lt;/b&gt;" in html and "Élan" in html
+
+
+def test_prefetched_highlights_call_the_tokenizer_under_the_predictors_lock(tiny_run, monkeypatch):
+    from bertdemo.inference.predict import get_predictor
+    from bertdemo.ui.label_view import Prefetcher
+
+    predictor = get_predictor(tiny_run)  # the cached one, which the prefetcher's thread uses too
+    tokenizer, held = predictor.tokenizer, []
+
+    class Watched:  # the tokenizer, noting for each call whether the predictor's lock was held
+        def __getattr__(self, name):
+            return getattr(tokenizer, name)
+
+        def __call__(self, *args, **kwargs):
+            held.append(predictor._tokenizer_lock.locked())
+            return tokenizer(*args, **kwargs)
+
+    monkeypatch.setattr(predictor, "tokenizer", Watched())
+    words = Prefetcher().wait(str(tiny_run), 1, "Rain  and PIZZA today", None)
+    assert "".join(piece for piece, _ in words) == "Rain  and PIZZA today"  # the offsets path ran
+    assert held and all(held)
+
+
+def test_a_failed_prefetch_is_logged_and_computed_again_next_time(monkeypatch, caplog):
+    import logging
+
+    from bertdemo.ui import label_view
+
+    attempts = []
+
+    def flaky(run_dir, text, target):
+        attempts.append(text)
+        if len(attempts) == 1:
+            raise RuntimeError("out of memory for a moment")
+        return [(text, 1.0)]
+
+    monkeypatch.setattr(label_view, "_word_scores", flaky)
+    prefetch = label_view.Prefetcher()
+    with caplog.at_level(logging.WARNING, logger="bertdemo.ui.label_view"):
+        with pytest.raises(RuntimeError, match="out of memory"):
+            prefetch.wait("run", 7, "a text", "x")
+        assert prefetch.wait("run", 7, "a text", "x") == [("a text", 1.0)] and len(attempts) == 2  # tried again
+    assert "word highlights failed" in caplog.text and "out of memory" in caplog.text
+    assert prefetch.wait("run", 7, "a text", "x") == [("a text", 1.0)] and len(attempts) == 2  # a success is kept

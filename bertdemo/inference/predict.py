@@ -161,6 +161,12 @@ class Predictor:
             mask = self.tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)
         return [bool(m) for m in mask]
 
+    def tokenize(self, text: str, **options):
+        """The tokenizer's own output for one text (``options`` as the tokenizer takes them: offsets, truncation),
+        under the tokenizer lock: the way to call the tokenizer from outside this class."""
+        with self._tokenizer_lock:
+            return self.tokenizer(str(text), **options)
+
     def count_tokens(self, text: str) -> int:
         """Word-pieces of ``text`` before truncation, [CLS]/[SEP] included."""
         with self._tokenizer_lock:
