@@ -2,7 +2,7 @@
 
     python -m bertdemo project import NAME FILE [--text-col C] [--label-col C] [--json]
     python -m bertdemo project status NAME [--json]
-    python -m bertdemo project label NAME ITEM_ID LABEL [--annotator A]
+    python -m bertdemo project label NAME ITEM_ID LABEL [--annotator A] [--expect CURRENT]
     python -m bertdemo project queue NAME --strategy margin|entropy|least_confidence|random|in_order|suspicious
                                           [--run RUN] [--top K] [--json]
     python -m bertdemo project export NAME OUT.csv [--provenance]
@@ -38,6 +38,8 @@ def add_commands(sub, add_config_flags) -> None:
     label.add_argument("item_id", type=int)
     label.add_argument("label")
     label.add_argument("--annotator", default="anonymous")
+    label.add_argument("--expect", metavar="CURRENT", help="the label you saw the item with ('' for unlabeled): "
+                       "if it has another one now, nothing is written")
     queue = commands.add_parser("queue", help="the items to label next, best first")
     queue.add_argument("name")
     queue.add_argument("--strategy", default="margin", choices=QUEUE_STRATEGIES)
@@ -104,9 +106,20 @@ def _status(store, args) -> int:
 
 
 def _label(store, args) -> int:
-    from bertdemo.labeling.history import set_label
+    import shlex
 
-    step = set_label(store, args.name, args.item_id, args.label, annotator=args.annotator, session="cli")
+    from bertdemo.cli import cli_owner
+    from bertdemo.labeling.history import ANY, LabelChanged, set_label
+
+    expected = ANY if args.expect is None else (args.expect.strip() or None)
+    try:
+        step = set_label(store, args.name, args.item_id, args.label, annotator=args.annotator, session="cli",
+                         owner=cli_owner(), expected=expected)
+    except LabelChanged as refused:
+        now = refused.changed[0].now
+        raise ValueError(f"Not saved: item {args.item_id} is now {'unlabeled' if now is None else f'labeled {now!r}'} "
+                         f"(you expected {'no label' if expected is None else repr(expected)}). To replace it, run "
+                         f"again with --expect {shlex.quote(now or '')}.") from refused
     item = store.item(args.name, args.item_id)
     return _emit(args, {"id": item.id, "label": item.label, "step": step}, f"item {item.id}: {item.label}")
 

@@ -35,6 +35,11 @@ def test_a_project_from_import_to_retrain(tmp_path, tiny_run, tiny_model_dir):
     labeled_now = _json(_cli("project", "label", "toy", str(queue[0]["id"]), "sport", "--annotator", "kim",
                              "--workspace", ws, "--json"))
     assert labeled_now["label"] == "sport"
+    stale = _cli("project", "label", "toy", str(queue[0]["id"]), "food", "--expect", "", "--workspace", ws)
+    assert stale.returncode == 2 and "now labeled 'sport'" in stale.stderr and "--expect sport" in stale.stderr
+    replaced = _json(_cli("project", "label", "toy", str(queue[0]["id"]), "food", "--expect", "sport",
+                          "--workspace", ws, "--json"))
+    assert replaced["label"] == "food"
     bad = _cli("project", "label", "toy", str(queue[1]["id"]), "sprot", "--workspace", ws)
     assert bad.returncode == 2 and "'sprot' is not a label" in bad.stderr and bad.stderr.count("\n") == 1
 

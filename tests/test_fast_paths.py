@@ -84,9 +84,10 @@ def test_cpu_training_kernels_give_the_stock_gradients(mini_config, toy_data, mo
         s = start_session(mini_config, toy_data)
         s.model.train()
         batch = next(iter(s.loader))
-        loss = torch.nn.functional.cross_entropy(
-            s.model(**{k: v for k, v in batch.items() if k != "labels"}).logits, batch["labels"])
-        loss.backward()
+        with s.rng:  # the run's own random state: both sessions draw the same dropout masks
+            loss = torch.nn.functional.cross_entropy(
+                s.model(**{k: v for k, v in batch.items() if k != "labels"}).logits, batch["labels"])
+            loss.backward()
         grads.append({n: p.grad.clone() for n, p in s.model.named_parameters() if p.grad is not None})
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 20
     for name in grads[0]:

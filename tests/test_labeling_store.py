@@ -68,13 +68,13 @@ def test_labels_history_overwrites_and_undo(store):
     assert [i.label for i in store.items("p")] == ["y", "y", "y"]
     with pytest.raises(ValueError, match="'z' is not a label"):
         set_label(store, "p", ids[0], "z", annotator="ann", session="s1")
-    first = undo(store, "p", session="s1")  # the bulk step, as one
+    first = undo(store, "p", owner="ann")  # the bulk step, as one
     assert first.step == step and sorted(first.restored) == sorted([ids[0], ids[2]])
     assert [i.label for i in store.items("p")] == ["x", "y", None]
-    second = undo(store, "p", session="s1")  # ann's earlier label of item 1: bob changed it since, it stays
+    second = undo(store, "p", owner="ann")  # ann's earlier label of item 1: bob changed it since, it stays
     assert second.restored == [] and second.kept == [ids[1]]
     assert store.item("p", ids[1]).label == "y"
-    assert undo(store, "p", session="s1").step is None  # nothing left to undo for s1 (the import is not s1's)
+    assert undo(store, "p", owner="ann").step is None  # nothing left to undo for ann (the import is not ann's)
     moved = changes_since(store, "p", 0)
     assert moved["per_class"]["y"]["net"] == 1 and moved["items_changed"] == 2
     assert last_change(store, "p") > step
@@ -103,7 +103,8 @@ def test_a_first_version_database_is_migrated_with_its_data(tmp_path):
     conn.close()
     store = LabelStore(path)
     with store.read() as conn:
-        assert schema.version(conn) == schema.LATEST >= 2
+        assert schema.version(conn) == schema.LATEST >= 3
+        assert "owner" in {row[1] for row in conn.execute("PRAGMA table_info(changes)")}  # 3: undo by owner
     item = store.items("old")[0]
     assert (item.text, item.label, item.split) == ("kept text", "pos", None)
     assert store.claim("old", "me", [item.id], 1) == [item.id]  # a table of version 2 works on the old data

@@ -308,3 +308,15 @@ def test_test_file_is_scored_and_unknown_labels_are_named(predictor, tmp_path):
     bad.write_text("text,label\nfast cars,cars\n")
     with pytest.raises(ValueError, match="Test file bad.csv has labels the training data lacks: 'cars'"):
         evaluate_file(predictor, bad)
+
+
+def test_the_base_model_is_seeded_without_reseeding_the_global_generator(tiny_model_dir):
+    from bertdemo.inference.predict import base_predictor
+
+    labels = ("food", "sport", "weather")
+    torch.manual_seed(11)
+    before = torch.get_rng_state()
+    heads = [base_predictor(str(tiny_model_dir), labels, seed=seed).model.classifier.weight.float()
+             for seed in (3, 3, 4)]
+    assert torch.equal(torch.get_rng_state(), before)  # a training run in another thread draws on undisturbed
+    assert torch.equal(heads[0], heads[1]) and not torch.equal(heads[0], heads[2])  # seeded all the same

@@ -113,6 +113,46 @@ def test_same_seed_same_metrics(tiny_config, toy_data, tmp_path):
     assert losses(c) != losses(a)
 
 
+def test_training_neither_reseeds_nor_draws_from_the_global_generator(tiny_config, toy_data, tmp_path):
+    """Other threads drawing random numbers between the steps (a request, another run) change nothing in this
+    run, and the run changes nothing in what they draw."""
+    import torch
+
+    config = dataclasses.replace(tiny_config, epochs=2)
+    quiet = _events(config, toy_data, tmp_path / "a")
+    torch.manual_seed(123)
+    drawn, noisy = [], []
+    for event in train(config, toy_data, workspace=tmp_path / "b"):
+        noisy.append(event)
+        drawn.append(torch.rand(2))  # someone else's draws, between this run's steps
+    torch.manual_seed(123)
+    assert all(torch.equal(d, torch.rand(2)) for d in drawn)  # as if no run had trained meanwhile
+    losses = lambda events: [e.loss for e in events if isinstance(e, StepEvent)]  # noqa: E731
+    assert losses(noisy) == losses(quiet) and noisy[-1].metrics == quiet[-1].metrics
+
+
+def test_a_seeded_block_leaves_the_global_generator_as_it_was():
+    import torch
+
+    from bertdemo.seeding import TorchRng, seeded
+
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    with seeded(3):
+        first = torch.rand(3)
+    assert torch.equal(torch.get_rng_state(), before)
+    with seeded(3):
+        assert torch.equal(torch.rand(3), first)  # the same seed, the same draws
+    rng = TorchRng(3)
+    with rng:
+        assert torch.equal(torch.rand(3), first)
+    with rng:  # goes on where it stopped, as one generator would
+        second = torch.rand(3)
+    reference = torch.Generator().manual_seed(3)
+    torch.rand(3, generator=reference)
+    assert torch.equal(second, torch.rand(3, generator=reference)) and torch.equal(torch.get_rng_state(), before)
+
+
 def test_from_scratch_model_trains_its_own_vocabulary(toy_data, tiny_config, tmp_path):
     config = dataclasses.replace(tiny_config, model="scratch", epochs=1, learning_rate=1e-3)
     events = _events(config, toy_data, tmp_path)

@@ -66,6 +66,52 @@ def test_two_sessions_are_not_served_the_same_item(app_url, imported):
 
 
 @pytest.fixture(scope="module")
+def race(client, tmp_path_factory):
+    """A second project, for two writers on one item (apart from "toy", whose counts the tests above check)."""
+    rows = [(t, label if i % 2 else "") for i, (t, label) in enumerate(toy_rows(per_class=4, seed=9))]
+    path = write_csv(tmp_path_factory.mktemp("race") / "race.csv", rows)
+    client.predict(handle_file(str(path)), "race", "ann", api_name="/label_import")
+    return "race"
+
+
+def _item_id(view: dict) -> int:
+    return int(view["info"].split(":")[0].split()[-1])  # "Item 12: current label …"
+
+
+def test_an_answer_to_an_item_relabeled_meanwhile_is_refused_then_replaces_it_knowingly(app_url, race):
+    from bertdemo.labeling.history import set_label
+    from bertdemo.labeling.store import LabelStore
+
+    store = LabelStore.for_workspace(app_url[1])
+    tab = Client(app_url[0], verbose=False)
+    shown = _view(tab.predict(race, "ann", "in order", False, False, api_name="/label_start"))
+    item = _item_id(shown)
+    set_label(store, race, item, "weather", annotator="kim", session="cli")  # the CLI labels it meanwhile
+    refused = _view(tab.predict("ann", False, api_name="/label_key_1"))  # key 1: food
+    assert "Not saved" in refused["status"] and "weather" in refused["status"]
+    assert refused["item"] == shown["item"] and "current label **weather**" in refused["info"]  # shown again
+    assert store.item(race, item).label == "weather"
+    replaced = _view(tab.predict("ann", False, api_name="/label_key_1"))  # now knowingly
+    assert f"Labeled item {item}" in replaced["status"] and store.item(race, item).label == "food"
+
+
+def test_undo_from_another_tab_takes_back_ones_own_last_label(app_url, race, monkeypatch):
+    from bertdemo.labeling.store import LabelStore
+    from bertdemo.ui.page import Page
+
+    monkeypatch.setattr(Page, "user", lambda self, request: "kim")  # one person: a login, or one browser
+    store = LabelStore.for_workspace(app_url[1])
+    first = Client(app_url[0], verbose=False)
+    item = _item_id(_view(first.predict(race, "kim", "in order", False, False, api_name="/label_start")))
+    first.predict("kim", False, api_name="/label_key_2")
+    assert store.item(race, item).label == "sport"
+    second = Client(app_url[0], verbose=False)  # a reload, or a second tab
+    second.predict(race, "kim", "in order", False, False, api_name="/label_start")
+    undone = _view(second.predict(False, api_name="/label_undo"))
+    assert "Undone: 1 item" in undone["status"] and store.item(race, item).label is None
+
+
+@pytest.fixture(scope="module")
 def retrained(client, imported, ui_model_dir):
     """Retrain on the project's labels (the Label tab's button, then the Train tab's job): the run suggests."""
     note = client.predict(imported, "the base model", api_name="/label_retrain")
@@ -123,3 +169,47 @@ def test_highlighted_items_read_exactly_as_the_original_text():
     assert ("Café", pytest.approx(pieces[6][1])) == pieces[6] and pieces[-1][1] is None  # the cut tail: unscored
     html = item_html(text, pieces)
     assert "<b>" not in html and "&lt;b&gt;résumé&lt;/b&gt;" in html and "Élan" in html
+
+
+def test_prefetched_highlights_call_the_tokenizer_under_the_predictors_lock(tiny_run, monkeypatch):
+    from bertdemo.inference.predict import get_predictor
+    from bertdemo.ui.label_view import Prefetcher
+
+    predictor = get_predictor(tiny_run)  # the cached one, which the prefetcher's thread uses too
+    tokenizer, held = predictor.tokenizer, []
+
+    class Watched:  # the tokenizer, noting for each call whether the predictor's lock was held
+        def __getattr__(self, name):
+            return getattr(tokenizer, name)
+
+        def __call__(self, *args, **kwargs):
+            held.append(predictor._tokenizer_lock.locked())
+            return tokenizer(*args, **kwargs)
+
+    monkeypatch.setattr(predictor, "tokenizer", Watched())
+    words = Prefetcher().wait(str(tiny_run), 1, "Rain  and PIZZA today", None)
+    assert "".join(piece for piece, _ in words) == "Rain  and PIZZA today"  # the offsets path ran
+    assert held and all(held)
+
+
+def test_a_failed_prefetch_is_logged_and_computed_again_next_time(monkeypatch, caplog):
+    import logging
+
+    from bertdemo.ui import label_view
+
+    attempts = []
+
+    def flaky(run_dir, text, target):
+        attempts.append(text)
+        if len(attempts) == 1:
+            raise RuntimeError("out of memory for a moment")
+        return [(text, 1.0)]
+
+    monkeypatch.setattr(label_view, "_word_scores", flaky)
+    prefetch = label_view.Prefetcher()
+    with caplog.at_level(logging.WARNING, logger="bertdemo.ui.label_view"):
+        with pytest.raises(RuntimeError, match="out of memory"):
+            prefetch.wait("run", 7, "a text", "x")
+        assert prefetch.wait("run", 7, "a text", "x") == [("a text", 1.0)] and len(attempts) == 2  # tried again
+    assert "word highlights failed" in caplog.text and "out of memory" in caplog.text
+    assert prefetch.wait("run", 7, "a text", "x") == [("a text", 1.0)] and len(attempts) == 2  # a success is kept

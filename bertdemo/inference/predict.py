@@ -31,6 +31,7 @@ from bertdemo.fast.lean_forward import lean_forward
 from bertdemo.models import load_classifier, load_tokenizer
 from bertdemo.limits import Limits
 from bertdemo.runs import load_run_info, read_json, weights_ok
+from bertdemo.seeding import seeded
 
 PREDICT_BATCH_SIZE = 64
 CACHE_SIZE = 4  # predictors kept loaded at once (each MiniLM run is ~90 MB)
@@ -161,6 +162,12 @@ class Predictor:
             mask = self.tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)
         return [bool(m) for m in mask]
 
+    def tokenize(self, text: str, **options):
+        """The tokenizer's own output for one text (``options`` as the tokenizer takes them: offsets, truncation),
+        under the tokenizer lock: the way to call the tokenizer from outside this class."""
+        with self._tokenizer_lock:
+            return self.tokenizer(str(text), **options)
+
     def count_tokens(self, text: str) -> int:
         """Word-pieces of ``text`` before truncation, [CLS]/[SEP] included."""
         with self._tokenizer_lock:
@@ -278,7 +285,7 @@ def forget_predictor(run_dir: str | Path) -> None:
 def base_predictor(model: str, labels: tuple[str, ...], *, seed: int = 0, max_length: int = 128) -> Predictor:
     """The base model before fine-tuning, with a freshly initialised (seeded) head: what training starts from."""
     with _build_lock:
-        torch.manual_seed(seed)
         tokenizer = load_tokenizer(model)
-        classifier = load_classifier(model, labels, attn="sdpa")
+        with seeded(seed):  # the head's weights; never reseed the global generator (a run may be training)
+            classifier = load_classifier(model, labels, attn="sdpa")
         return Predictor(classifier, tokenizer, max_length=max_length, source="")

@@ -2,19 +2,63 @@
 when); one user action — a key press, or a bulk accept of hundreds of items — is one *step*, written in one
 transaction and undone as one.
 
-A label written over someone else's is a change like any other: the history keeps both. Undo restores what a
-step replaced, except where someone changed the item since: that newer label stays, and the undo says so.
+A label written over someone else's is a change like any other: the history keeps both, but it is never written
+unknowingly. An answer carries the label its annotator was shown (``expected``); when the item's label is no
+longer that one (another tab or the CLI labeled it meanwhile), nothing is written and ``LabelChanged`` says what
+the label is now. Answering again with that knowledge replaces it.
+
+Locks (``LabelStore.claim``) are soft: an answer is saved whoever holds the item's lock now, because the label
+check above is what protects labels (a lock that lapsed while its item was on screen, then taken by another
+tab, does not throw away a correct answer). An answer releases only its own tab's lock on the item; the other
+tab keeps its claim, and its answer, if it comes, meets the changed label and is refused.
+
+Undo is keyed by *owner*, the person's identity (the UI's logged-in or per-browser user, the CLI's owner), not
+by the tab: a reload or a second tab can take back one's own last step. Undo restores what a step replaced,
+except where someone changed the item since: that newer label stays, and the undo says so.
 """
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bertdemo.labeling.store import HOW, LabelStore, check_name, now_iso
 
 MAX_ANNOTATOR = 40
+MAX_OWNER = 200  # an owner is an identity the UI or the CLI gives (a login, a browser's id), not a typed name
+
+
+ANY = object()  # set_label(expected=ANY): no check of the label the writer saw (imports, scripts)
+
+
+@dataclass(frozen=True)
+class Changed:
+    item: int
+    shown: str | None  # the label the writer was shown (None: unlabeled)
+    now: str | None  # the label the item has now
+    annotator: str | None  # who set the label it has now
+
+
+class LabelChanged(ValueError):
+    """An answer to items whose labels changed after they were shown: nothing of the step was written."""
+
+    def __init__(self, changed: list[Changed], answered: int):
+        self.changed = changed
+        first = changed[0]
+        now = "unlabeled" if first.now is None else \
+            f"labeled {first.now!r}" + (f" by {first.annotator}" if first.annotator else "")
+        shown = "unlabeled" if first.shown is None else repr(first.shown)
+        if answered == 1:
+            again = f"replaces {first.now!r}" if first.now is not None else "labels it"
+            message = (f"Not saved: item {first.item} is now {now}; it was {shown} when it was shown to you. Look at "
+                       f"it again: answering once more {again}, or skip it.")
+        else:
+            message = (f"Nothing saved: {len(changed)} of the {answered} items changed after they were shown to you "
+                       f"(item {first.item} is now {now}; it was {shown}). Look at them again, then answer for the "
+                       "labels they have now.")
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -30,46 +74,71 @@ def annotator_name(name: str | None) -> str:
 
 
 def set_labels(store: LabelStore, project: str, labels: Sequence[tuple[int, str | None]], *, annotator: str,
-               session: str = "", how: str = "human") -> int | None:
+               session: str = "", owner: str | None = None, how: str = "human",
+               expected: Mapping[int, str | None] | None = None) -> int | None:
     """Set each (item id, label) — None removes a label — as one step; return the step's id (None if nothing
-    changed). Labels not yet in the project's label set are refused, so a typo cannot create a class."""
+    changed). Labels not yet in the project's label set are refused, so a typo cannot create a class.
+
+    ``session`` is the tab writing (its locks on these items are released), ``owner`` who may undo the step
+    (default: the annotator's name). ``expected`` maps item ids to the label the writer was shown (None:
+    unlabeled): if any of them has another label now, and not the one being written, ``LabelChanged`` is raised
+    and nothing is written. Items not in ``expected`` are written whatever their label."""
     if how not in HOW:
         raise ValueError(f"how must be one of {', '.join(HOW)} (got {how!r}).")
     annotator = annotator_name(annotator)
+    owner = str(owner)[:MAX_OWNER] if owner else annotator
+    labels = [(int(i), label) for i, label in labels]
+    expected = {int(i): label for i, label in (expected or {}).items()}
     info = store.project(project)
     known = set(info.labels)
     unknown = sorted({label for _, label in labels if label is not None and label not in known})
     if unknown:
         raise ValueError(f"{', '.join(map(repr, unknown[:5]))} is not a label of {project!r}. Add it to the label set "
                          f"first (labels now: {', '.join(info.labels) or 'none'}).")
-    with store.write() as conn:
+    with store.write() as conn:  # the check and the writes in one transaction: no one writes in between
+        current = {}  # item id → (label, how, annotator) now
+        for item_id, _ in labels:
+            current[item_id] = conn.execute("SELECT label, how, annotator FROM items WHERE project_id = ? AND id = ?",
+                                            (info.id, item_id)).fetchone()
+            if current[item_id] is None:
+                raise ValueError(f"Project {project!r} has no item {item_id}.")
+        changed = [Changed(item=i, shown=expected[i], now=current[i][0], annotator=current[i][2])
+                   for i, label in labels if i in expected and current[i][0] not in (expected[i], label)]
+        if changed:
+            raise LabelChanged(changed, len(labels))
         step = None
         for item_id, label in labels:
-            row = conn.execute("SELECT label, how FROM items WHERE project_id = ? AND id = ?",
-                               (info.id, int(item_id))).fetchone()
-            if row is None:
-                raise ValueError(f"Project {project!r} has no item {item_id}.")
-            if row[0] == label and (label is None or row[1] == how):
-                continue
-            step = _record(conn, info.id, int(item_id), row, label, how if label is not None else None, annotator,
-                           session, step)
-        conn.executemany("DELETE FROM locks WHERE item_id = ?", [(int(i),) for i, _ in labels])  # answered
+            row = current[item_id]
+            theirs = item_id in expected and expected[item_id] != row[0]  # set since it was shown, to this label
+            if row[0] == label and (label is None or row[1] == how or theirs):
+                continue  # nothing to change, or someone else gave it this very label meanwhile: theirs stands
+            step = _record(conn, info.id, item_id, row[:2], label, how if label is not None else None, annotator,
+                           session, owner, step)
+        conn.executemany("DELETE FROM locks WHERE item_id = ? AND holder = ?",  # answered: this tab's claim goes
+                         [(i, session) for i, _ in labels])
     return step
 
 
 def set_label(store: LabelStore, project: str, item_id: int, label: str | None, *, annotator: str,
-              session: str = "", how: str = "human") -> int | None:
-    return set_labels(store, project, [(item_id, label)], annotator=annotator, session=session, how=how)
+              session: str = "", owner: str | None = None, how: str = "human", expected: object = ANY) -> int | None:
+    """``set_labels`` for one item; ``expected`` is the label the writer was shown (None: unlabeled; ``ANY``:
+    no check)."""
+    return set_labels(store, project, [(item_id, label)], annotator=annotator, session=session, owner=owner,
+                      how=how, expected=None if expected is ANY else {int(item_id): expected})
 
 
-def undo(store: LabelStore, project: str, *, session: str) -> Undone:
-    """Take back the latest step of ``session`` that is neither undone nor itself an undo."""
+def undo(store: LabelStore, project: str, *, owner: str, session: str = "") -> Undone:
+    """Take back the latest step of ``owner`` that is neither undone nor itself an undo (``session``: the tab
+    asking, kept in the history)."""
+    if not owner:
+        raise ValueError("Undo needs to know whose step to take back: pass the owner's identity.")
+    owner = str(owner)[:MAX_OWNER]
     info = store.project(project)
     with store.write() as conn:
         row = conn.execute(
-            "SELECT step FROM changes c WHERE project_id = ? AND session = ? AND undoes IS NULL AND NOT EXISTS "
+            "SELECT step FROM changes c WHERE project_id = ? AND owner = ? AND undoes IS NULL AND NOT EXISTS "
             "(SELECT 1 FROM changes u WHERE u.undoes = c.step) ORDER BY id DESC LIMIT 1",
-            (info.id, session)).fetchone()
+            (info.id, owner)).fetchone()
         if row is None:
             return Undone(step=None, restored=[], kept=[])
         step = row[0]
@@ -81,21 +150,22 @@ def undo(store: LabelStore, project: str, *, session: str) -> Undone:
             if current[0] != new_label:
                 kept.append(item_id)
                 continue
-            new_step = _record(conn, info.id, item_id, current, old_label, old_how, annotator, session, new_step,
-                               undoes=step)
+            new_step = _record(conn, info.id, item_id, current, old_label, old_how, annotator, session, owner,
+                               new_step, undoes=step)
             restored.append(item_id)
         if new_step is None:  # nothing could be restored: a no-op change still marks the step as taken back
             item_id = kept[0]
             current = conn.execute("SELECT label, how, annotator FROM items WHERE id = ?", (item_id,)).fetchone()
             _record(conn, info.id, item_id, current[:2], current[0], current[1], current[2] or "anonymous", session,
-                    None, undoes=step)
+                    owner, None, undoes=step)
     return Undone(step=step, restored=restored, kept=kept)
 
 
-def last_change(store: LabelStore, project: str) -> int:
-    """The id of the project's latest change: a label snapshot is everything up to it."""
+def last_change(store: LabelStore, project: str, *, conn: sqlite3.Connection | None = None) -> int:
+    """The id of the project's latest change: a label snapshot is everything up to it. ``conn``: read inside the
+    caller's ``store.read()`` block, so that the snapshot is the one its other reads saw."""
     info = store.project(project)
-    with store.read() as conn:
+    with contextlib.nullcontext(conn) if conn is not None else store.read() as conn:
         return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM changes WHERE project_id = ?",
                                 (info.id,)).fetchone()[0])
 
@@ -129,13 +199,14 @@ def changes_since(store: LabelStore, project: str, snapshot: int) -> dict:
 
 
 def _record(conn: sqlite3.Connection, project_id: int, item_id: int, current: tuple, label: str | None,
-            how: str | None, annotator: str, session: str, step: int | None, undoes: int | None = None) -> int:
+            how: str | None, annotator: str, session: str, owner: str, step: int | None,
+            undoes: int | None = None) -> int:
     """Write one change and apply it; return the step (the first change's id when ``step`` is None)."""
     at = now_iso()
     cur = conn.execute("INSERT INTO changes (project_id, item_id, old_label, new_label, old_how, new_how, annotator, "
-                       "session, at, step, undoes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (project_id, item_id, current[0], label, current[1], how, annotator, session, at, step or 0,
-                        undoes))
+                       "session, owner, at, step, undoes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (project_id, item_id, current[0], label, current[1], how, annotator, session, owner, at,
+                        step or 0, undoes))
     if step is None:
         step = cur.lastrowid
         conn.execute("UPDATE changes SET step = ? WHERE id = ?", (step, step))

@@ -119,7 +119,8 @@ def serve(store: LabelStore, project: str, queue: Sequence[QueueEntry], start: i
           skip: Collection[int] = (), n: int = 1) -> tuple[list[QueueEntry], int]:
     """Up to ``n`` entries of ``queue[start:]`` still to answer, claimed (soft-locked) for ``holder``: not skipped,
     not held by another session, and not answered by anyone since the queue was ranked (the item's label is still
-    the one the entry shows). Returns them and the queue position of the first (``len(queue)`` when none is left)."""
+    the one the entry shows). Claiming renews: entries ``holder`` was served before get a full lock time again.
+    Returns them and the queue position of the first (``len(queue)`` when none is left)."""
     chosen: list[QueueEntry] = []
     first = len(queue)
     position = start

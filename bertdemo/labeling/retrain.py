@@ -22,7 +22,7 @@ from bertdemo.events import CancelledEvent, DoneEvent, Event
 from bertdemo.inference.evaluate import evaluate_rows
 from bertdemo.inference.predict import get_predictor
 from bertdemo.labeling.history import last_change
-from bertdemo.labeling.store import LabelStore, now_iso
+from bertdemo.labeling.store import Item, LabelStore, now_iso
 from bertdemo.training import train
 from bertdemo.workspace import Workspace
 
@@ -31,11 +31,22 @@ MIN_LABELED_PER_CLASS = 2  # below this a class can be neither split nor learned
 
 def freeze_validation(store: LabelStore, project: str, config: TrainConfig) -> list[int]:
     """The project's frozen validation items, chosen now if there are none yet (``config.validation_split`` of
-    the labeled items, stratified and seeded, at most ``MAX_VALIDATION_ROWS``)."""
-    frozen = [i.id for i in store.items(project, split="validation")]
-    if frozen:
-        return frozen
-    labeled = store.items(project, labeled=True)
+    the labeled items, stratified and seeded, at most ``MAX_VALIDATION_ROWS``).
+
+    The check and the choice are one write transaction: of two retrains at once (the app and the CLI, say), the
+    second waits and then finds the first one's set."""
+    info = store.project(project)
+    with store.write() as conn:
+        frozen = [i.id for i in store.items(project, split="validation", conn=conn)]
+        if frozen:
+            return frozen
+        ids = _choose_validation(project, store.items(project, labeled=True, conn=conn), config)
+        conn.executemany("UPDATE items SET split = 'validation' WHERE project_id = ? AND id = ?",
+                         [(info.id, i) for i in ids])
+    return ids
+
+
+def _choose_validation(project: str, labeled: list[Item], config: TrainConfig) -> list[int]:
     labels = [i.label for i in labeled]
     counts = pd.Series(labels).value_counts()
     if len(counts) < 2 or counts.min() < MIN_LABELED_PER_CLASS:
@@ -45,19 +56,17 @@ def freeze_validation(store: LabelStore, project: str, config: TrainConfig) -> l
     n_val = max(len(counts), min(round(len(labeled) * config.validation_split), MAX_VALIDATION_ROWS))
     n_val = min(n_val, len(labeled) - len(counts))
     _, held = train_test_split(labeled, test_size=n_val, random_state=config.seed, stratify=labels)
-    ids = sorted(i.id for i in held)
-    info = store.project(project)
-    with store.write() as conn:
-        conn.executemany("UPDATE items SET split = 'validation' WHERE project_id = ? AND id = ?",
-                         [(info.id, i) for i in ids])
-    return ids
+    return sorted(i.id for i in held)
 
 
 def project_data(store: LabelStore, project: str, config: TrainConfig) -> LabeledData:
-    """The project's current labels as ``LabeledData``: the frozen validation items validate, the rest train."""
+    """The project's current labels as ``LabeledData``: the frozen validation items validate, the rest train.
+    The items and the snapshot (the last change id the run is recorded to have seen) are one read, so a label
+    written meanwhile is neither trained on nor counted as trained on."""
     freeze_validation(store, project, config)
-    labeled = store.items(project, labeled=True)
-    snapshot = last_change(store, project)
+    with store.read() as conn:
+        labeled = store.items(project, labeled=True, conn=conn)
+        snapshot = last_change(store, project, conn=conn)
     train_rows = pd.DataFrame([(i.text, i.label) for i in labeled if i.split != "validation"], columns=["text", "label"])
     val_rows = pd.DataFrame([(i.text, i.label) for i in labeled if i.split == "validation"], columns=["text", "label"])
     if train_rows["label"].nunique() < 2:

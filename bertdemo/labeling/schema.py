@@ -68,6 +68,12 @@ MIGRATIONS = [
         PRIMARY KEY (project_id, run)
     );
     """,
+    # 3: who may undo a change (the UI's user identity, the CLI's owner): undo follows a person across tabs and
+    # reloads, where ``session`` (the tab that wrote it) does not. Changes written before have no owner ('').
+    """
+    ALTER TABLE changes ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+    CREATE INDEX changes_by_owner ON changes (project_id, owner, id);
+    """,
 ]
 LATEST = len(MIGRATIONS)
 

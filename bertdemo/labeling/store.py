@@ -4,7 +4,13 @@ the history of every change (the standard library's ``sqlite3``).
 Durability: WAL journal with ``synchronous=FULL``, and every change is one transaction, so a label the store
 acknowledged survives a closed browser, a restart and ``kill -9``; a transaction cut short leaves no trace.
 Concurrency: a connection per call (handlers run in many threads, and the CLI may write beside the app),
-``BEGIN IMMEDIATE`` for writes and a busy timeout, so two writers queue instead of losing an update.
+``BEGIN IMMEDIATE`` for writes and a busy timeout, so two writers queue instead of losing an update. A check and
+the write it decides belong in one ``write()`` block; several reads that must agree (the labels a run trains on
+and the last change they include) in one ``read()`` block, which is one snapshot of the database.
+
+Soft locks (``claim``) keep two sessions from being *served* the same item; they do not guard answers. What
+guards a label is the answer's check that the item still has the label its annotator was shown
+(``labeling.history.set_labels``).
 
 Not in here: importing and exporting files (``labeling.transfer``), labeling and undo (``labeling.history``),
 which items to serve (``labeling.queues``).
@@ -114,8 +120,15 @@ class LabelStore:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every query in the block sees the database as it was at the first one (WAL keeps
+        that snapshot while writers go on)."""
         with self._connect() as conn:
-            yield conn
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:  # nothing was written: this only ends the snapshot
+                    conn.execute("COMMIT")
 
     # projects
 
@@ -168,8 +181,10 @@ class LabelStore:
             raise ValueError(f"Project {project!r} has no item {item_id}.")
         return Item(*row)
 
-    def items(self, project: str, *, labeled: bool | None = None, split: str | None = "any") -> list[Item]:
-        """Items in import order; ``labeled`` True/False filters, ``split`` "validation"/None filters ("any": all)."""
+    def items(self, project: str, *, labeled: bool | None = None, split: str | None = "any",
+              conn: sqlite3.Connection | None = None) -> list[Item]:
+        """Items in import order; ``labeled`` True/False filters, ``split`` "validation"/None filters ("any": all).
+        ``conn``: read inside the caller's ``read()`` or ``write()`` block, so that its other queries agree."""
         info = self.project(project)
         where, args = ["project_id = ?"], [info.id]
         if labeled is not None:
@@ -177,7 +192,7 @@ class LabelStore:
         if split != "any":
             where.append("split IS NULL" if split is None else "split = ?")
             args += [] if split is None else [split]
-        with self.read() as conn:
+        with contextlib.nullcontext(conn) if conn is not None else self.read() as conn:
             rows = conn.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE {' AND '.join(where)} ORDER BY id", args)
             return [Item(*row) for row in rows]
 
@@ -191,7 +206,8 @@ class LabelStore:
     def claim(self, project: str, holder: str, candidates: Sequence[int], n: int,
               seconds: float = LOCK_SECONDS) -> list[int]:
         """Lock up to ``n`` of ``candidates`` (in their order) for ``holder``: items no one else holds, still
-        unlabeled or not, as the caller chose them. Locks of others expire after ``seconds``."""
+        unlabeled or not, as the caller chose them. Locks expire after ``seconds``; claiming an item again
+        renews its lock."""
         info = self.project(project)
         now = time.time()
         with self.write() as conn:
@@ -203,6 +219,12 @@ class LabelStore:
             conn.executemany("INSERT OR REPLACE INTO locks (item_id, holder, expires) VALUES (?, ?, ?)",
                              [(i, holder, now + seconds) for i in chosen])
         return chosen
+
+    def renew(self, project: str, holder: str, item_ids: Sequence[int], seconds: float = LOCK_SECONDS) -> list[int]:
+        """``holder`` is still at these items (on screen, or about to be): its claims run ``seconds`` from now.
+        A claim that lapsed is taken again unless another session took the item meanwhile; returns the ids
+        ``holder`` now holds."""
+        return self.claim(project, holder, item_ids, len(item_ids), seconds)
 
     def release(self, holder: str, item_ids: Sequence[int] | None = None) -> None:
         with self.write() as conn:

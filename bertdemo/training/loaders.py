@@ -82,16 +82,20 @@ class LengthBucketBatchSampler(torch.utils.data.Sampler):
 
 def train_loader(ds: datasets.Dataset, collator, batch_size: int, *, seed: int, batching: str) -> DataLoader:
     """Training batches: "sorted" (length buckets), "grouped" (transformers' mega-batches) or "random"."""
+    # Every loader has a generator of its own: without one, each epoch's iterator draws its base seed (for
+    # workers) from torch's global generator, which other threads use too.
+    generator = torch.Generator().manual_seed(seed)
     if batching == "sorted":
         return DataLoader(ds, batch_sampler=LengthBucketBatchSampler(lengths_of(ds), batch_size, seed),
-                          collate_fn=collator)
-    generator = torch.Generator().manual_seed(seed)
+                          collate_fn=collator, generator=generator)
     if batching == "grouped":
         sampler = LengthGroupedSampler(batch_size, lengths=lengths_of(ds).tolist(), generator=generator)
     else:
         sampler = torch.utils.data.RandomSampler(ds, generator=generator)
-    return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=collator)
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=collator, generator=generator)
 
 
 def eval_loader(ds: datasets.Dataset, collator, batch_size: int) -> DataLoader:
-    return DataLoader(ds, batch_size=batch_size, sampler=SequentialSampler(ds), collate_fn=collator)
+    # in order; the generator only keeps its iterators' base seed off torch's global generator
+    return DataLoader(ds, batch_size=batch_size, sampler=SequentialSampler(ds), collate_fn=collator,
+                      generator=torch.Generator().manual_seed(0))

@@ -30,8 +30,9 @@ def build_scratch_tokenizer(texts: Sequence[str], *, vocab_size: int = MAX_VOCAB
 
 def build_scratch_model(tokenizer, labels: tuple[str, ...], *, max_length: int = 128, seed: int = 42):
     """A randomly initialised ``BertForSequenceClassification`` sized for a CPU."""
-    import torch
     from transformers import BertConfig, BertForSequenceClassification
+
+    from bertdemo.seeding import seeded
 
     config = BertConfig(
         vocab_size=len(tokenizer), hidden_size=SCRATCH_HIDDEN, num_hidden_layers=SCRATCH_LAYERS,
@@ -42,5 +43,5 @@ def build_scratch_model(tokenizer, labels: tuple[str, ...], *, max_length: int =
         attn_implementation="sdpa")
     # The pipeline truncates at model_max_length: keep it within the position table this model has.
     tokenizer.model_max_length = config.max_position_embeddings
-    torch.manual_seed(seed)
-    return BertForSequenceClassification(config)
+    with seeded(seed):  # not torch.manual_seed: other threads draw from the global generator
+        return BertForSequenceClassification(config)

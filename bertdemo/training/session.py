@@ -5,6 +5,11 @@ memory.
 The plain path reads top to bottom: load the model, tokenize, make loaders, AdamW, ``accelerator.prepare``, a
 linear schedule, and a step of forward, cross-entropy, backward, clip, update. The optional CPU speed paths
 enter in two places only: ``use_cpu_training_kernels`` and the precision strategy (``bertdemo.fast``).
+
+A run's randomness (the new head's weights, dropout) comes from a generator state of its own
+(``bertdemo.seeding.TorchRng``, seeded with ``config.seed``), swapped in around its initialisation and each
+step: the same seed gives the same run however many other threads draw random numbers meanwhile, and the
+global generators are never reseeded.
 """
 from __future__ import annotations
 
@@ -14,13 +19,14 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 from accelerate import Accelerator
-from transformers import get_scheduler, set_seed
+from transformers import get_scheduler
 
 from bertdemo import fast
 from bertdemo.config import SCRATCH_MODEL, TrainConfig
 from bertdemo.data import LabeledData
 from bertdemo.fast.cpu_training_kernels import use_cpu_training_kernels
 from bertdemo.models import load_classifier, load_tokenizer
+from bertdemo.seeding import TorchRng
 from bertdemo.training.loaders import CountingCollator, eval_loader, tokenize_frame, train_loader
 from bertdemo.training.plan import plan_batch_size, plan_training
 from bertdemo.training.precision import Plain, precision_strategy
@@ -45,15 +51,17 @@ class Session:
     epochs: int  # as planned (bertdemo.training.plan): config.epochs, or more for a small data set (batch size too)
     class_weights: torch.Tensor | None  # (C,) cross-entropy weights, or None
     notes: tuple[str, ...]  # the plan's notes
+    rng: TorchRng  # this run's random state (initialisation, then dropout step after step)
 
 
 def start_session(config: TrainConfig, data: LabeledData) -> Session:
-    set_seed(config.seed)
     # Precision is handled by our strategies, not by Accelerator(mixed_precision=...): accelerate's state is a
     # process-wide singleton that refuses a second, different precision, and the app trains many runs.
     accelerator = Accelerator()
     device = accelerator.device
-    tokenizer, model = _build_model(config, data)
+    rng = TorchRng(config.seed, device)
+    with rng:
+        tokenizer, model = _build_model(config, data)
     if config.dropout is not None:
         _set_dropout(model, config.dropout)
     if device.type == "cpu" and fast.enabled("cpu_kernels"):
@@ -70,7 +78,8 @@ def start_session(config: TrainConfig, data: LabeledData) -> Session:
     # fused: one kernel for all tensors instead of torch's per-tensor loop on CPU (bench/RESULTS.md)
     optimizer = torch.optim.AdamW(_param_groups(precision.named_trainable(), config.weight_decay),
                                   lr=config.learning_rate, fused=device.type in ("cpu", "cuda"))
-    model, optimizer, loader, val_loader = accelerator.prepare(model, optimizer, loader, val_loader)
+    with rng:  # preparing may draw a seed for a sampler without a generator (several processes)
+        model, optimizer, loader, val_loader = accelerator.prepare(model, optimizer, loader, val_loader)
     plan = plan_training(config, data, len(loader), batch_size, notes)
     total_steps = len(loader) * plan.epochs
     scheduler = get_scheduler(config.scheduler, optimizer, num_warmup_steps=round(config.warmup_ratio * total_steps),
@@ -79,16 +88,17 @@ def start_session(config: TrainConfig, data: LabeledData) -> Session:
     return Session(accelerator=accelerator, device=device, precision=precision, tokenizer=tokenizer, model=model,
                    optimizer=optimizer, scheduler=scheduler, loader=loader, val_loader=val_loader,
                    val_frame=val_frame, collator=collator, epochs=plan.epochs, class_weights=weights,
-                   notes=plan.notes)
+                   notes=plan.notes, rng=rng)
 
 
 def training_step(s: Session, batch: dict, max_grad_norm: float) -> float:
     """One optimizer step; returns the batch's training loss."""
-    with s.precision.autocast():
-        logits = s.model(**{k: v for k, v in batch.items() if k != "labels"}).logits  # (B, C)
-    # in fp32 whatever the model's dtype; weighted by class when the plan says so
-    loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"], weight=s.class_weights)
-    s.precision.backward(loss)
+    with s.rng:  # dropout draws from this run's state only
+        with s.precision.autocast():
+            logits = s.model(**{k: v for k, v in batch.items() if k != "labels"}).logits  # (B, C)
+        # in fp32 whatever the model's dtype; weighted by class when the plan says so
+        loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"], weight=s.class_weights)
+        s.precision.backward(loss)
     s.precision.step(s.optimizer, max_grad_norm)
     s.scheduler.step()
     s.optimizer.zero_grad(set_to_none=True)

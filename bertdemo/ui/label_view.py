@@ -3,6 +3,7 @@ shortcuts (a page-level script that presses the tab's buttons), and a prefetcher
 the next items in the background, so an answer moves on without waiting for the model."""
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,6 +14,8 @@ from bertdemo.explain.attributions import attributions
 from bertdemo.explain.tokens import word_spans
 from bertdemo.inference.predict import get_predictor
 from bertdemo.ui.page import esc
+
+log = logging.getLogger(__name__)
 
 KEYS_HELP = """**Keys** (when the cursor is not in a text box): **1–9** choose that label · **Enter** accepts the
 model's suggestion · **S** skips · **U** or **Backspace** undoes your last change · **?** shows or hides this help."""
@@ -88,7 +91,8 @@ def _tinted(word: str, share: float) -> str:
 
 class Prefetcher:
     """Word highlights (integrated gradients toward the suggested class, merged into words) for the items about
-    to be shown, computed one at a time in a background thread and kept in a small cache."""
+    to be shown, computed one at a time in a background thread and kept in a small cache. A failure is logged
+    and not kept: the next ask computes it again."""
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bertdemo-highlights")
@@ -99,8 +103,9 @@ class Prefetcher:
         key = (run_dir, item_id, target)
         with self._lock:
             future = self._cache.get(key)
-            if future is None:
+            if future is None or future.done() and future.exception() is not None:
                 future = self._cache[key] = self._pool.submit(_word_scores, run_dir, text, target)
+                future.add_done_callback(_log_failure)
                 while len(self._cache) > CACHE_SIZE:
                     self._cache.popitem(last=False)
             return future
@@ -116,11 +121,18 @@ class Prefetcher:
         return self.ask(run_dir, item_id, text, target).result(timeout=timeout)
 
 
+def _log_failure(future: Future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("word highlights failed (asked again when the item is next shown)", exc_info=future.exception())
+
+
 def _word_scores(run_dir: str, text: str, target: str | None) -> list[tuple[str, float | None]]:
     predictor = get_predictor(run_dir)
     result = attributions(predictor, text, target=target, steps=HIGHLIGHT_STEPS)
     scores = np.asarray(result.scores)
-    pieces = text_pieces(predictor.tokenizer, text, predictor.max_length, scores, special=result.special)
+    # the predictor's tokenize holds its tokenizer lock: predictions may be tokenizing in other threads
+    pieces = text_pieces(predictor.tokenize, text, predictor.max_length, scores, special=result.special) \
+        if getattr(predictor.tokenizer, "is_fast", False) else None
     if pieces is not None:
         return pieces
     out: list[tuple[str, float | None]] = []
@@ -129,13 +141,12 @@ def _word_scores(run_dir: str, text: str, target: str | None) -> list[tuple[str,
     return out
 
 
-def text_pieces(tokenizer, text: str, max_length: int, scores: np.ndarray, *, special) -> list | None:
+def text_pieces(tokenize, text: str, max_length: int, scores: np.ndarray, *, special) -> list | None:
     """``text`` cut into its words (each with the summed score of its word-pieces) and the gaps between them, so
     the highlighted item reads exactly as the original: its case, accents and spacing, and the part past
-    max_length (unscored). None when the tokenizer gives no character offsets (a slow tokenizer)."""
-    if not getattr(tokenizer, "is_fast", False):
-        return None
-    encoded = tokenizer(text, truncation=True, max_length=max_length, return_offsets_mapping=True)
+    max_length (unscored). ``tokenize`` is a fast tokenizer or ``Predictor.tokenize`` (the same under the
+    predictor's lock); None when the pieces do not line up with ``scores``."""
+    encoded = tokenize(text, truncation=True, max_length=max_length, return_offsets_mapping=True)
     offsets, word_ids = encoded["offset_mapping"], encoded.word_ids()
     if len(offsets) != len(scores):
         return None

@@ -16,7 +16,7 @@ import pandas as pd
 import bertdemo.ui.teaching as teaching
 from bertdemo.inference.predict import get_predictor
 from bertdemo.labeling import queues
-from bertdemo.labeling.history import annotator_name, changes_since, set_label, set_labels, undo
+from bertdemo.labeling.history import LabelChanged, annotator_name, changes_since, set_label, set_labels, undo
 from bertdemo.labeling.retrain import compare, project_runs
 from bertdemo.labeling.store import LabelStore, label_counts
 from bertdemo.jobs.kinds import suspicious_work
@@ -261,35 +261,45 @@ class LabelTab:
 
     def _key_handler(self, k: int):
         @at_edge
-        def on_key(session: Labeling | None, annotator: str, highlights: bool) -> dict:
+        def on_key(session: Labeling | None, annotator: str, highlights: bool, request: gr.Request) -> dict:
             labels = self.store.project(self._session(session).project).labels
             if k > len(labels):
                 raise ValueError(f"There is no label number {k}: this project has {len(labels)}.")
-            return self._answer(session, labels[k - 1], annotator, highlights, how="human")
+            return self._answer(session, labels[k - 1], annotator, highlights, how="human", request=request)
         return on_key
 
     @at_edge
-    def on_accept(self, session: Labeling | None, annotator: str, highlights: bool) -> dict:
+    def on_accept(self, session: Labeling | None, annotator: str, highlights: bool, request: gr.Request) -> dict:
         entry = self._session(session).current
         if entry is None or entry.suggested is None:
             raise ValueError("There is no suggestion to accept: no model is loaded for this queue. Press a number.")
         if entry.suggested not in self.store.project(session.project).labels:
             raise ValueError(f"The model suggests {entry.suggested!r}, which is not in this project's label set. "
                              "Add it first, or choose a label.")
-        return self._answer(session, entry.suggested, annotator, highlights, how="suggestion")
+        return self._answer(session, entry.suggested, annotator, highlights, how="suggestion", request=request)
 
     @at_edge
-    def on_set(self, session: Labeling | None, label: str | None, annotator: str, highlights: bool) -> dict:
+    def on_set(self, session: Labeling | None, label: str | None, annotator: str, highlights: bool,
+               request: gr.Request) -> dict:
         if not label:
             raise ValueError("Choose a label in the list first.")
-        return self._answer(session, label, annotator, highlights, how="human")
+        return self._answer(session, label, annotator, highlights, how="human", request=request)
 
-    def _answer(self, session: Labeling | None, label: str, annotator: str, highlights: bool, *, how: str) -> dict:
+    def _answer(self, session: Labeling | None, label: str, annotator: str, highlights: bool, *, how: str,
+                request: gr.Request) -> dict:
+        """Save the answer if the item still has the label it was served with (``current.label``: serving
+        checks it); else say what it is now and show it again, so that the next answer replaces it knowingly."""
         session = self._session(session)
         if session.current is None:
             raise ValueError("This queue is done. Choose another queue, or Retrain.")
-        set_label(self.store, session.project, session.current.id, label, annotator=annotator, session=session.holder,
-                  how=how)
+        try:
+            set_label(self.store, session.project, session.current.id, label, annotator=annotator,
+                      session=session.holder, owner=self.page.user(request), how=how, expected=session.current.label)
+        except LabelChanged as refused:
+            gr.Warning(esc(refused))
+            session = replace(session, current=replace(session.current, label=refused.changed[0].now))
+            self.store.renew(session.project, session.holder, [e.id for e in (session.current, *session.upcoming)])
+            return self._view(session, highlights, status=esc(refused))
         return self._move(session, session.position + 1, highlights,
                           status=f"Labeled item {session.current.id} **{esc(label)}**.")
 
@@ -303,9 +313,10 @@ class LabelTab:
         return self._move(session, session.position + 1, highlights, status=f"Skipped item {session.current.id}.")
 
     @at_edge
-    def on_undo(self, session: Labeling | None, highlights: bool) -> dict:
+    def on_undo(self, session: Labeling | None, highlights: bool, request: gr.Request) -> dict:
+        """Take back this user's last step, whichever tab made it (a reload, a second tab)."""
         session = self._session(session)
-        done = undo(self.store, session.project, session=session.holder)
+        done = undo(self.store, session.project, owner=self.page.user(request), session=session.holder)
         if done.step is None:
             return self._view(session, highlights, status="Nothing of yours to undo.")
         kept = f" ({len(done.kept)} kept: someone changed them since)" if done.kept else ""
@@ -437,12 +448,20 @@ class LabelTab:
                                    "undoes it).", self.bulk_sample: sample}
 
     @at_edge
-    def on_bulk_apply(self, session: Labeling | None, threshold: float, annotator: str, highlights: bool) -> dict:
+    def on_bulk_apply(self, session: Labeling | None, threshold: float, annotator: str, highlights: bool,
+                      request: gr.Request) -> dict:
         sure = self._confident(session, threshold)
         if not sure:
             raise ValueError(f"No unlabeled item has a suggestion at probability ≥ {threshold:.2f}.")
-        set_labels(self.store, session.project, [(e.id, e.suggested) for e in sure], annotator=annotator,
-                   session=session.holder, how="bulk")
+        try:  # the suggestions are for items unlabeled when they were scored: any labeled since stops the step
+            set_labels(self.store, session.project, [(e.id, e.suggested) for e in sure], annotator=annotator,
+                       session=session.holder, owner=self.page.user(request), how="bulk",
+                       expected={e.id: e.label for e in sure})
+        except LabelChanged as refused:
+            first = refused.changed[0]
+            raise ValueError(f"Nothing accepted: {len(refused.changed)} of the {len(sure)} items were labeled after "
+                             f"their suggestions were made (item {first.item}: {first.now!r}, by {first.annotator}). "
+                             "Accept again: the suggestions are then made for the items still unlabeled.") from refused
         return {**self._move(session, session.position, highlights, status=f"Accepted {len(sure)} suggestions."),
                 self.bulk_summary: f"Accepted **{len(sure)}** suggestions as one step: **U** undoes it."}
 
