@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install browser clean
+.PHONY: run test test-fast install browser clean
 
 $(BIN)/python:
 	command -v $(PY) >/dev/null 2>&1 || { echo "Python 3.11 is needed (python3.11 on PATH, or make PY=python3)"; exit 1; }
@@ -27,6 +27,10 @@ run: $(STAMP)
 
 test: $(STAMP) browser
 	GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+# Everyday work: everything but the slow tests (server processes, torchrun, real browsers, the real default model).
+test-fast: $(STAMP)
+	GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow"
 
 clean:
 	rm -rf $(VENV) workspace

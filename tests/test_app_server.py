@@ -20,6 +20,8 @@ from gradio_client import Client
 from conftest import ROOT
 from conftest_ui import free_port
 
+pytestmark = pytest.mark.slow  # a server process of its own
+
 
 @pytest.fixture(scope="module")
 def fresh_server(tmp_path_factory, tiny_run):

@@ -72,10 +72,14 @@ def _wait_points(tab, more_than: int, timeout: int = JOB_TIMEOUT_MS) -> int:
     return _points(tab)
 
 
-def _job(app_url, job_id: str):
+def _store(app_url):
     from bertdemo.jobs import JobStore
 
-    return JobStore.for_workspace(app_url[1]).get(job_id)
+    return JobStore.for_workspace(app_url[1])
+
+
+def _job(app_url, job_id: str):
+    return _store(app_url).get(job_id)
 
 
 def _finish_and_start_again(tab, app_url, job_id: str, model_dir: str) -> None:
@@ -88,7 +92,12 @@ def _finish_and_start_again(tab, app_url, job_id: str, model_dir: str) -> None:
     _tab(tab, "2 · Train")
     _set(tab, "epochs", 1)
     tab.locator("#start-train").click()
-    expect(tab.locator("#train-job-id textarea, #train-job-id input")).not_to_have_value(job_id, timeout=30_000)
+    try:
+        expect(tab.locator("#train-job-id textarea, #train-job-id input")).not_to_have_value(job_id, timeout=30_000)
+    except AssertionError:
+        toasts = tab.locator(".toast-body").all_inner_texts()
+        jobs = [(j.id, j.state, j.reason) for j in _store(app_url).find()]
+        raise AssertionError(f"the second Start was not accepted: toasts {toasts}, jobs {jobs}") from None
     expect(tab.locator("#train-progress")).to_contain_text("done in", timeout=JOB_TIMEOUT_MS)
 
 
@@ -146,6 +155,4 @@ def test_a_second_tab_follows_the_same_job_and_its_stop_keeps_the_best_checkpoin
 
 
 def _events(app_url, job_id: str) -> list[dict]:
-    from bertdemo.jobs import JobStore
-
-    return JobStore.for_workspace(app_url[1]).events(job_id)
+    return _store(app_url).events(job_id)

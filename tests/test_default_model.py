@@ -10,6 +10,8 @@ from bertdemo.events import DoneEvent, StartEvent
 from bertdemo.models import load_tokenizer
 from conftest import SAMPLE_EN
 
+pytestmark = pytest.mark.slow  # the real default model
+
 
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):

@@ -12,6 +12,8 @@ import pytest
 from bertdemo.runs import list_runs
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # torchrun
+
 
 # bf16 on CPU is a bf16 model with fp32 master weights (bertdemo.master_weights): DDP must all-reduce its grads
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

@@ -18,6 +18,7 @@ from conftest import toy_rows, write_csv
 from conftest_ui import AppProcess, job_status, start_training, wait_job
 
 pytest_plugins = ["tests.conftest_ui"]
+pytestmark = pytest.mark.slow  # server processes, killed
 
 SETTINGS = dict(epochs=20, batch_size=4, learning_rate=1e-3, max_length=32, max_train_rows=0, warmup_ratio=0.0,
                 weight_decay=0.01, seed=1, validation_split=0.2, evals_per_epoch=1, patience=0,

@@ -88,8 +88,9 @@ def training_records(events) -> Iterator[dict]:
 
 
 def suspicious_work(store_path: str | Path, project: str, *, run: str | Path | None = None) -> Work:
-    """Rank ``project``'s labels, likeliest wrong first; the result holds the queue (``entries``) and the label
-    snapshot it was computed on."""
+    """Rank ``project``'s labels, likeliest wrong first. The queue is the last event ("Ranked", with its
+    ``entries``: events are read one job at a time, while results are listed for every job); the result says how
+    many items and which label snapshot it was computed on."""
     def work(ctx: JobContext) -> Iterator[dict]:
         store = LabelStore(store_path)
         snapshot = last_change(store, project)
@@ -102,8 +103,9 @@ def suspicious_work(store_path: str | Path, project: str, *, run: str | Path | N
                 entries = event
         if entries is None:
             return {"state": "stopped"}
-        yield {"event": "Ranked", "items": len(entries), "fraction": 1.0, "note": f"{len(entries)} items ranked"}
-        return {"project": project, "snapshot": snapshot, "entries": [dataclasses.asdict(e) for e in entries]}
+        yield {"event": "Ranked", "items": len(entries), "fraction": 1.0, "note": f"{len(entries)} items ranked",
+               "entries": [dataclasses.asdict(e) for e in entries]}
+        return {"project": project, "snapshot": snapshot, "items": len(entries)}
     return work
 
 

@@ -89,6 +89,7 @@ def build_app(workspace: Workspace | str | Path | None = None, *, data_dir: str 
         demo.load(_on_app_start(page), [page.browser], outputs, api_visibility="private").then(
             **page.show_run).then(**page.watch.follow())
         demo.unload(_on_app_end(page))
+    demo.bertdemo_page = page  # for tests that act as a page would (a reload is on_tick with nothing seen)
     return demo
 
 

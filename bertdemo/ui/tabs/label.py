@@ -253,7 +253,8 @@ class LabelTab:
                 f"suspicious labels in {project}: " + state_line(job, ahead)))}
         if job.state != "done":
             return {self.status: f"Suspicious-label scoring of **{esc(project)}** {esc(state_line(job, 0))}"}
-        entries = tuple(queues.QueueEntry(**e) for e in job.result.get("entries", ()))
+        ranked = next((e for e in reversed(events) if e["event"] == "Ranked"), {})
+        entries = tuple(queues.QueueEntry(**e) for e in ranked.get("entries", ()))
         holder = request.session_hash if request is not None else "api"
         session = Labeling(project=project, holder=holder, strategy="suspicious", run=None, queue=entries)
         return self._move(session, 0, True, keys=True, status=f"Queue **suspicious labels** of {esc(project)}: "
