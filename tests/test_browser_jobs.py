@@ -83,19 +83,23 @@ def _job(app_url, job_id: str):
 
 
 def _finish_and_start_again(tab, app_url, job_id: str, model_dir: str) -> None:
-    """The job ends by itself; its run is on the Models tab; a new Start is accepted (no slot held)."""
+    """The job ends by itself; its run is on the Models tab; a new Start is accepted (no slot held). The data
+    is the page's own (a reloaded page has none yet), so the sample is loaded again first."""
     expect(tab.locator("#train-progress")).to_contain_text("done in", timeout=JOB_TIMEOUT_MS)
     job = _job(app_url, job_id)
     assert job.state == "done" and (Path(app_url[1]) / job.result["run"]).exists()
     _tab(tab, "6 · Models")
     expect(tab.get_by_text(job.result["run"]).first).to_be_visible(timeout=30_000)
+    _tab(tab, "1 · Data")
+    tab.locator("#use-sample").click()
+    expect(tab.get_by_text("Data ready")).to_be_visible(timeout=60_000)
     _tab(tab, "2 · Train")
     _set(tab, "epochs", 1)
     tab.locator("#start-train").click()
     try:
         expect(tab.locator("#train-job-id textarea, #train-job-id input")).not_to_have_value(job_id, timeout=30_000)
     except AssertionError:
-        toasts = tab.locator(".toast-body").all_inner_texts()
+        toasts = tab.locator(".toast-body, .toast-text, [data-testid='toast-body']").all_inner_texts()
         jobs = [(j.id, j.state, j.reason) for j in _store(app_url).find()]
         raise AssertionError(f"the second Start was not accepted: toasts {toasts}, jobs {jobs}") from None
     expect(tab.locator("#train-progress")).to_contain_text("done in", timeout=JOB_TIMEOUT_MS)

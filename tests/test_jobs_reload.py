@@ -133,3 +133,19 @@ def test_the_curve_comes_back_with_its_plot_and_table(app, browser, ui_model_dir
     table = updates[curve.table]
     assert list(table["labels"]) == [10, 20] and set(table.columns) >= {"random", "margin"}
     assert len(json.loads(updates[curve.plot].to_json())["data"]) >= 2
+
+
+def test_a_batch_prediction_comes_back_with_its_file(app, browser, tmp_path):
+    client, reload = browser
+    run = client.predict(api_name="/list_runs")[0]["run_dir"]
+    client.predict(run, api_name="/load_run")
+    path = tmp_path / "many.csv"
+    pd.DataFrame({"text": [f"text number {i} about football and rain" for i in range(1200)]}).to_csv(path, index=False)
+    client.predict(handle_file(str(path)), api_name="/batch_predict")
+    status = _done(client, _newest_job(client))
+    progress = [e["rows"] for e in status["events"] if e["event"] == "Predicted"]
+    assert progress == [512, 1024, 1200]  # in chunks: progress and Stop between them
+    updates, _ = reload()
+    batch = app[0].bertdemo_page.parts["explain"].batch
+    assert pd.read_csv(updates[batch.batch_out]).shape[0] == 1200 and len(updates[batch.batch_preview]) == 50
+    assert "1200 rows" in updates[batch.status]

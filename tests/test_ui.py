@@ -163,7 +163,14 @@ def test_batch_predict_writes_labels_and_probabilities(client, trained, tmp_path
     path = tmp_path / "texts.csv"
     pd.DataFrame({"text": ["Goal in the last minute", "Profits rose 5%", "<script>alert(1)</script>"]}).to_csv(
         path, index=False)
-    preview, download = client.predict(handle_file(str(path)), api_name="/batch_predict")
+    line = client.predict(handle_file(str(path)), api_name="/batch_predict")
+    assert "starting" in line or "in the queue" in line  # answered at once: the prediction is a job
+    job = client.predict(api_name="/list_jobs")[0]
+    assert job["kind"] == "batch_predict" and job["lane"] == "predict"
+    status = wait_job(client, job["id"])
+    assert status["state"] == "done" and status["result"]["rows"] == 3 and "file" not in status["result"]
+    download, preview = client.predict(job["id"], api_name="/batch_result")
+    assert len(preview["data"]) == 3
     out = pd.read_csv(download)
     assert list(out.columns[:3]) == ["text", "predicted_label", "confidence"]
     probs = out[[c for c in out.columns if c.startswith("p_")]]

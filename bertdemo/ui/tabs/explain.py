@@ -18,11 +18,11 @@ from bertdemo.explain.attention import attention
 from bertdemo.explain.attributions import attributions
 from bertdemo.explain.methods import TITLES, Explained, explain
 from bertdemo.explain.tokens import word_spans
-from bertdemo.inference.batch_predict import predict_file, save_predictions
 from bertdemo.inference.predict import Predictor, base_predictor, get_predictor
 from bertdemo.runs import load_run_info, run_in
 import bertdemo.ui.teaching as teaching
 from bertdemo.ui.edge import at_edge
+from bertdemo.ui.tabs.batch import BatchPanel
 from bertdemo.ui.page import PREDICT_QUEUE, Page, RunListener, RunView, esc
 from bertdemo.ui.upload import upload_file
 
@@ -104,7 +104,7 @@ class ExplainTab:
                 self._attention_layout()
                 self._attribution_layout()
                 self._compare_layout()
-                self._batch_layout()
+                self.batch = BatchPanel(page)
             with gr.Column(scale=1, min_width=260, elem_classes="bd-teach"):
                 with gr.Accordion("How it works", open=True):
                     gr.Markdown(teaching.PREDICT)
@@ -169,14 +169,6 @@ class ExplainTab:
                 self.base_plot = gr.Plot(label="Base model")
                 self.tuned_plot = gr.Plot(label="Fine-tuned model")
 
-    def _batch_layout(self) -> None:
-        with gr.Accordion("Batch: predict a whole CSV", open=False):
-            self.batch_file = upload_file(label="CSV/TSV with a text column", file_types=[".csv", ".tsv"],
-                                      type="filepath")
-            self.batch_btn = gr.Button("Predict all rows")
-            self.batch_out = gr.File(label="Download predictions", height=90)
-            self.batch_preview = gr.Dataframe(label="First rows", interactive=False, wrap=True)
-
     def wire(self) -> None:
         run = self.page.run_state
         self.text.input(self.on_predict, [run, self.text], [self.probs], api_name="predict",
@@ -203,8 +195,7 @@ class ExplainTab:
         self.compare_btn.click(self.on_compare, [run, self.text],
                                [self.base_probs, self.tuned_probs, self.base_plot, self.tuned_plot],
                                api_name="compare", **PREDICT_QUEUE)
-        self.batch_btn.click(self.on_batch, [run, self.batch_file], [self.batch_preview, self.batch_out],
-                             api_name="batch_predict", **PREDICT_QUEUE)
+        self.batch.wire()
 
     def show_run(self, view: RunView) -> dict:
         labels = view.info.labels if view.info is not None else ()
@@ -317,12 +308,3 @@ class ExplainTab:
                     self._base.pop(next(iter(self._base)))
                 self._base[key] = base_predictor(model, tuple(labels), max_length=max_length)
             return self._base[key]
-
-    @at_edge
-    def on_batch(self, run_dir: str | None, path: str | None) -> dict:
-        """Predict every row of a CSV/TSV → a preview and a CSV with the predicted label and probabilities."""
-        if not path:
-            raise ValueError("Upload a CSV/TSV with a text column first.")
-        out = predict_file(self.predictor(run_dir), path)
-        dest = self.page.workspace.download_dir() / f"{Path(path).stem}_predictions.csv"
-        return {self.batch_preview: out.head(50), self.batch_out: str(save_predictions(out, dest))}
