@@ -84,3 +84,13 @@ def test_suspicious_ranks_deliberately_flipped_labels_first(tiny_config):
     assert len(top & set(flipped)) >= 3  # the flipped labels come first
     first = suspects[0]
     assert first.suggested != first.given and first.score > 0.5
+
+
+def test_suspicious_folds_keep_the_training_loops_rules(tiny_config):
+    """A fold whose loss diverges stops with the loop's own message, not with NaN probabilities."""
+    from bertdemo.labeling.suspicious import find_suspects
+
+    rows = toy_rows(per_class=8, seed=2)
+    config = dataclasses.replace(tiny_config, weight_decay=1e30, epochs=3, min_steps=0)  # weights blow up
+    with pytest.raises(ValueError, match="training diverged and fold 1 could not score its labels"):
+        list(find_suspects([t for t, _ in rows], [label for _, label in rows], config, folds=2))

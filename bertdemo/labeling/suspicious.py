@@ -2,8 +2,8 @@
 
 A model scores its own training rows as right — it learned them, wrong labels included — so in-sample scores miss
 most errors. Here every labeled row gets its probabilities from a model that never saw it: k-fold fine-tuning of
-the base model (each fold trains on the other folds with the engine's own session and step, and predicts the
-held-out fold). The rows are then ranked by how little probability their given label got (``self_confidence``:
+the base model (each fold trains on the other folds with the engine's own session, step and guards — the NaN check,
+the out-of-memory message, memory freed after each fold — and predicts the held-out fold). The rows are then ranked by how little probability their given label got (``self_confidence``:
 the same order as the loss, Chong et al. 2022), or by cleanlab's confident learning or normalized margin
 (``RANKINGS``). ``bench/suspicious_bench.py`` measures which finds more flipped labels; the default is its answer.
 
@@ -23,6 +23,7 @@ from sklearn.model_selection import StratifiedKFold
 from bertdemo.config import TrainConfig
 from bertdemo.data import frames_data, sort_labels
 from bertdemo.training.evaluation import validation_logits
+from bertdemo.training.guards import finite_loss, out_of_memory_as_message
 from bertdemo.training.session import start_session, training_step
 
 DEFAULT_FOLDS = 3  # 3 folds found as many flipped labels as 4 in 60% of the time (bench/RESULTS.md)
@@ -76,18 +77,20 @@ def out_of_sample_probabilities(texts: Sequence[str], labels: Sequence[str], con
     for fold, (train_rows, held_rows) in enumerate(splitter, start=1):
         data = frames_data(frame.iloc[train_rows], frame.iloc[held_rows], names, source="folds",
                            max_length=config.max_length)
-        s = start_session(dataclasses.replace(config, seed=config.seed + fold), data)
-        steps = len(s.loader) * s.epochs
-        s.model.train()
-        for step, batch in enumerate(itertools.chain.from_iterable(itertools.repeat(s.loader, s.epochs)), start=1):
-            if should_stop():
-                return
-            training_step(s, batch, config.max_grad_norm)
-            if step % 5 == 0 or step == steps:
-                yield FoldProgress(fold=fold, folds=folds, step=step, steps=steps)
-        logits, _ = validation_logits(s)
-        probs[s.val_frame["row"].to_numpy()] = _softmax(logits.numpy())
-        s = None
+        with out_of_memory_as_message(config, lost="no labels were scored"):  # the loop's own rules
+            s = start_session(dataclasses.replace(config, seed=config.seed + fold), data)
+            steps = len(s.loader) * s.epochs
+            s.model.train()
+            for step, batch in enumerate(itertools.chain.from_iterable(itertools.repeat(s.loader, s.epochs)), 1):
+                if should_stop():
+                    return
+                finite_loss(training_step(s, batch, config.max_grad_norm), step, config,
+                            lost=f"fold {fold} could not score its labels")
+                if step % 5 == 0 or step == steps:
+                    yield FoldProgress(fold=fold, folds=folds, step=step, steps=steps)
+            logits, _ = validation_logits(s)
+            probs[s.val_frame["row"].to_numpy()] = _softmax(logits.numpy())
+            s = batch = None  # freed on the way out of the block
     yield probs
 
 

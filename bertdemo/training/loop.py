@@ -9,7 +9,6 @@ loaders and optimizer and the step itself (``bertdemo.training.session``), preci
 from __future__ import annotations
 
 import copy
-import gc
 import itertools
 import math
 import time
@@ -24,10 +23,10 @@ from bertdemo.data import LabeledData
 from bertdemo.events import CancelledEvent, DoneEvent, EvalEvent, Event, StartEvent, StepEvent, event_to_dict
 from bertdemo.training.checkpoint import Checkpoint, is_better
 from bertdemo.training.evaluation import validate
+from bertdemo.training.guards import finite_loss, free_memory, out_of_memory_as_message
 from bertdemo.training.session import Session, start_session, training_step
 from bertdemo.workspace import Workspace, as_workspace
 
-OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "not enough memory")  # torch's CPU and CUDA wording
 
 
 def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool] = lambda: False,
@@ -44,15 +43,8 @@ def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool
     "interrupted"), replacing the one before, so that a server killed mid-training still has it
     (``bertdemo.jobs.checkpoints`` turns it into a run at the next start). The caller removes the folder.
     """
-    try:
+    with out_of_memory_as_message(config):
         yield from _train(config, data, should_stop, as_workspace(workspace), owner, checkpoints)
-    except (MemoryError, RuntimeError) as err:
-        text = str(err).lower()
-        if isinstance(err, MemoryError) or any(m in text for m in OUT_OF_MEMORY):
-            raise ValueError(f"Training ran out of memory (batch size {config.batch_size}, max length "
-                             f"{config.max_length}); nothing was saved. Lower the batch size or max_length, or train "
-                             "on fewer rows.") from err
-        raise
 
 
 def _train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool], workspace: Workspace,
@@ -80,7 +72,7 @@ def _train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], boo
                 cancelled = True
                 break
             step += 1
-            loss = _finite(training_step(s, batch, config.max_grad_norm), step, config)
+            loss = finite_loss(training_step(s, batch, config.max_grad_norm), step, config)
             seen += len(batch["labels"]) * s.accelerator.num_processes
             yield emit(_step_event(s, start, step, loss, seen, time.perf_counter() - started))
             if step % eval_every == 0 or step % steps_per_epoch == 0:
@@ -104,21 +96,14 @@ def _train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], boo
             return
         real, padded, final_metrics = s.collator.real_tokens, s.collator.padded_tokens, best.metrics
         s = best = batch = None  # free the model and optimizer before the consumer handles the last event
-        _free_memory()
+        free_memory()
         yield DoneEvent(run_dir=str(run_dir) if run_dir else None, metrics=final_metrics,
                         train_seconds=train_seconds, examples_per_s=seen / train_seconds if train_seconds else 0.0,
                         stopped_early=stopped_early, real_tokens=real, padded_tokens=padded)
     finally:
         # Also when the consumer stops iterating (a closed browser tab) or training raises.
         s = best = batch = None
-        _free_memory()
-
-
-def _finite(loss: float, step: int, config: TrainConfig) -> float:
-    if not math.isfinite(loss):  # nothing after this step would be worth saving
-        raise ValueError(f"The training loss became {loss} at step {step}: training diverged and no run was saved. "
-                         f"Lower the learning rate (it is {config.learning_rate:g}), or use precision fp32.")
-    return loss
+        free_memory()
 
 
 def _start_event(config: TrainConfig, data: LabeledData, s: Session) -> StartEvent:
@@ -182,9 +167,3 @@ def _save(s: Session, config: TrainConfig, data: LabeledData, best: Checkpoint, 
                          tokenizer=s.tokenizer, info=info, train_config=config.to_dict(),
                          data_report=data.report.to_dict(), metrics=metrics, events=history,
                          train=data.train, validation=data.validation)
-
-
-def _free_memory() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
