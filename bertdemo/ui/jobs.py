@@ -31,7 +31,8 @@ class JobView:
     name: str
     kinds: tuple[str, ...]
     outputs: list  # the components ``draw`` fills
-    draw: Callable  # (job, events, ahead, request) -> {component: value}
+    draw: Callable  # (job, events, ahead, request, page_memo) -> {component: value}; page_memo: what this view
+    # keeps per page between draws (e.g. which plots the page has already), in the page's state
 
 
 def state_line(job: JobInfo, ahead: int) -> str:
@@ -99,7 +100,8 @@ class JobWatch:
             if seen.get(view.name) == mark:
                 continue
             seen[view.name] = mark
-            updates.update(view.draw(job, self.events(job), ahead, request))
+            memo = seen.setdefault(view.name + "/memo", {})
+            updates.update(view.draw(job, self.events(job), ahead, request, memo))
         return {self.seen: seen, self.timer: gr.Timer(active=active), **updates}
 
     def events(self, job: JobInfo) -> list[dict]:

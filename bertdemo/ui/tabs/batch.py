@@ -74,12 +74,12 @@ class BatchPanel:
             raise ValueError(f"There is no batch prediction {job_id[:40]!r} of yours on this server.")
         if job.active:
             raise ValueError(f"Job {job.id} is still {job.state}: ask again when /job_status says done.")
-        drawn = self.draw(job, [], 0, request)
+        drawn = self.draw(job, [], 0, request, {})
         if self.batch_out not in drawn:
             raise ValueError(drawn[self.status].replace("**", ""))
         return {self.batch_out: drawn[self.batch_out], self.batch_preview: drawn[self.batch_preview]}
 
-    def draw(self, job, events: list[dict], ahead: int, request) -> dict:
+    def draw(self, job, events: list[dict], ahead: int, request, page_memo: dict) -> dict:
         what = esc(job.params.get("file", "the file"))
         if job.active:
             return {self.status: f"Predicting **{what}**: {esc(state_line(job, ahead))}"}

@@ -90,7 +90,7 @@ class CurvePanel:
                     "model": config.model})
         return state_line(job, self.page.runner.ahead(job))
 
-    def draw(self, job, events: list[dict], ahead: int, request) -> dict:
+    def draw(self, job, events: list[dict], ahead: int, request, page_memo: dict) -> dict:
         points = [CurvePoint(**{k: e[k] for k in CURVE_FIELDS}) for e in events if e["event"] == "CurvePoint"]
         table = curve_table(points)
         if job.active:

@@ -245,7 +245,7 @@ class LabelTab:
                           + (f", suggestions from `{esc(run.rsplit('/', 1)[-1])}`." if run else ", no suggestions.")
                           + note)
 
-    def draw_suspicious(self, job, events: list[dict], ahead: int, request) -> dict:
+    def draw_suspicious(self, job, events: list[dict], ahead: int, request, page_memo: dict) -> dict:
         """The suspicious-label job's progress; once done, its ranking becomes this page's queue."""
         project = job.params.get("project", "")
         if job.active:
@@ -492,7 +492,7 @@ class LabelTab:
         return {self.page.data_state: source, self.page.tabs: gr.Tabs(selected="train"),
                 self.compare: f"Retraining on **{esc(project)}** ({info.labeled} labels): watch it on the Train tab."}
 
-    def draw_compare(self, job, events: list[dict], ahead: int, request) -> dict:
+    def draw_compare(self, job, events: list[dict], ahead: int, request, page_memo: dict) -> dict:
         """While a retrain job runs, where to watch it; once it has a run, before/after on the project's frozen
         validation set and the label changes in between."""
         project = job.params.get("project") or ""

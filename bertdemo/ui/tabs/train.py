@@ -188,7 +188,7 @@ class TrainTab:
         return {self.progress: progress_html(0, 0, note=state_line(job, ahead)), self.job_id: job.id,
                 self.stop_note: ""}
 
-    def draw(self, job, events: list[dict], ahead: int, request) -> dict:
+    def draw(self, job, events: list[dict], ahead: int, request, page_memo: dict) -> dict:
         """The Train tab's view of a training job, from its recorded events."""
         steps = [e for e in events if e["event"] == "StepEvent"]
         evals = [e for e in events if e["event"] == "EvalEvent"]
@@ -210,27 +210,32 @@ class TrainTab:
                                                eta_s=last.get("eta_s", 0.0) if job.active else 0.0,
                                                examples_per_s=last.get("examples_per_s", 0.0),
                                                learning_rate=last.get("learning_rate", 0.0), note=note),
-                  **self.figures(job, steps, evals), self.last_event: events[-1] if events else {},
+                  **self.figures(job, steps, evals, page_memo), self.last_event: events[-1] if events else {},
                   self.stop_note: f"Job `{job.id}` · {esc(job.title)} · {job.state}", self.job_id: job.id}
         run = job.result.get("run")
         if not job.active and run and (self.page.workspace.root / run).exists():
             update[self.page.run_state] = str(self.page.workspace.root / run)
         return update
 
-    def figures(self, job, steps: list[dict], evals: list[dict]) -> dict:
+    def figures(self, job, steps: list[dict], evals: list[dict], page_memo: dict) -> dict:
         """The three plots of a job, rebuilt only when it is worth it (plotly's figure building is ~0.2 s for a
-        long run, and holds the GIL that the training thread needs)."""
+        long run, and holds the GIL that the training thread needs), and sent to a page only when it does not
+        have them yet (``page_memo``: which build it has)."""
         with self._figures_lock:
             hit = self._figures.get(job.id)
             fresh = hit and (hit[1] == job.seq or job.active and hit[2] == len(evals)
                              and time.monotonic() - hit[0] < PLOT_EVERY_S)
             if fresh:
+                if page_memo.get("figures") == [job.id, hit[0]]:
+                    return {}
+                page_memo["figures"] = [job.id, hit[0]]
                 return hit[3]
             built = {self.loss_plot: plots.loss_figure(steps, evals), self.scores_plot: plots.eval_metrics_figure(evals),
                      self.lr_plot: plots.learning_rate_figure(steps)}
             if job.id not in self._figures and len(self._figures) >= 8:
                 self._figures.pop(next(iter(self._figures)))  # the oldest job's
             self._figures[job.id] = (time.monotonic(), job.seq, len(evals), built)
+            page_memo["figures"] = [job.id, self._figures[job.id][0]]
             return built
 
     @at_edge
