@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from bertdemo.jobs import checkpoints
+from bertdemo.jobs.checkpoints import checkpoint_space, discard, leftover_jobs, promote
 from bertdemo.jobs.store import ACTIVE, JobInfo, JobStore
 from bertdemo.limits import Limits
 from bertdemo.workspace import Workspace, as_workspace
@@ -46,7 +46,7 @@ class JobContext:
 
     @property
     def checkpoints(self) -> Workspace:
-        return checkpoints.checkpoint_space(self.workspace, self.job.id)
+        return checkpoint_space(self.workspace, self.job.id)
 
 
 Work = Callable[[JobContext], Iterator[dict]]  # yields event records; returns the result dict
@@ -201,7 +201,7 @@ class JobRunner:
         finally:
             flush()
             self.store.finish(job.id, state, reason=reason, result=result)
-            checkpoints.discard(self.workspace, job.id)
+            discard(self.workspace, job.id)
 
     def _stop_check(self, job: JobInfo, why: list) -> Callable[[], bool]:
         switch = self._switches.get(job.id) or threading.Event()
@@ -232,7 +232,7 @@ def recover(store: JobStore, workspace: Workspace) -> list[JobInfo]:
         steps = [e["step"] for e in store.events(job.id, max(0, job.seq - 50)) if e.get("event") == "StepEvent"]
         at_step = steps[-1] if steps else None
         try:
-            run = checkpoints.promote(workspace, job.id, at_step=at_step)
+            run = promote(workspace, job.id, at_step=at_step)
         except (OSError, ValueError):
             log.exception("the checkpoint of interrupted job %s could not be kept", job.id)
             run = None
@@ -245,8 +245,8 @@ def recover(store: JobStore, workspace: Workspace) -> list[JobInfo]:
     for job in store.find(states=("queued",), limit=10_000):
         store.finish(job.id, "interrupted", reason="cancelled by a server restart before it started: start it again")
         changed.append(store.get(job.id))
-    for job_id in checkpoints.leftover_jobs(workspace):  # ended jobs whose folder a crash left behind
-        checkpoints.discard(workspace, job_id)
+    for job_id in leftover_jobs(workspace):  # ended jobs whose folder a crash left behind
+        discard(workspace, job_id)
     store.prune()
     if changed:
         log.info("marked %d job(s) of the previous server interrupted", len(changed))

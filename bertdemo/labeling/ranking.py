@@ -13,7 +13,7 @@ import numpy as np
 
 from bertdemo.data import sort_labels
 from bertdemo.inference.predict import Predictor, get_predictor
-from bertdemo.labeling import queues
+import bertdemo.labeling.queues as queues
 from bertdemo.labeling.queues import QueueEntry
 from bertdemo.labeling.store import LabelStore
 from bertdemo.labeling.suspicious import FoldProgress, find_suspects, rank_suspects
