@@ -102,11 +102,11 @@ def test_shared_passes_are_forwarded_once(predictor, monkeypatch):
     result = explain(predictor, TEXT)
     sent = forwards.sequences
     assert len(sent) == len(set(sent))  # no sequence twice, the unperturbed text included
-    assert len(forwards.calls) == 2  # occlusion's, then every method's scores with the random baseline at once
+    pieces = sum(not s for s in result.special)
+    assert len(forwards.calls[0]) == 1 + pieces  # occlusion's own call; then the scores, grouped by length
     test = DeletionTest(ids, result.special, predictor.labels.index(result.target))
     randoms = {tuple(s) for order in test.random_orders for s in test.sequences(order)}
     assert randoms <= set(sent)  # each random ordering's sequences, forwarded once for all five methods
-    pieces = sum(not s for s in result.special)
     before = (1 + pieces) + (1 + 2 * len(bin_sizes(pieces)) * (len(METHODS) + RANDOM_ORDERS)) + 1
     assert len(sent) < before - len(METHODS)  # the old path's count, less at least the first bins occlusion had
 

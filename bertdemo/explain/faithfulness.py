@@ -34,6 +34,7 @@ from bertdemo.inference.predict import Predictor
 BINS = (0.01, 0.05, 0.10, 0.20, 0.50)  # ERASER's AOPC bins: shares of the word-pieces removed or kept
 RANDOM_ORDERS = 8  # random orderings averaged for the baseline (ERASER-style reference line; ≥ 5)
 OPERATORS = ("deletion", "mask")
+PADDING_SHARE = 0.25  # most of a forward group that may be padding: sufficiency's short sequences go apart
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,9 @@ class Passes:
     forwarded once: the unperturbed text and the random orderings' perturbations are the same whichever method
     is scored, and two orderings often remove the same pieces (every ordering's first bin removes one piece,
     a sequence occlusion has already seen). ``passes(sequences)`` sends those not seen yet through
-    ``Predictor.predict_proba_ids`` in one batched call; ``forwarded`` counts the sequences sent.
+    ``Predictor.predict_proba_ids``, in groups of similar length (``by_length``): a test mixes sequences of 3
+    pieces (sufficiency) with ones of nearly the whole text (comprehensiveness), and one batch would pad the
+    short ones to the longest. ``forwarded`` counts the sequences sent.
 
     A sequence's probabilities depend on the batch it was padded in by float rounding only (~1e-8 in fp32)."""
 
@@ -85,15 +88,31 @@ class Passes:
     def __call__(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
         """(N, C) class probabilities of ``sequences``."""
         new = list(dict.fromkeys(key for key in map(tuple, sequences) if key not in self._seen))
-        if new:
-            self.remember(new, self.predictor.predict_proba_ids([list(key) for key in new]))
-            self.forwarded += len(new)
+        for group in by_length(new):
+            self.remember(group, self.predictor.predict_proba_ids([list(key) for key in group]))
+            self.forwarded += len(group)
         return np.stack([self._seen[tuple(s)] for s in sequences])
 
     def remember(self, sequences: Sequence[Sequence[int]], probabilities: np.ndarray) -> None:
         """Keep probabilities computed elsewhere (the unperturbed forward of integrated gradients, occlusion's)."""
         for sequence, row in zip(sequences, probabilities):
             self._seen.setdefault(tuple(sequence), np.asarray(row))
+
+
+def by_length(sequences: Sequence[Sequence[int]], padding: float = PADDING_SHARE) -> list[list[Sequence[int]]]:
+    """``sequences`` shortest first, cut into groups where padding to the group's longest would be at most
+    ``padding`` of what the group computes (each group one forward call: fewer calls, less padding)."""
+    groups: list[list[Sequence[int]]] = []
+    real = 0
+    for sequence in sorted(sequences, key=len):
+        if groups and len(sequence) * (len(groups[-1]) + 1) * (1 - padding) > real + len(sequence):
+            groups.append([])
+            real = 0
+        if not groups:
+            groups.append([])
+        groups[-1].append(sequence)
+        real += len(sequence)
+    return groups
 
 
 class DeletionTest:
@@ -131,8 +150,8 @@ class DeletionTest:
 
     def score(self, methods: Mapping[str, np.ndarray], passes: Passes, *,
               occlusion: np.ndarray | None) -> dict[str, Faithfulness]:
-        """Every method's faithfulness with the random baseline, all their sequences asked of ``passes`` in one
-        call; τ with ``occlusion`` (None for the method whose scores are that very array, or without it)."""
+        """Every method's faithfulness with the random baseline, all their sequences asked of ``passes`` at once;
+        τ with ``occlusion`` (None for the method whose scores are that very array, or without it)."""
         orders = [self.order(scores) for scores in methods.values()]
         plans = [*orders, *self.random_orders]
         probs = passes([self.ids] + [s for order in plans for s in self.sequences(order)])[:, self.target]
