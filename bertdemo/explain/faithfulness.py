@@ -78,7 +78,7 @@ class Passes:
     pieces (sufficiency) with ones of nearly the whole text (comprehensiveness), and one batch would pad the
     short ones to the longest. ``forwarded`` counts the sequences sent.
 
-    A sequence's probabilities depend on the batch it was padded in by float rounding only (~1e-8 in fp32)."""
+    A sequence's probabilities depend on the batch it was padded in by float rounding only (≤ ~1e-7 in fp32)."""
 
     def __init__(self, predictor: Predictor):
         self.predictor = predictor

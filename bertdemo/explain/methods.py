@@ -12,9 +12,10 @@ so the page has something to show early), then gradient×input and the two atten
 then every method's faithfulness. Until the scores arrive ``shown_first`` is provisional (the first method
 drawn); the last item picks the most comprehensive. ``explain`` is its last item. Work is shared, not repeated:
 integrated gradients' unperturbed forward is the prediction (``probabilities``, and the full text's probability
-in every test), gradient×input is its gradient at the text, and all perturbed sequences go through one
+in every deletion test), gradient×input is its gradient at the text, and all perturbed sequences go through one
 ``faithfulness.Passes``, so the random orderings' are forwarded once for all methods, with occlusion's reused.
-The numbers equal what each function computes alone, to float rounding (~1e-8 in fp32: batches pad differently).
+The numbers equal what each function computes alone, to float rounding (≤ ~1e-7 in fp32: batches pad
+differently).
 """
 from __future__ import annotations
 
@@ -81,7 +82,8 @@ def explain_stream(predictor: Predictor, text: str, *, target: str | None = None
                    methods: Sequence[str] = METHODS, operator: str = "deletion",
                    seed: int = 0) -> Iterator[Explained]:
     """``explain``, yielded as it is computed: one ``Explained`` after each stage of ``STAGES`` that has any of
-    ``methods``, the last one complete (``pending == ()``). Bad arguments raise before any model work."""
+    ``methods``, the last one complete (``pending == ()``). Unknown methods and operators raise before any
+    model work."""
     methods = _checked(methods, operator, predictor)
     run = _Run(predictor, text, target, methods, operator)  # integrated gradients, if asked, and the prediction
     if run.scores:
