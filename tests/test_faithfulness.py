@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bertdemo.explain.faithfulness import RANDOM_ORDERS, bin_sizes, faithfulness, most_comprehensive, occlusion_scores
+from bertdemo.explain.faithfulness import (PADDING_SHARE, RANDOM_ORDERS, bin_sizes, by_length, faithfulness,
+                                           most_comprehensive, occlusion_scores)
 
 CLS, SEP, MASK, KEY = 101, 102, 103, 777
 
@@ -22,7 +23,7 @@ class OneTokenModel:
         self.calls = []
 
     def predict_proba_ids(self, sequences):
-        self.calls.append(len(sequences))
+        self.calls.append([tuple(s) for s in sequences])
         p = np.array([0.9 if KEY in s else 0.1 for s in sequences])
         return np.stack([1 - p, p], axis=1)
 
@@ -47,7 +48,13 @@ def test_the_piece_the_model_rests_on_gives_full_comprehensiveness_and_random_le
     assert scored["wrong"].comprehensiveness < scored["right"].random_comprehensiveness < 0.8
     assert scored["right"].beats_random and not scored["wrong"].beats_random
     assert most_comprehensive(scored) == "right"
-    assert model.calls[0] == 1 + 2 * len(bin_sizes(20)) * (2 + RANDOM_ORDERS)  # all of them in one batched call
+    scored_calls, occlusion_call = model.calls[:-1], model.calls[-1]  # occlusion (for τ) comes last, alone
+    assert len(occlusion_call) == 1 + 20
+    sent = [s for call in scored_calls for s in call]
+    assert len(sent) == len(set(sent))  # every distinct sequence once, in calls of similar lengths:
+    assert 2 * len(bin_sizes(20)) * 2 < len(sent) <= 1 + 2 * len(bin_sizes(20)) * (2 + RANDOM_ORDERS)
+    assert set(sent) >= {tuple(ids[:8] + ids[9:]), (CLS, KEY, SEP)}  # "right"'s first bin, both ways
+    assert [len(call[0]) for call in scored_calls] == sorted(len(call[0]) for call in scored_calls)
     assert scored["right"].curve[0] == pytest.approx(0.9) and scored["right"].curve[1] == pytest.approx(0.1)
 
 
@@ -61,7 +68,9 @@ def test_bins_on_short_texts():
     scores = np.array([0.0, 3.0, 2.0, 1.0, 0.0])
     result = faithfulness(model, ids, special, 1, {"m": scores})["m"]
     assert result.bins == [0, 1, 2]
-    assert model.calls[0] == 1 + 2 * 2 * (1 + RANDOM_ORDERS)  # the text, (comprehensiveness, sufficiency) × bins × orders
+    # the text, (comprehensiveness, sufficiency) × bins × orders, each distinct one once: 3 pieces repeat a lot
+    sent = [s for call in model.calls[:-1] for s in call]
+    assert len(sent) == len(set(sent)) <= 1 + 2 * 2 * (1 + RANDOM_ORDERS)
 
 
 def test_special_tokens_always_stay_and_mask_keeps_the_length():
@@ -84,6 +93,16 @@ def test_special_tokens_always_stay_and_mask_keeps_the_length():
             assert any(MASK in s for s in seen[1:])
     with pytest.raises(ValueError, match="operator"):
         faithfulness(OneTokenModel(), ids, special, 1, {"m": scores}, operator="drop")
+
+
+def test_forward_groups_keep_padding_small():
+    lengths = [3, 3, 4, 4, 30, 31, 33, 33, 34, 3]
+    groups = by_length([[0] * n for n in lengths])
+    assert [[len(s) for s in g] for g in groups] == [[3, 3, 3, 4, 4], [30, 31, 33, 33, 34]]
+    for group in groups:
+        width = max(map(len, group))
+        assert sum(map(len, group)) >= (1 - PADDING_SHARE) * width * len(group)
+    assert by_length([]) == [] and len(by_length([[0] * 5] * 100)) == 1  # equal lengths: one group
 
 
 def test_occlusion_finds_the_piece():

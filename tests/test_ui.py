@@ -149,6 +149,22 @@ def test_every_explanation_is_scored_and_the_most_comprehensive_shown_first(clie
     assert "**mask**" in masked[0] and masked[2][0]["token"].strip() == "[CLS]"
 
 
+def test_explanations_stream_integrated_gradients_first_then_the_scores(client, trained):
+    job = client.submit("Shares fell after the bank's results.", "(predicted class)", "deletion", "words",
+                        api_name="/explanations")
+    final = job.result(timeout=300)
+    streamed = job.outputs()
+    assert len(streamed) >= 4  # IG; gradient×input and attention; occlusion; the scores
+    summary, method, highlight, table = streamed[0][:4]
+    assert "Drawn first: **integrated gradients** (provisional" in summary and "Shown first" not in summary
+    assert "Still computing: gradient × input" in summary and "the faithfulness scores" in summary
+    assert method["value"] == "integrated_gradients" and highlight
+    assert len(table["data"]) == 5 and {row[1] for row in table["data"]} == {"computing…"}  # no score yet
+    assert "Still computing: the faithfulness scores." in streamed[-2][0]
+    assert "Shown first" in final[0] and "Still computing" not in final[0]
+    assert all(isinstance(row[1], float) for row in final[3]["data"])
+
+
 def test_compare_base_and_fine_tuned(client, trained):
     base_probs, tuned_probs, base, tuned = client.predict("The match ended in a draw.", api_name="/compare")
     for probs in (base_probs, tuned_probs):

@@ -2,6 +2,9 @@
 
 Both differentiate the prediction model itself (``Predictor.gradient_forward``: the same weights and precision),
 so they explain the numbers the Predict view shows. Scores are per word-piece, in logit units.
+
+``gradient_attributions`` computes the two together: gradient×input is the gradient integrated gradients already
+take at the end of their path (the text itself) times the embeddings, so it costs no forward of its own.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ class AttributionResult:
     steps: int = 0  # points on the path where integrated gradients took gradients (0 for grad×input)
     special: list[bool] = field(default_factory=list)  # which tokens are the tokenizer's special ones
     word_ids: list[int | None] = field(default_factory=list)  # the word each piece belongs to (None: special)
+    probabilities: dict[str, float] = field(default_factory=dict)  # every class, from the forward ``probability`` is
 
 
 def attributions(predictor: Predictor, text: str, target: str | None = None,
@@ -53,6 +57,22 @@ def attributions(predictor: Predictor, text: str, target: str | None = None,
     """
     if method not in ATTRIBUTION_METHODS:
         raise ValueError(f"Unknown attribution method {method!r}. Use one of: {', '.join(ATTRIBUTION_METHODS)}.")
+    return _attribute(predictor, text, target, method, steps)[method]
+
+
+def gradient_attributions(predictor: Predictor, text: str, target: str | None = None,
+                          steps: int = DEFAULT_STEPS) -> dict[str, AttributionResult]:
+    """Integrated gradients and gradient×input (``ATTRIBUTION_METHODS`` → result) from one walk along the path.
+
+    Gradient×input is read off the last point integrated gradients evaluate: the gradient at α = 1 (the text's
+    own embeddings, up to fp32 rounding of baseline + (embeds − baseline)) times the embeddings. The same
+    number ``attributions(method="grad_x_input")`` computes, to float rounding (that one runs its own forward
+    and backward on a batch of one), for no forward of its own. Both share one unperturbed forward."""
+    return _attribute(predictor, text, target, "integrated_gradients", steps, with_grad_x_input=True)
+
+
+def _attribute(predictor: Predictor, text: str, target: str | None, method: str, steps: int, *,
+               with_grad_x_input: bool = False) -> dict[str, AttributionResult]:
     if not 3 <= steps <= MAX_STEPS:
         raise ValueError(f"steps must be between 3 and {MAX_STEPS} points on the path (got {steps}).")
     batch, truncated = encode_one(predictor, text)
@@ -78,9 +98,14 @@ def attributions(predictor: Predictor, text: str, target: str | None = None,
         else:
             scores, used, error = _integrate_path(path, steps)
     view = token_view(predictor, text, input_ids[0].tolist())
-    return AttributionResult(tokens=view.tokens, scores=scores.cpu().numpy(), target=predictor.labels[target_id],
-                             method=method, probability=float(probs[target_id]), delta=error, steps=used,
-                             truncated=truncated, special=view.special, word_ids=view.word_ids)
+    common = dict(tokens=view.tokens, target=predictor.labels[target_id], probability=float(probs[target_id]),
+                  truncated=truncated, special=view.special, word_ids=view.word_ids,
+                  probabilities={label: float(p) for label, p in zip(predictor.labels, probs)})
+    out = {method: AttributionResult(scores=scores.cpu().numpy(), method=method, delta=error, steps=used, **common)}
+    if with_grad_x_input:
+        end = (path.end_gradient * embeds.float()).sum(dim=-1)  # (T,): ∇ logit(text) · embeds
+        out["grad_x_input"] = AttributionResult(scores=end.cpu().numpy(), method="grad_x_input", delta=0.0, **common)
+    return out
 
 
 class _Path:
@@ -102,6 +127,7 @@ class _Path:
         self.dtype = embeds.dtype
         self.baseline = baseline.float()  # (T, d)
         self.diff = embeds.float() - self.baseline  # in fp32: so that x(1) is the text's embeddings exactly
+        self.end_gradient: torch.Tensor | None = None  # (T, d) fp32 ∇ logit at α = 1, once evaluated
 
     def contributions(self, alphas: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
         """(target logits (n,), per-token contributions (n, T)) at the points ``alphas``."""
@@ -112,6 +138,8 @@ class _Path:
             x = (self.baseline + a[:, None, None] * self.diff).to(self.dtype).requires_grad_(True)  # (n, T, d)
             logit = self.forward(x, **_repeat(self.extra, len(a)))[:, self.target_id].float()  # (n,)
             (grad,) = torch.autograd.grad(logit.sum(), x)  # row i depends on x[i] only
+            if 1.0 in alphas[start:start + per_chunk]:
+                self.end_gradient = grad[alphas[start:start + per_chunk].index(1.0)].float()
             logits.append(logit.detach())
             contributions.append((grad.float() * self.diff).sum(dim=-1))  # (n, T)
         return torch.cat(logits).cpu(), torch.cat(contributions).cpu()

@@ -3,6 +3,10 @@ batch prediction of a file.
 
 Attention is computed once per text and kept in the session's ``gr.State``; moving the layer/head sliders only
 redraws from that array, so the views switch instantly.
+
+The scored explanations stream (``explain.methods.explain_stream``): integrated gradients are drawn as soon as they
+exist, marked provisional, and the other methods and the faithfulness table fill the same panel as they finish;
+the panel says what is still computing, and once the scores are in it shows the most comprehensive method.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import pandas as pd
 from bertdemo import plots
 from bertdemo.explain.attention import attention
 from bertdemo.explain.attributions import attributions
-from bertdemo.explain.methods import TITLES, Explained, explain
+from bertdemo.explain.methods import FAITHFULNESS, TITLES, Explained, explain_stream
 from bertdemo.explain.tokens import word_spans
 from bertdemo.inference.predict import Predictor, base_predictor, get_predictor
 from bertdemo.runs import load_run_info, run_in
@@ -54,7 +58,14 @@ def highlight_spans(result: Explained, method: str, unit: str) -> list[tuple[str
 
 
 def explanation_summary(result: Explained) -> str:
-    """Which explanation is shown first and why, in classroom words."""
+    """Which explanation is shown first and why, in classroom words; while scores are computing, that the one
+    drawn is provisional and what is still to come."""
+    if result.provisional:
+        why = ", usually the most faithful" if result.shown_first == "integrated_gradients" else ""
+        return (f"Explaining **{esc(result.target)}** (probability {result.probabilities[result.target]:.1%}). "
+                f"Drawn first: **{esc(TITLES[result.shown_first])}** (provisional{why}); once the scores are in, "
+                f"the most comprehensive explanation on this text is shown.\n\n"
+                f"⏳ Still computing: {esc(pending_words(result))}.")
     first, f = result.shown_first, result.faithfulness[result.shown_first]
     n = f.bins[1] if len(f.bins) > 1 else 0
     drop = (f"removing its top {n} word-piece{'s' if n != 1 else ''} drops P({esc(result.target)}) from "
@@ -66,18 +77,35 @@ def explanation_summary(result: Explained) -> str:
             f" Scores measured with **{esc(result.operator)}**.")
 
 
+def pending_words(result: Explained) -> str:
+    """``result.pending`` in words: "occlusion (leave one out), the faithfulness scores"."""
+    return ", ".join("the faithfulness scores" if step == FAITHFULNESS else TITLES[step] for step in result.pending)
+
+
+COLUMNS = ("explanation", "comprehensiveness ↑", "sufficiency ↓", "random: comp. / suff.", "τ with occlusion",
+           "better than random")
+
+
 def faithfulness_table(result: Explained) -> pd.DataFrame:
+    """One row per method, the most comprehensive first; methods not scored yet follow, marked as computing."""
     rows = []
     for method, f in sorted(result.faithfulness.items(), key=lambda kv: -kv[1].comprehensiveness):
-        rows.append({"explanation": TITLES[method], "comprehensiveness ↑": round(f.comprehensiveness, 3),
-                     "sufficiency ↓": round(f.sufficiency, 3), "random: comp. / suff.":
-                     f"{f.random_comprehensiveness:.3f} / {f.random_sufficiency:.3f}",
-                     "τ with occlusion": "—" if f.tau_occlusion is None else round(f.tau_occlusion, 2),
-                     "better than random": "yes" if f.beats_random else "no"})
-    return pd.DataFrame(rows)
+        rows.append(dict(zip(COLUMNS, (TITLES[method], round(f.comprehensiveness, 3), round(f.sufficiency, 3),
+                                       f"{f.random_comprehensiveness:.3f} / {f.random_sufficiency:.3f}",
+                                       "—" if f.tau_occlusion is None else round(f.tau_occlusion, 2),
+                                       "yes" if f.beats_random else "no"))))
+    waiting = [m for m in result.scores if m not in result.faithfulness] + \
+              [m for m in result.pending if m != FAITHFULNESS]
+    for method in waiting:
+        rows.append({column: TITLES[method] if column == COLUMNS[0] else "computing…" for column in COLUMNS})
+    return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def deletion_figure(result: Explained):
+    """The deletion curves of the scored methods; None (an empty plot) until the scores are in: even a blank
+    plotly figure costs more to build than a forward pass, and a streamed item waits for it."""
+    if not result.faithfulness:
+        return None
     any_result = next(iter(result.faithfulness.values()))
     pieces = sum(not s for s in result.special)
     return plots.deletion_curve_figure({TITLES[m]: f.curve for m, f in result.faithfulness.items()},
@@ -260,19 +288,29 @@ class ExplainTab:
                 self.gxi_spans: score_spans(gxi.tokens, gxi.scores)}
 
     @at_edge
-    def on_explanations(self, run_dir: str | None, text: str, target: str | None, operator: str, unit: str) -> dict:
-        """Every method's scores on this text, with their faithfulness; the most comprehensive shown first."""
+    def on_explanations(self, run_dir: str | None, text: str, target: str | None, operator: str, unit: str):
+        """Every method's scores on this text, with their faithfulness; the most comprehensive shown first.
+        Streams: integrated gradients first (provisional), then each stage as it finishes."""
         if not text or not text.strip():
             raise ValueError("Type a sentence first.")
         target = None if not target or target == PREDICTED else target
-        result = explain(self.predictor(run_dir), text, target=target, operator=operator or "deletion")
-        first = result.shown_first
+        stream = explain_stream(self.predictor(run_dir), text, target=target, operator=operator or "deletion")
+        for n, result in enumerate(stream):
+            yield self._explanations_view(result, unit, redraw=n == 0 or not result.provisional)
+
+    def _explanations_view(self, result: Explained, unit: str, *, redraw: bool) -> dict:
+        """Every output of the scored panel for one streamed ``result``. Only the first and the last redraw the
+        highlight and pick the method: in between, a method the user chose stays."""
+        first, choices = result.shown_first, [(TITLES[m], m) for m in result.scores]
+
+        def spans(method: str):
+            return score_spans(result.tokens, result.scores[method]) if method in result.scores else None
+
         return {self.explained_state: result, self.attr_summary: explanation_summary(result),
-                self.method: gr.Dropdown(choices=[(TITLES[m], m) for m in result.scores], value=first),
-                self.highlight: highlight_spans(result, first, unit), self.scores_table: faithfulness_table(result),
-                self.curve: deletion_figure(result),
-                self.ig_spans: score_spans(result.tokens, result.scores["integrated_gradients"]),
-                self.gxi_spans: score_spans(result.tokens, result.scores["grad_x_input"])}
+                self.method: gr.Dropdown(choices=choices, value=first) if redraw else gr.Dropdown(choices=choices),
+                self.highlight: highlight_spans(result, first, unit) if redraw else gr.skip(),
+                self.scores_table: faithfulness_table(result), self.curve: deletion_figure(result),
+                self.ig_spans: spans("integrated_gradients"), self.gxi_spans: spans("grad_x_input")}
 
     @at_edge
     def on_highlight(self, result, method: str, unit: str):
