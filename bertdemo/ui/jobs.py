@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from bertdemo.jobs import JobInfo
+from bertdemo.jobs import ACTIVE, JobInfo
 from bertdemo.ui.edge import at_edge, ordinal
 
 POLL_S = 1.0  # the issue's bound: a page learns of new events within a second
@@ -76,6 +76,13 @@ class JobWatch:
 
     def wire(self) -> None:
         self.timer.tick(**self.follow())
+
+    def stop_newest(self, request, kinds: tuple[str, ...]) -> JobInfo | None:
+        """Stop (one of) the asker's queued or running jobs of ``kinds``, from any of their pages: the job as it
+        is after the stop (a queued one has ended), or None when they have none."""
+        owner = self.page.user(request)
+        jobs = self.page.runner.store.find(owner=owner, kinds=kinds, states=ACTIVE, limit=1)
+        return self.page.runner.stop(jobs[0].id, owner) if jobs else None
 
     def latest(self, owner: str, kinds: tuple[str, ...]) -> JobInfo | None:
         jobs = self.page.runner.store.find(owner=owner, kinds=kinds, limit=1)

@@ -8,7 +8,6 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from bertdemo.jobs import ACTIVE
 from bertdemo.jobs.kinds import batch_predict_work
 from bertdemo.runs import run_in
 from bertdemo.ui.edge import at_edge
@@ -59,11 +58,8 @@ class BatchPanel:
 
     @at_edge
     def on_stop(self, request: gr.Request) -> str:
-        owner = self.page.user(request)
-        jobs = self.page.runner.store.find(owner=owner, kinds=("batch_predict",), states=ACTIVE, limit=1)
-        if not jobs:
+        if self.page.watch.stop_newest(request, ("batch_predict",)) is None:
             return "No batch prediction of yours is running."
-        self.page.runner.stop(jobs[0].id, owner)
         return "Stopping…"
 
     @at_edge

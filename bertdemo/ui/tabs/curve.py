@@ -9,7 +9,6 @@ import pandas as pd
 
 from bertdemo import plots
 from bertdemo.config import TrainConfig
-from bertdemo.jobs import ACTIVE
 from bertdemo.jobs.kinds import curve_work
 from bertdemo.labeling.simulate import (CURVE_CONFIG, CURVE_FIELDS, CURVE_STRATEGIES, CurvePoint, check_curve,
                                         curve_table, hold_out, labeled_rows)
@@ -57,11 +56,8 @@ class CurvePanel:
 
     @at_edge
     def on_stop(self, request: gr.Request) -> str:
-        owner = self.page.user(request)
-        jobs = self.page.runner.store.find(owner=owner, kinds=("curve",), states=ACTIVE, limit=1)
-        if not jobs:
+        if self.page.watch.stop_newest(request, ("curve",)) is None:
             return "No simulation of yours is running."
-        self.page.runner.stop(jobs[0].id, owner)
         return "Stopping after the current round…"
 
     @at_edge

@@ -16,7 +16,6 @@ import gradio as gr
 
 from bertdemo import plots
 from bertdemo.config import TrainConfig
-from bertdemo.jobs import ACTIVE
 from bertdemo.jobs.kinds import training_work
 import bertdemo.ui.teaching as teaching
 from bertdemo.ui.edge import at_edge
@@ -241,11 +240,9 @@ class TrainTab:
     @at_edge
     def on_stop(self, request: gr.Request) -> str:
         """Stop the newest queued or running training job of whoever asks, from any of their pages."""
-        owner = self.page.user(request)
-        jobs = self.page.runner.store.find(owner=owner, kinds=("train", "retrain"), states=ACTIVE, limit=1)
-        if not jobs:
+        job = self.page.watch.stop_newest(request, ("train", "retrain"))
+        if job is None:
             return "No training job of yours is running."
-        job = self.page.runner.stop(jobs[0].id, owner)
         if job.state == "stopped":
             return "Stopped before it started: nothing was trained."
         return "Stopping after the current step; the best checkpoint so far will be kept…"
