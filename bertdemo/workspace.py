@@ -191,6 +191,29 @@ def _hold_lock(path: Path) -> _Lock:
     return _Lock(path, fd)
 
 
+class _HeldLock:
+    """A lock file that stays where it is (other processes try it); only the flock comes and goes."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def release(self) -> None:
+        os.close(self.fd)
+
+
+def try_lock(path: Path) -> _HeldLock | None:
+    """Hold an exclusive flock on ``path`` (created if missing) until ``release`` or until this process dies;
+    None when another process (or another holder in this one) has it."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+    return _HeldLock(fd)
+
+
 def _writer_alive(lock: Path) -> bool:
     """True while some process holds the flock on ``lock``."""
     if fcntl is None:

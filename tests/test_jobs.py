@@ -147,7 +147,7 @@ def test_a_restart_marks_what_was_running_interrupted_and_keeps_its_best_checkpo
         assert info.status == "interrupted" and info.note.startswith("interrupted at step 3")
         assert "interrupted at step 3" in (tmp_path / run / "README.md").read_text()
         assert [r.name for r in list_runs(tmp_path)] == [run]
-        assert not (tmp_path / JOBS_DIR).exists() or not any((tmp_path / JOBS_DIR).iterdir())
+        assert not [p for p in (tmp_path / JOBS_DIR).glob("*") if p.is_dir()]
     finally:
         runner.close()
     assert JobRunner(tmp_path).recovered == []  # a second start changes nothing
@@ -176,3 +176,33 @@ def test_a_training_job_keeps_its_best_checkpoint_on_disk_while_it_trains(runner
     assert load_run_info(Path(runner.workspace.root) / job.result["run"]).status == "complete"
     assert not checkpoint_space(runner.workspace, job.id).root.exists()
     assert load_run_info(Path(checkpoint_space(runner.workspace, job.id).root).parent.parent / job.result["run"])
+
+
+def test_a_second_server_on_the_same_workspace_leaves_the_first_ones_jobs_alone(runner, tmp_path):
+    job = runner.submit("train", "alice", gated(threading.Event()))
+    wait_for(lambda: runner.store.get(job.id).state == "running")
+    second = JobRunner(tmp_path)  # another app.py on the same folder
+    try:
+        assert second.recovered == [] and runner.store.get(job.id).state == "running"
+    finally:
+        second.close()
+    runner.stop(job.id, "alice")
+    assert runner.wait(job.id).state == "stopped"
+
+
+def test_a_job_whose_run_was_saved_just_before_the_crash_is_done_not_interrupted(tmp_path, tiny_run):
+    import shutil
+
+    shutil.copytree(tiny_run, tmp_path / tiny_run.name)
+    store = JobStore.for_workspace(tmp_path)
+    job = store.create(owner="alice", kind="train", lane="train", title="t", params={})
+    store.set_running(job.id)
+    store.append(job.id, [{"event": "StepEvent", "step": 1}, {"event": "DoneEvent", "run": tiny_run.name}])
+    shutil.copytree(tiny_run, checkpoint_space(tmp_path, job.id).root / "checkpoint-copy")
+    runner = JobRunner(tmp_path)
+    try:
+        done = runner.store.get(job.id)
+        assert done.state == "done" and done.result == {"run": tiny_run.name}
+        assert [r.name for r in list_runs(tmp_path)] == [tiny_run.name]  # no second, "interrupted" copy
+    finally:
+        runner.close()

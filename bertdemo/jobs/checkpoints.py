@@ -59,6 +59,16 @@ def promote(workspace: Workspace | str | Path | None, job_id: str, *, at_step: i
     return final
 
 
+def hold_server_lock(workspace: Workspace | str | Path | None):
+    """An exclusive lock on the workspace's jobs for this process's lifetime (the kernel drops it when the
+    process dies, also by ``kill -9``); None when another live server holds it."""
+    from bertdemo.workspace import try_lock
+
+    root = as_workspace(workspace).root / JOBS_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    return try_lock(root / ".server.lock")
+
+
 def discard(workspace: Workspace | str | Path | None, job_id: str) -> None:
     shutil.rmtree(checkpoint_space(workspace, job_id).root, ignore_errors=True)
 

@@ -69,6 +69,7 @@ def training_records(events) -> Iterator[dict]:
             record["run"] = Path(record.pop("run_dir")).name
         if isinstance(event, StartEvent):
             total = event.total_steps
+            record["model"] = public_model(event.model)
             record["note"] = f"training {event.train_rows} rows on {event.device} ({event.precision})"
         elif isinstance(event, StepEvent):
             record["fraction"], record["note"] = event.step / max(1, total), f"step {event.step}/{total}"
@@ -85,6 +86,12 @@ def training_records(events) -> Iterator[dict]:
             result = {"run": record.get("run"), "state": "stopped"}
         yield record
     return result
+
+
+def public_model(model: str) -> str:
+    """What a record may say of the model: a hub id or "default" as given, a folder by its name only (job events
+    reach API clients, who must not learn the server's folders)."""
+    return Path(model).name if "/" in model and Path(model).is_absolute() or "\\" in model else model
 
 
 def suspicious_work(store_path: str | Path, project: str, *, run: str | Path | None = None) -> Work:
@@ -126,7 +133,7 @@ def curve_work(texts: Sequence[str], labels: Sequence[str], test_texts: Sequence
             yield {"event": "CurvePoint", **dataclasses.asdict(point), "fraction": len(points) / total,
                    "note": f"{point.strategy}, seed {point.seed}: {point.labels} labels → accuracy "
                            f"{point.accuracy:.3f}"}
-        return {"table": curve_table(points), "state": "stopped" if ctx.should_stop() else "done"}
+        return {"table": curve_table(points), "state": "stopped" if ctx.stop_reason else "done"}
     return work
 
 

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from bertdemo.jobs.checkpoints import checkpoint_space, discard, leftover_jobs, promote
+from bertdemo.jobs.checkpoints import JOBS_DIR, checkpoint_space, discard, hold_server_lock, leftover_jobs, promote
 from bertdemo.jobs.store import ACTIVE, JobInfo, JobStore
 from bertdemo.limits import Limits
 from bertdemo.workspace import Workspace, as_workspace
@@ -62,7 +62,13 @@ class JobRunner:
         self._switches: dict[str, threading.Event] = {}
         self._threads: list[threading.Thread] = []
         self._closed = False
-        self.recovered = recover(self.store, self.workspace)
+        # One server per workspace recovers and runs jobs: a second one (another app.py on the same folder) would
+        # mark the first one's live jobs interrupted and move its checkpoints away.
+        self._lock = hold_server_lock(self.workspace)
+        if self._lock is None:
+            log.warning("another bertdemo server holds %s: its jobs are left alone (not recovered here)",
+                        self.workspace.root)
+        self.recovered = recover(self.store, self.workspace) if self._lock is not None else []
 
     # asking
 
@@ -73,7 +79,7 @@ class JobRunner:
             raise ValueError(f"Unknown job lane {lane!r}; one of {', '.join(self.lanes)}.")
         limit = Limits.current().max_jobs_per_user
         with self._cv:  # the count and the insert together: two quick Starts cannot both slip under the limit
-            mine = self.store.find(owner=owner, states=ACTIVE)
+            mine = self.store.find(owner=owner, states=ACTIVE, lane=lane)  # a batch prediction beside a training
             if len(mine) >= limit:
                 raise ValueError(f"You have {len(mine)} job(s) queued or running already ({mine[0].title}); at most "
                                  f"{limit} per user at a time on this server. Wait for it to finish, or stop it "
@@ -115,10 +121,14 @@ class JobRunner:
             time.sleep(0.1)
 
     def close(self) -> None:
-        """Let the workers end once their current job is done (tests; the server just exits)."""
+        """Let the workers end once their current job is done, and let go of the workspace (tests; the server
+        just exits, and the kernel drops its lock)."""
         with self._cv:
             self._closed = True
             self._cv.notify_all()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # working
 
@@ -132,6 +142,14 @@ class JobRunner:
                 thread.start()
                 self._threads.append(thread)
 
+    def _pick(self, lane: str) -> tuple[JobInfo, Work] | None:
+        """``_next``, surviving a database error (busy past its timeout): the worker must outlive it."""
+        try:
+            return self._next(lane)
+        except Exception:  # noqa: BLE001 - logged; the job stays queued and is picked on the next try
+            log.exception("could not pick the next job of lane %s", lane)
+            return None
+
     def _next(self, lane: str) -> tuple[JobInfo, Work] | None:
         """The oldest queued job of ``lane`` that this process holds the work of (under the lock)."""
         for job in reversed(self.store.find(lane=lane, states=("queued",))):
@@ -140,19 +158,23 @@ class JobRunner:
                 self._switches.pop(job.id, None)
                 self.store.finish(job.id, "stopped", reason="stopped before it started")
             elif work is not None:
-                self.store.set_running(job.id)
+                try:
+                    self.store.set_running(job.id)
+                except Exception:
+                    self._work[job.id] = work  # still queued: tried again
+                    raise
                 return self.store.get(job.id), work
         return None
 
     def _worker(self, lane: str) -> None:
         while True:
             with self._cv:
-                picked = self._next(lane)
+                picked = self._pick(lane)
                 while picked is None:  # new work only comes through submit(), which notifies
                     if self._closed:
                         return
-                    self._cv.wait()
-                    picked = self._next(lane)
+                    self._cv.wait(timeout=None if not self._work else 5.0)  # retry a pick the database refused
+                    picked = self._pick(lane)
             job, work = picked
             try:
                 self._run(job, work)
@@ -176,7 +198,7 @@ class JobRunner:
                 pending.clear()
             flushed = time.monotonic()
 
-        state, reason, result = "done", "", {}
+        state, reason, result = "failed", "the job ended unexpectedly; the details are in the server log", {}
         try:
             events = work(ctx)
             while True:
@@ -199,9 +221,22 @@ class JobRunner:
             state, reason = "failed", (f"Something went wrong on the server (reference {reference}); the details "
                                        "are in the server log.")
         finally:
-            flush()
-            self.store.finish(job.id, state, reason=reason, result=result)
+            try:
+                flush()
+            except Exception:  # noqa: BLE001 - the job must still get its end state
+                log.exception("the last events of job %s could not be recorded", job.id)
+            self._finish(job.id, state, reason=reason, result=result)
             discard(self.workspace, job.id)
+
+    def _finish(self, job_id: str, state: str, **kwargs) -> None:
+        """Record how a job ended, retrying a busy database for a while: a job must never stay "running"."""
+        for attempt in range(10):
+            try:
+                self.store.finish(job_id, state, **kwargs)
+                return
+            except Exception:  # noqa: BLE001 - logged; tried again
+                log.exception("job %s: its end could not be recorded (attempt %d)", job_id, attempt + 1)
+                time.sleep(2.0)
 
     def _stop_check(self, job: JobInfo, why: list) -> Callable[[], bool]:
         switch = self._switches.get(job.id) or threading.Event()
@@ -227,26 +262,36 @@ class JobRunner:
 def recover(store: JobStore, workspace: Workspace) -> list[JobInfo]:
     """At start-up: jobs the table still calls running or queued belonged to a server that is gone. Each is marked
     interrupted with the reason; a training job's best checkpoint becomes a run. Returns the jobs it changed."""
-    changed = []
+    changed, kept = [], set()
     for job in store.find(states=("running",), limit=10_000):
-        steps = [e["step"] for e in store.events(job.id, max(0, job.seq - 50)) if e.get("event") == "StepEvent"]
+        last = store.events(job.id, max(0, job.seq - 50))
+        ended = next((e for e in reversed(last) if e.get("event") in ("DoneEvent", "CancelledEvent")), None)
+        if ended is not None and ended.get("run") and (workspace.root / ended["run"]).exists():
+            # it had saved its run when the server died: that run is the result, the checkpoint is not needed
+            store.finish(job.id, "done" if ended["event"] == "DoneEvent" else "stopped",
+                         reason="the server stopped just after the run was saved", result={"run": ended["run"]})
+            changed.append(store.get(job.id))
+            continue
+        steps = [e["step"] for e in last if e.get("event") == "StepEvent"]
         at_step = steps[-1] if steps else None
+        where = f" at step {at_step}" if at_step else ""
         try:
             run = promote(workspace, job.id, at_step=at_step)
+            kept_as = (f"its best checkpoint is kept as the run {run.name}, marked interrupted" if run else
+                       "no checkpoint had been saved yet, so there is no run")
         except (OSError, ValueError):
-            log.exception("the checkpoint of interrupted job %s could not be kept", job.id)
-            run = None
-        where = f" at step {at_step}" if at_step else ""
-        reason = (f"the server stopped while this job ran{where} (a restart or a crash); "
-                  + (f"its best checkpoint is kept as the run {run.name}, marked interrupted" if run else
-                     "no checkpoint had been saved yet, so there is no run"))
-        store.finish(job.id, "interrupted", reason=reason, result={"run": run.name} if run else {})
+            log.exception("the checkpoint of interrupted job %s could not be made a run", job.id)
+            run, kept_as = None, f"its checkpoint could not be made a run and stays in {JOBS_DIR}/{job.id}"
+            kept.add(job.id)
+        store.finish(job.id, "interrupted", reason=f"the server stopped while this job ran{where} (a restart or a "
+                     f"crash); {kept_as}", result={"run": run.name} if run else {})
         changed.append(store.get(job.id))
     for job in store.find(states=("queued",), limit=10_000):
         store.finish(job.id, "interrupted", reason="cancelled by a server restart before it started: start it again")
         changed.append(store.get(job.id))
     for job_id in leftover_jobs(workspace):  # ended jobs whose folder a crash left behind
-        discard(workspace, job_id)
+        if job_id not in kept:
+            discard(workspace, job_id)
     store.prune()
     if changed:
         log.info("marked %d job(s) of the previous server interrupted", len(changed))

@@ -9,6 +9,7 @@ away changes nothing. The timer runs only while one of the owner's jobs is queue
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -19,6 +20,8 @@ import gradio as gr
 
 from bertdemo.jobs import ACTIVE, JobInfo
 from bertdemo.ui.edge import at_edge, ordinal
+
+log = logging.getLogger(__name__)
 
 POLL_S = 1.0  # the issue's bound: a page learns of new events within a second
 JUST_FINISHED_S = 30 * 60  # a job that ended this recently is still shown when a page opens
@@ -108,7 +111,10 @@ class JobWatch:
                 continue
             seen[view.name] = mark
             memo = seen.setdefault(view.name + "/memo", {})
-            updates.update(view.draw(job, self.events(job), ahead, request, memo))
+            try:
+                updates.update(view.draw(job, self.events(job), ahead, request, memo))
+            except Exception:  # noqa: BLE001 - one view's failure must not stop the others or repeat each second
+                log.exception("drawing job %s in the %s view failed", job.id, view.name)
         return {self.seen: seen, self.timer: gr.Timer(active=active), **updates}
 
     def events(self, job: JobInfo) -> list[dict]:

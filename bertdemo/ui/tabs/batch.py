@@ -65,9 +65,9 @@ class BatchPanel:
     @at_edge
     def on_result(self, job_id: str, request: gr.Request) -> dict:
         """The finished job's file and its first rows (for API clients; a page gets them drawn)."""
-        job = self.page.runner.store.get((job_id or "").strip())
-        if job.kind != "batch_predict" or job.owner != self.page.user(request):
-            raise ValueError(f"There is no batch prediction {job_id[:40]!r} of yours on this server.")
+        job = self.page.parts["jobs"].own(job_id, request)
+        if job.kind != "batch_predict":
+            raise ValueError(f"Job {job.id} is a {job.kind} job, not a batch prediction.")
         if job.active:
             raise ValueError(f"Job {job.id} is still {job.state}: ask again when /job_status says done.")
         drawn = self.draw(job, [], 0, request, {})

@@ -9,7 +9,7 @@ import pandas as pd
 
 from bertdemo import plots
 from bertdemo.config import TrainConfig
-from bertdemo.jobs.kinds import curve_work
+from bertdemo.jobs.kinds import curve_work, public_model
 from bertdemo.labeling.simulate import (CURVE_CONFIG, CURVE_FIELDS, CURVE_STRATEGIES, CurvePoint, check_curve,
                                         curve_table, hold_out, labeled_rows)
 from bertdemo.ui.edge import at_edge
@@ -83,7 +83,7 @@ class CurvePanel:
                        rounds=rounds, seeds=seeds, config=config),
             title=f"active-learning curve: {', '.join(strategies)}, {len(texts)} rows",
             params={"strategies": list(strategies), "start": start, "step": step, "rounds": rounds, "seeds": seeds,
-                    "model": config.model})
+                    "model": public_model(config.model)})
         return state_line(job, self.page.runner.ahead(job))
 
     def draw(self, job, events: list[dict], ahead: int, request, page_memo: dict) -> dict:

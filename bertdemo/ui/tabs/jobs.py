@@ -80,27 +80,31 @@ class JobsTab:
         return [job_status(j, self.page.runner.ahead(j) if j.state == "queued" else 0, []) for j in
                 self._visible(request)]
 
-    def _own(self, job_id: str, request) -> JobInfo:
+    def own(self, job_id: str, request) -> JobInfo:
+        """The job ``job_id`` if it is the asker's (or the asker is an admin); else the unknown-job message."""
         job_id = (job_id or "").strip()
         if not job_id:
             raise ValueError("Enter a job id (the Jobs table and the Train tab show it).")
-        job = self.page.runner.store.get(job_id)
+        unknown = ValueError(f"There is no job {job_id[:40]!r} of yours on this server; the Jobs tab lists them.")
+        try:
+            job = self.page.runner.store.get(job_id)
+        except ValueError:
+            raise unknown from None
         user = self.page.user(request)
         if job.owner != user and user not in self.page.admins:
-            # The same answer as for an unknown id: nobody learns which ids exist.
-            raise ValueError(f"There is no job {job_id[:40]!r} of yours on this server; the Jobs tab lists them.")
+            raise unknown  # the same answer as for an unknown id: nobody learns which ids exist
         return job
 
     @at_edge
     def on_status(self, job_id: str, since, request: gr.Request) -> dict:
-        job = self._own(job_id, request)
+        job = self.own(job_id, request)
         since = max(0, int(since or 0))
         events = self.page.runner.store.events(job.id, since)[:EVENTS_PER_CALL]
         return job_status(job, self.page.runner.ahead(job) if job.state == "queued" else 0, events)
 
     @at_edge
     def on_stop(self, job_id: str, request: gr.Request) -> str:
-        job = self._own(job_id, request)
+        job = self.own(job_id, request)
         if not job.active:
             return f"Job `{job.id}` has already ended ({job.state})."
         job = self.page.runner.stop(job.id, self.page.user(request))

@@ -16,7 +16,8 @@ import pandas as pd
 import bertdemo.ui.teaching as teaching
 from bertdemo.inference.predict import get_predictor
 from bertdemo.labeling import queues
-from bertdemo.labeling.history import LabelChanged, annotator_name, changes_since, set_label, set_labels, undo
+from bertdemo.labeling.history import (LabelChanged, annotator_name, changes_since, last_change, set_label,
+                                       set_labels, undo)
 from bertdemo.labeling.retrain import compare, project_runs
 from bertdemo.labeling.store import LabelStore, label_counts
 from bertdemo.jobs.kinds import suspicious_work
@@ -253,6 +254,12 @@ class LabelTab:
                 f"suspicious labels in {project}: " + state_line(job, ahead)))}
         if job.state != "done":
             return {self.status: f"Suspicious-label scoring of **{esc(project)}** {esc(state_line(job, 0))}"}
+        if page_memo.get("applied") == job.id:  # once per page: the annotator may have moved on since
+            return {}
+        page_memo["applied"] = job.id
+        if last_change(self.store, project) != job.result.get("snapshot"):
+            return {self.status: f"The suspicious-label ranking of **{esc(project)}** is out of date (labels changed "
+                                 "since it was computed): Start labeling with that queue again for a fresh one."}
         ranked = next((e for e in reversed(events) if e["event"] == "Ranked"), {})
         entries = tuple(queues.QueueEntry(**e) for e in ranked.get("entries", ()))
         holder = request.session_hash if request is not None else "api"

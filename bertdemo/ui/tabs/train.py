@@ -16,7 +16,7 @@ import gradio as gr
 
 from bertdemo import plots
 from bertdemo.config import TrainConfig
-from bertdemo.jobs.kinds import training_work
+from bertdemo.jobs.kinds import public_model, training_work
 import bertdemo.ui.teaching as teaching
 from bertdemo.ui.edge import at_edge
 from bertdemo.ui.jobs import JobView, state_line
@@ -182,7 +182,7 @@ class TrainTab:
             "retrain" if project else "train", owner, work, title=f"{'retrain' if project else 'train'} "
             f"{loaded.source} on {Path(model).name if '/' in model else model}",
             params={"source": loaded.source, "project": loaded.project if project else None,
-                    "config": {**config.to_dict(), "model": Path(config.model).name}})  # no server paths
+                    "config": {**config.to_dict(), "model": public_model(config.model)}})
         ahead = self.page.runner.ahead(job)
         return {self.progress: progress_html(0, 0, note=state_line(job, ahead)), self.job_id: job.id,
                 self.stop_note: ""}
