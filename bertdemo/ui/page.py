@@ -89,7 +89,9 @@ class Page:
         session = getattr(request, "session_hash", None) if request is not None else None
         with self._browsers_lock:
             known = self._browsers.get(session)
-        return known or f"tab {str(session or 'api')[:10]}"
+        # A tab's session id travels with each of its requests: shown to others (the Models table's owners) it
+        # could be replayed to act as that tab, so the name is a hash of it, like a browser's.
+        return known or "tab " + hashlib.sha256(str(session or "api").encode()).hexdigest()[:12]
 
     def identify(self, request, key: str | None) -> str:
         """Remember which browser this tab belongs to (``key`` from its localStorage; a new one if it has none);
