@@ -55,7 +55,8 @@ def fresh_server(tmp_path_factory, tiny_run):
 
 def test_first_prediction_and_explanation_at_once_on_a_fresh_server(fresh_server):
     url, workspace, run_name, log_path = fresh_server
-    assert [p.name for p in workspace.iterdir() if not p.name.startswith("labeling.")] == [run_name]  # swept
+    databases = ("labeling.", "jobs.", ".jobs")  # the labeling store, the job table, the jobs' folder
+    assert [p.name for p in workspace.iterdir() if not p.name.startswith(databases)] == [run_name]  # swept
     clients = [Client(url, verbose=False) for _ in range(2)]
     for client in clients:
         client.predict(run_name, api_name="/load_run")
