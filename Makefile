@@ -28,7 +28,8 @@ run: $(STAMP)
 test: $(STAMP) browser
 	GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
-# Everyday work: everything but the slow tests (server processes, torchrun, real browsers, the real default model).
+# Everyday work: the engine's tests, without the slow ones (app servers, CLI subprocesses, torchrun, browsers, the
+# real default model). `make test`, what CI runs, is every test.
 test-fast: $(STAMP)
 	GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow"
 

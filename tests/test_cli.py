@@ -1,12 +1,16 @@
 """The command line, as scripts and benchmarks call it."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 from conftest import ROOT
+
+pytestmark = pytest.mark.slow  # command-line subprocesses
 
 
 def _cli(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:

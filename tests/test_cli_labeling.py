@@ -1,12 +1,16 @@
 """The labeling commands as a script calls them: import, status, label, queue, export, retrain, al-curve."""
 from __future__ import annotations
 
+import pytest
+
 import json
 
 import pandas as pd
 
 from conftest import toy_rows, write_csv
 from test_cli import _cli
+
+pytestmark = pytest.mark.slow  # command-line subprocesses
 
 
 def _json(out) -> object:

@@ -21,6 +21,8 @@ from bertdemo import fast
 from bertdemo.training.precision import Autocast, MasterWeightsBf16, Plain
 from bertdemo.training.session import start_session, training_step
 
+pytestmark = pytest.mark.slow  # 20-step trainings per path
+
 STEPS = 20
 
 

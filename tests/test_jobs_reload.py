@@ -21,6 +21,7 @@ from conftest import toy_rows, write_csv
 from conftest_ui import free_port, start_training, wait_job
 
 pytest_plugins = ["tests.conftest_ui"]
+pytestmark = pytest.mark.slow  # an app and real jobs
 
 TINY = dict(epochs=2, batch_size=8, learning_rate=1e-3, max_length=32, max_train_rows=0, warmup_ratio=0.0,
             weight_decay=0.01, seed=1, validation_split=0.2, evals_per_epoch=1, patience=0,

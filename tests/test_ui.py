@@ -16,6 +16,7 @@ from gradio_client import Client, handle_file
 from conftest_ui import job_status, start_training, wait_job
 
 pytest_plugins = ["tests.conftest_ui"]
+pytestmark = pytest.mark.slow  # an app server
 
 TINY = dict(epochs=1, batch_size=16, learning_rate=1e-3, max_length=64, max_train_rows=0, warmup_ratio=0.0,
             weight_decay=0.01, seed=1, validation_split=0.2, evals_per_epoch=2, patience=0,

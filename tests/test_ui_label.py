@@ -10,6 +10,7 @@ from conftest import toy_rows, write_csv
 from conftest_ui import train_to_end
 
 pytest_plugins = ["tests.conftest_ui"]
+pytestmark = pytest.mark.slow  # an app server
 
 VIEW = ["item", "info", "probs", "progress", "other_label", "next_item", "status"]  # buttons are not API values
 

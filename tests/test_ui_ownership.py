@@ -13,6 +13,7 @@ from bertdemo.ui.edge import ordinal
 from conftest_ui import job_status, start_training, train_to_end, wait_job
 
 pytest_plugins = ["tests.conftest_ui"]
+pytestmark = pytest.mark.slow  # an app server
 
 USERS = [("alice", "pw-a"), ("bob", "pw-b"), ("teacher", "pw-t")]
 TINY = dict(epochs=1, batch_size=16, learning_rate=1e-3, max_length=32, max_train_rows=0, warmup_ratio=0.0,
