@@ -79,8 +79,7 @@ def training_records(events) -> Iterator[dict]:
             record["fraction"], record["note"] = 1.0, "done"
             result = {"run": record.get("run"), "state": "done",
                       "metrics": {k: event.metrics.get(k) for k in ("accuracy", "macro_f1", "loss")}}
-            record.pop("metrics", None)  # the run's metrics.json has them all; the job keeps the headline
-            record["metrics"] = result["metrics"]
+            record["metrics"] = result["metrics"]  # the run's metrics.json has them all; the job keeps the headline
         elif isinstance(event, CancelledEvent):
             record["note"] = "stopped: best checkpoint kept" if event.run_dir else "stopped before any evaluation"
             result = {"run": record.get("run"), "state": "stopped"}

@@ -169,13 +169,15 @@ class JobStore:
         return [_info(r) for r in rows]
 
     def ahead(self, job: JobInfo) -> int:
-        """How many jobs of its lane run or wait before ``job`` (0: it runs, or it is next)."""
+        """How many jobs of its lane run or wait before ``job`` (0: it is next, or no longer waiting)."""
+        if job.state != "queued":
+            return 0
         with self._connect() as conn:
             running, queued = conn.execute(
                 "SELECT SUM(state = 'running'), SUM(state = 'queued' AND (created < ? OR (created = ? AND id < ?))) "
                 "FROM jobs WHERE lane = ? AND id != ?",
                 (job.created, job.created, job.id, job.lane, job.id)).fetchone()
-        return int(queued or 0) + (int(running or 0) if job.state == "queued" else 0)
+        return int(queued or 0) + int(running or 0)
 
     def set_running(self, job_id: str) -> None:
         with self._write() as conn:

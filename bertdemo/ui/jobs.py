@@ -105,7 +105,7 @@ class JobWatch:
             if job is None:
                 continue
             active = active or job.active
-            ahead = self.page.runner.ahead(job) if job.state == "queued" else 0
+            ahead = self.page.runner.ahead(job)
             mark = [job.id, job.seq, job.state, ahead, job.stop_requested]
             if seen.get(view.name) == mark:
                 continue

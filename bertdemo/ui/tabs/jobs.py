@@ -72,12 +72,12 @@ class JobsTab:
     @at_edge
     def on_refresh(self, request: gr.Request) -> pd.DataFrame:
         jobs = self._visible(request)
-        return pd.DataFrame([job_row(j, self.page.runner.ahead(j) if j.state == "queued" else 0) for j in jobs],
+        return pd.DataFrame([job_row(j, self.page.runner.ahead(j)) for j in jobs],
                             columns=JOB_COLUMNS)
 
     @at_edge
     def on_list(self, request: gr.Request) -> list[dict]:
-        return [job_status(j, self.page.runner.ahead(j) if j.state == "queued" else 0, []) for j in
+        return [job_status(j, self.page.runner.ahead(j), []) for j in
                 self._visible(request)]
 
     def own(self, job_id: str, request) -> JobInfo:
@@ -100,7 +100,7 @@ class JobsTab:
         job = self.own(job_id, request)
         since = max(0, int(since or 0))
         events = self.page.runner.store.events(job.id, since)[:EVENTS_PER_CALL]
-        return job_status(job, self.page.runner.ahead(job) if job.state == "queued" else 0, events)
+        return job_status(job, self.page.runner.ahead(job), events)
 
     @at_edge
     def on_stop(self, job_id: str, request: gr.Request) -> str:
