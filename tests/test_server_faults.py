@@ -15,7 +15,7 @@ from bertdemo.jobs import JobStore
 from bertdemo.labeling.store import LabelStore
 from bertdemo.runs import list_runs, load_run_info, weights_ok
 from conftest import toy_rows, write_csv
-from conftest_ui import AppProcess, job_status, start_training, wait_job
+from conftest_ui import SAMPLE, AppProcess, job_status, start_training, wait_job
 
 pytest_plugins = ["tests.conftest_ui"]
 pytestmark = pytest.mark.slow  # server processes, killed
@@ -55,7 +55,8 @@ def _check_after_restart(workspace: Path, log_path: Path) -> list:
 
 def test_kill_9_before_the_first_evaluation_leaves_no_run_and_an_interrupted_job(workspace, small_csv, tmp_path):
     app = AppProcess(workspace, tmp_path / "server.log")
-    client, job_id = _start_training(app, small_csv, workspace)
+    # 100 steps before the first evaluation (the whole sample): a fast machine cannot get there before the kill
+    client, job_id = _start_training(app, str(SAMPLE), workspace)
     wait_job(client, job_id, timeout=180, until=lambda s: any(e["event"] == "StepEvent" for e in s["events"]))
     app.kill9()
     assert _check_after_restart(workspace, tmp_path / "server.log") == []
@@ -66,7 +67,8 @@ def test_kill_9_before_the_first_evaluation_leaves_no_run_and_an_interrupted_job
 
 def test_kill_9_mid_training_keeps_the_best_checkpoint_as_an_interrupted_run(workspace, small_csv, tmp_path):
     app = AppProcess(workspace, tmp_path / "server.log")
-    client, job_id = _start_training(app, small_csv, workspace, evals_per_epoch=2)
+    # 2,000 steps (the whole sample, 20 epochs): the kill comes long before the end, however fast the machine
+    client, job_id = _start_training(app, str(SAMPLE), workspace, evals_per_epoch=2)
     status = wait_job(client, job_id, timeout=180, until=lambda s: sum(
         e["event"] == "StepEvent" for e in s["events"]) > 2 + max(
         [e["step"] for e in s["events"] if e["event"] == "EvalEvent"], default=10**9))
