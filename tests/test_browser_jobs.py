@@ -1,6 +1,7 @@
 """A real browser (headless Chromium) and a training job that outlives its page: a reload, a closed tab and a
-second tab, each mid-run. The loss plot comes back with its whole history, the job finishes (or is stopped from
-the other tab with its best checkpoint kept), the run is on the Models tab, and a new Start is accepted after.
+second tab, each mid-run. The loss plot comes back with its whole history; the reloaded page stops the job, the
+job of a closed tab finishes (its run is on the Models tab), the second tab stops the job with its best checkpoint
+kept; and a new Start is accepted after each.
 
 One browser context is one browser (its localStorage holds the key that makes its tabs one owner); the app runs
 on the tiny test BERT, with enough epochs that a run lasts well past the reload.
@@ -83,18 +84,24 @@ def _job(app_url, job_id: str):
 
 
 def _finish_and_start_again(tab, app_url, job_id: str, model_dir: str) -> None:
-    """The job ends by itself; its run is on the Models tab; a new Start is accepted (no slot held). The data
-    is the page's own (a reloaded page has none yet), so the sample is loaded again first."""
+    """The job ends by itself; its run is on the Models tab; a new Start is accepted (no slot held)."""
     expect(tab.locator("#train-progress")).to_contain_text("done in", timeout=JOB_TIMEOUT_MS)
     job = _job(app_url, job_id)
     assert job.state == "done" and (Path(app_url[1]) / job.result["run"]).exists()
     _tab(tab, "6 · Models")
     expect(tab.get_by_text(job.result["run"]).first).to_be_visible(timeout=30_000)
+    _start_again(tab, app_url, job_id)
+
+
+def _start_again(tab, app_url, job_id: str) -> None:
+    """A new Start is accepted and runs to its end: the old job holds no slot. The data is the page's own (a
+    reloaded page has none yet), so the sample is loaded again first; 40 rows make the run a few steps."""
     _tab(tab, "1 · Data")
     tab.locator("#use-sample").click()
     expect(tab.get_by_text("Data ready")).to_be_visible(timeout=60_000)
     _tab(tab, "2 · Train")
     _set(tab, "epochs", 1)
+    _set(tab, "max-rows", 40)
     tab.locator("#start-train").click()
     try:
         expect(tab.locator("#train-job-id textarea, #train-job-id input")).not_to_have_value(job_id, timeout=30_000)
@@ -105,7 +112,8 @@ def _finish_and_start_again(tab, app_url, job_id: str, model_dir: str) -> None:
     expect(tab.locator("#train-progress")).to_contain_text("done in", timeout=JOB_TIMEOUT_MS)
 
 
-def test_a_reload_mid_run_brings_back_the_whole_plot_and_the_job_finishes(browser_context, app_url, ui_model_dir):
+def test_a_reload_mid_run_brings_back_the_whole_plot_and_the_reloaded_page_stops_it(browser_context, app_url,
+                                                                                     ui_model_dir):
     tab = _open(browser_context, app_url[0])
     job_id = _start(tab, ui_model_dir)
     before = _wait_points(tab, 5)
@@ -117,7 +125,10 @@ def test_a_reload_mid_run_brings_back_the_whole_plot_and_the_job_finishes(browse
     assert time.perf_counter() - reloaded < BACK_WITHIN_MS / 1000 + 2  # (the tab click is part of it)
     _wait_points(tab, after)  # and it is live again
     assert tab.locator("#train-job-id textarea, #train-job-id input").input_value() == job_id
-    _finish_and_start_again(tab, app_url, job_id, ui_model_dir)
+    tab.locator("#stop-train").click()  # the reloaded page holds the job: its Stop works (the closed-tab walk
+    expect(tab.locator("#train-progress")).to_contain_text("stopped", timeout=60_000)  # runs one to its end)
+    assert _job(app_url, job_id).state == "stopped"
+    _start_again(tab, app_url, job_id)
 
 
 def test_a_closed_tab_does_not_stop_the_job_and_a_new_tab_finds_it(browser_context, app_url, ui_model_dir):

@@ -53,7 +53,7 @@ def _check_after_restart(workspace: Path, log_path: Path) -> list:
     return runs
 
 
-def test_kill_9_before_the_first_evaluation_leaves_no_run_and_an_interrupted_job(workspace, small_csv, tmp_path):
+def test_kill_9_before_the_first_evaluation_leaves_no_run_and_an_interrupted_job(workspace, tmp_path):
     app = AppProcess(workspace, tmp_path / "server.log")
     # 100 steps before the first evaluation (the whole sample): a fast machine cannot get there before the kill
     client, job_id = _start_training(app, str(SAMPLE), workspace)
@@ -65,7 +65,7 @@ def test_kill_9_before_the_first_evaluation_leaves_no_run_and_an_interrupted_job
     assert "no checkpoint had been saved" in job.reason and job.result == {}
 
 
-def test_kill_9_mid_training_keeps_the_best_checkpoint_as_an_interrupted_run(workspace, small_csv, tmp_path):
+def test_kill_9_mid_training_keeps_the_best_checkpoint_as_an_interrupted_run(workspace, tmp_path):
     app = AppProcess(workspace, tmp_path / "server.log")
     # 2,000 steps (the whole sample, 20 epochs): the kill comes long before the end, however fast the machine
     client, job_id = _start_training(app, str(SAMPLE), workspace, evals_per_epoch=2)
