@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from bertdemo.config import BATCHINGS, CLASS_WEIGHTS, PRECISIONS, SCHEDULERS, TrainConfig, field_comments
+from bertdemo.config import BATCHINGS, CLASS_WEIGHTS, PRECISIONS, SCHEDULERS, TrainConfig, field_comments, setting_names
 
 FLAG_ALIASES = {"learning_rate": ("--lr",)}
 CHOICES = {"precision": PRECISIONS, "batching": BATCHINGS, "scheduler": SCHEDULERS, "class_weights": CLASS_WEIGHTS}
@@ -25,26 +25,60 @@ def parse_dropout(value: str) -> float | None:
 PARSERS = {"dropout": parse_dropout}  # fields whose values a plain type() cannot parse
 
 
+GIVEN = "_given_settings"  # the namespace attribute where the flags typed are recorded
+
+
+class _Store(argparse.Action):
+    """Store the value and remember that the flag was typed (a value equal to the default counts as chosen)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        _record(namespace, self.dest)
+
+
+class _BooleanOptional(argparse.BooleanOptionalAction):
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        _record(namespace, self.dest)
+
+
+class _StoreFalse(argparse.Action):
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, False)
+        _record(namespace, self.dest)
+
+
+def _record(namespace: argparse.Namespace, dest: str) -> None:
+    setattr(namespace, GIVEN, getattr(namespace, GIVEN, frozenset()) | {dest})
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per ``TrainConfig`` field (``--max-length`` for ``max_length``), defaults and help from the class."""
+    """One flag per ``TrainConfig`` setting (``--max-length`` for ``max_length``), defaults and help from the
+    class; the flags typed are recorded, so that the small-data plan leaves their values alone."""
     helps = field_comments()
     for field in dataclasses.fields(TrainConfig):
+        if field.name not in setting_names():
+            continue
         names = ["--" + field.name.replace("_", "-"), *FLAG_ALIASES.get(field.name, ())]
         help_text = f"{helps.get(field.name, '')} (default: %(default)s)".strip()
-        kwargs: dict = {"dest": field.name, "default": field.default, "help": help_text}
+        kwargs: dict = {"dest": field.name, "default": field.default, "help": help_text, "action": _Store}
         if isinstance(field.default, bool):
-            kwargs["action"] = argparse.BooleanOptionalAction
+            kwargs["action"] = _BooleanOptional
         else:
             kwargs["type"] = PARSERS.get(field.name, type(field.default))
             if field.name in CHOICES:
                 kwargs["choices"] = CHOICES[field.name]
         parser.add_argument(*names, **kwargs)
-    parser.add_argument("--train-embeddings", dest="freeze_word_embeddings", action="store_false",
+    parser.add_argument("--train-embeddings", dest="freeze_word_embeddings", action=_StoreFalse,
                         help="the same as --no-freeze-word-embeddings")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(**{field.name: getattr(args, field.name) for field in dataclasses.fields(TrainConfig)})
+    return TrainConfig(**{name: getattr(args, name) for name in setting_names()},
+                       given=tuple(getattr(args, GIVEN, ())))
 
 
 def cli_owner() -> str:

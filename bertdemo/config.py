@@ -48,8 +48,14 @@ class TrainConfig:
     class_weights: str = "auto"  # "balanced": cross-entropy weighted by inverse class frequency, so small classes
     # count; "auto": balanced for a small data set (one min_steps applies to) whose largest class has 3x the rows
     # of its smallest; "none"
+    given: tuple[str, ...] = ()  # the settings a person chose (a CLI flag, a field changed in the app): the
+    # small-data plan (training/plan.py) fills in only the others, so that a value typed is a value trained with
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "given", tuple(sorted(set(self.given))))  # from JSON it comes back as a list
+        unknown = sorted(set(self.given) - set(setting_names()))
+        if unknown:
+            raise ValueError(f"Invalid training settings: given names unknown settings {', '.join(unknown)}.")
         problems = _type_problems(self)
         if problems:  # a NaN or a string would slip through every range check below
             raise ValueError("Invalid training settings: " + "; ".join(problems) + ".")
@@ -99,10 +105,25 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
+def setting_names() -> tuple[str, ...]:
+    """The training settings: every field but ``given``, which says which of them a person chose."""
+    return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "given")
+
+
+def chosen_settings(values: dict) -> tuple[str, ...]:
+    """The settings in ``values`` that differ from TrainConfig's defaults: in the app, a field left as it came is
+    the plan's to fill in, a field changed is the person's choice."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    return tuple(sorted(name for name, value in values.items() if name in defaults and name != "given"
+                        and value != defaults[name]))
+
+
 def _type_problems(config: TrainConfig) -> list[str]:
     """Each field of the type its default has (a bool is not a number; ints are fine for floats), numbers finite."""
     problems = []
     for field in dataclasses.fields(config):
+        if field.name == "given":
+            continue
         value, default = getattr(config, field.name), field.default
         if field.name == "dropout" and value is None:
             continue

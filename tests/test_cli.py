@@ -60,21 +60,20 @@ def test_bad_input_exits_non_zero_with_one_line(tmp_path):
 
 
 def test_every_training_setting_is_a_flag_with_its_help_from_the_config():
-    import dataclasses
-
     from bertdemo.cli import _parser, config_from_args
-    from bertdemo.config import TrainConfig, field_comments
+    from bertdemo.config import TrainConfig, field_comments, setting_names
 
     help_text = _cli("train", "--help").stdout
-    for field in dataclasses.fields(TrainConfig):
-        assert "--" + field.name.replace("_", "-") in help_text, field.name
+    for name in setting_names():
+        assert "--" + name.replace("_", "-") in help_text, name
     assert field_comments()["weight_decay"].split(",")[0] in " ".join(help_text.split())  # help = the comment
     args = _parser().parse_args(["train", "x.csv", "--weight-decay", "0.1", "--scheduler", "cosine", "--warmup-ratio",
                                  "0.2", "--lr", "3e-5", "--no-freeze-word-embeddings", "--dropout", "model",
                                  "--max-grad-norm", "0.5"])
     config = config_from_args(args)
-    assert config == TrainConfig(weight_decay=0.1, scheduler="cosine", warmup_ratio=0.2, learning_rate=3e-5,
-                                 freeze_word_embeddings=False, dropout=None, max_grad_norm=0.5)
+    chosen = dict(weight_decay=0.1, scheduler="cosine", warmup_ratio=0.2, learning_rate=3e-5,
+                  freeze_word_embeddings=False, dropout=None, max_grad_norm=0.5)
+    assert config == TrainConfig(**chosen, given=tuple(chosen))  # each flag typed is recorded as chosen
     assert config_from_args(_parser().parse_args(["train", "x.csv", "--train-embeddings"])).freeze_word_embeddings is False
     assert config_from_args(_parser().parse_args(["train", "x.csv"])) == TrainConfig()
 

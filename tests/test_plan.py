@@ -51,3 +51,26 @@ def test_auto_class_weights_only_for_small_skewed_sets_and_they_balance_the_clas
     assert big.class_weights is None
     assert plan_training(TrainConfig(class_weights="none"), skewed, steps_per_epoch=7).class_weights is None
     assert plan_training(TrainConfig(class_weights="balanced"), skewed, steps_per_epoch=400).class_weights is not None
+
+
+def test_a_chosen_batch_size_and_epochs_are_kept_and_the_notes_say_what_the_plan_would_have_done():
+    """`train --epochs 1 --batch-size 32` on a small set trains 1 epoch at batch 32, not the plan's 16 and more."""
+    config = TrainConfig(batch_size=32, epochs=1, min_steps=300, given=("batch_size", "epochs"))
+    batch, notes = plan_batch_size(config, train_rows=3200)
+    assert batch == 32 and "as chosen" in notes[0] and str(SMALL_BATCH) in notes[0]
+    plan = plan_training(config, _data({"a": 100, "b": 100}), steps_per_epoch=100, batch_size=batch, notes=notes)
+    assert (plan.batch_size, plan.epochs) == (32, 1) and any("1 epochs as chosen" in n for n in plan.notes)
+    only_batch = TrainConfig(batch_size=32, epochs=1, min_steps=300, given=("batch_size",))  # epochs are the plan's
+    assert plan_training(only_batch, _data({"a": 100, "b": 100}), steps_per_epoch=100, batch_size=32).epochs == 3
+
+
+def test_the_settings_a_person_chose_in_the_app_are_those_changed_from_the_defaults():
+    from bertdemo.config import chosen_settings
+
+    defaults = TrainConfig().to_dict()
+    assert chosen_settings({**defaults, "epochs": 1, "batch_size": 32}) == ("epochs",)  # 32 is the default
+    assert TrainConfig.from_dict(TrainConfig(given=["epochs"]).to_dict()).given == ("epochs",)  # a saved run's
+    import pytest
+
+    with pytest.raises(ValueError, match="unknown settings bogus"):
+        TrainConfig(given=("bogus",))

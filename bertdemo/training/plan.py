@@ -3,7 +3,8 @@ many epochs, and whether the loss weights the classes. Small, skewed label sets 
 50-400 labels) need it: a few steps per epoch leave the model under-trained, and a rare class never gets
 predicted. On TREC samples of 200 and 500 rows, at least 300 steps with class weights, in batches of 16, kept
 every class alive (bench/RESULTS.md, "Small label sets"). The plan says in words what it changed and why; the app
-and the CLI show those notes.
+and the CLI show those notes. It never changes a setting the person chose (``TrainConfig.given``): it says what it
+would have done instead.
 """
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def plan_batch_size(config: TrainConfig, train_rows: int, processes: int = 1) ->
     steps = math.ceil(train_rows / (config.batch_size * processes)) * config.epochs
     if not config.min_steps or steps >= config.min_steps or config.batch_size <= SMALL_BATCH:
         return config.batch_size, []
+    if "batch_size" in config.given:
+        return config.batch_size, [f"batch size {config.batch_size} as chosen ({train_rows} training rows are a small "
+                                   f"data set, for which the plan would use {SMALL_BATCH})."]
     return SMALL_BATCH, [f"batch size {SMALL_BATCH} instead of {config.batch_size}: {train_rows} training rows are a "
                          "small data set, which learns better from more, smaller steps."]
 
@@ -44,7 +48,10 @@ def plan_training(config: TrainConfig, data: LabeledData, steps_per_epoch: int, 
     notes = list(notes or [])
     epochs = config.epochs
     small = bool(notes) or bool(config.min_steps and steps_per_epoch * epochs < config.min_steps)
-    if config.min_steps and steps_per_epoch * epochs < config.min_steps:
+    if config.min_steps and steps_per_epoch * epochs < config.min_steps and "epochs" in config.given:
+        notes.append(f"{epochs} epochs as chosen: {steps_per_epoch * epochs} steps, fewer than min_steps "
+                     f"({config.min_steps}), which the plan would have raised the epochs for.")
+    elif config.min_steps and steps_per_epoch * epochs < config.min_steps:
         epochs = min(MAX_PLANNED_EPOCHS, math.ceil(config.min_steps / max(1, steps_per_epoch)))
         capped = " (the most it raises them to)" if epochs == MAX_PLANNED_EPOCHS else ""
         notes.append(f"{epochs} epochs instead of {config.epochs}{capped}: {steps_per_epoch} steps an epoch, and "

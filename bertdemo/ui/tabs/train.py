@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from bertdemo import plots
-from bertdemo.config import TrainConfig
+from bertdemo.config import TrainConfig, chosen_settings
 from bertdemo.jobs.kinds import public_model, training_work
 import bertdemo.ui.teaching as teaching
 from bertdemo.ui.edge import at_edge
@@ -166,7 +166,8 @@ class TrainTab:
         here, before a job exists."""
         if not loaded:
             raise ValueError("Load a data file first (Data tab), then start training.")
-        config = TrainConfig(**typed_settings(settings))
+        values = typed_settings(settings)
+        config = TrainConfig(**values, given=chosen_settings(values))
         self.page.limits.check_training(config)
         self.page.check_model(config.model)
         owner = self.page.user(request)
