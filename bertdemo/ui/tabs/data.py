@@ -23,6 +23,7 @@ from bertdemo.ui.upload import upload_file
 
 DELIMITERS = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
 PREVIEW_ROWS = 20
+PREVIEW_CHARS = 400  # a preview cell shows this many characters of a text (a news article would fill the screen)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class DataTab:
                 self.preview = gr.Dataframe(label=f"Preview (first {PREVIEW_ROWS} rows)", interactive=False,
                                             wrap=True, max_height=360, elem_id="preview")
                 with gr.Row():
-                    self.dropped = gr.Dataframe(label="Dropped rows (reasons)", interactive=False)
+                    self.dropped = gr.Dataframe(label="Dropped or cut rows (reasons)", interactive=False, wrap=True)
                     self.conflicts = gr.Dataframe(label="Same text, different labels", interactive=False, wrap=True)
             teach(teaching.DATA)
         page.page_loads.append(([self.sample], self.on_page_load))
@@ -174,13 +175,14 @@ class DataTab:
         report = data.report
         columns = list(table.columns)
         dropped = pd.DataFrame([{"reason": d["reason"], "rows": d["count"],
-                                 "example row numbers": ", ".join(map(str, d["examples"]))} for d in report.dropped],
+                                 "example row numbers": ", ".join(map(str, d["examples"]))}
+                                for d in report.dropped + report.cut],
                                columns=["reason", "rows", "example row numbers"])
         conflicts = pd.DataFrame([{"text": c["text"], "labels": ", ".join(c["labels"])}
                                   for c in report.conflicting_duplicates], columns=["text", "labels"])
         loaded = Loaded(path=path, table=table, text_col=text_col, label_col=label_col, source=report.source, labels=data.labels,
                         rows=report.rows_kept)
-        return {self.preview: table.head(PREVIEW_ROWS), self.text_col: gr.Dropdown(choices=columns, value=text_col),
+        return {self.preview: _preview(table), self.text_col: gr.Dropdown(choices=columns, value=text_col),
                 self.label_col: gr.Dropdown(choices=columns, value=label_col),
                 self.report: report_markdown(report, note), self.counts_plot: plots.class_counts_figure(report.class_counts),
                 self.lengths_plot: plots.token_length_figure(report.token_lengths, report.max_length),
@@ -195,3 +197,9 @@ class DataTab:
             cleared.update({self.text_col: gr.Dropdown(choices=[], value=None),
                             self.label_col: gr.Dropdown(choices=[], value=None)})
         return cleared
+
+
+def _preview(table: pd.DataFrame) -> pd.DataFrame:
+    """The first rows, each cell cut to ``PREVIEW_CHARS`` characters for the screen (the data keeps them whole)."""
+    return table.head(PREVIEW_ROWS).map(
+        lambda v: v[:PREVIEW_CHARS] + "…" if isinstance(v, str) and len(v) > PREVIEW_CHARS else v)
