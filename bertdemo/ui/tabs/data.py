@@ -24,6 +24,8 @@ from bertdemo.ui.upload import upload_file
 DELIMITERS = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
 PREVIEW_ROWS = 20
 PREVIEW_CHARS = 400  # a preview cell shows this many characters of a text (a news article would fill the screen)
+PREVIEW_OTHER_COLUMN = 14  # % of the preview's width for each column but the text's
+PREVIEW_TEXT_COLUMN = 30  # % at least for the text column (a file of more than 6 columns scrolls sideways)
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,8 @@ class DataTab:
                                   for c in report.conflicting_duplicates], columns=["text", "labels"])
         loaded = Loaded(path=path, table=table, text_col=text_col, label_col=label_col, source=report.source, labels=data.labels,
                         rows=report.rows_kept)
-        return {self.preview: _preview(table), self.text_col: gr.Dropdown(choices=columns, value=text_col),
+        preview = gr.Dataframe(value=_preview(table), column_widths=_preview_widths(columns, text_col))
+        return {self.preview: preview, self.text_col: gr.Dropdown(choices=columns, value=text_col),
                 self.label_col: gr.Dropdown(choices=columns, value=label_col),
                 self.report: report_markdown(report, note), self.counts_plot: plots.class_counts_figure(report.class_counts),
                 self.lengths_plot: plots.token_length_figure(report.token_lengths, report.max_length),
@@ -203,3 +206,10 @@ def _preview(table: pd.DataFrame) -> pd.DataFrame:
     """The first rows, each cell cut to ``PREVIEW_CHARS`` characters for the screen (the data keeps them whole)."""
     return table.head(PREVIEW_ROWS).map(
         lambda v: v[:PREVIEW_CHARS] + "…" if isinstance(v, str) and len(v) > PREVIEW_CHARS else v)
+
+
+def _preview_widths(columns: list[str], text_col: str) -> list[str]:
+    """The preview's column widths: the text column takes what the others leave, so a file of a few columns fits the
+    box (gradio's own widths follow the cells and overflow it); a file of many columns scrolls sideways."""
+    text = max(100 - PREVIEW_OTHER_COLUMN * (len(columns) - 1), PREVIEW_TEXT_COLUMN)
+    return [f"{text}%" if c == text_col else f"{PREVIEW_OTHER_COLUMN}%" for c in columns]
