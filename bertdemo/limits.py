@@ -20,7 +20,8 @@ ENV_PREFIX = "BERTDEMO_LIMIT_"
 class Limits:
     max_file_mb: float = 50.0  # an uploaded or read CSV/TSV; it is refused before it is read
     max_rows: int = 200_000  # data rows in one file
-    max_cell_chars: int = 20_000  # characters in one cell (a text); longer cells are refused with their row
+    max_cell_chars: int = 20_000  # characters in one cell (a text); a longer text is cut to it and counted in the
+    # data report, and a file whose rows mostly hold such cells is refused
     max_classes: int = 100  # distinct labels in training data
     max_length: int = 512  # word-pieces per text in training (BERT's position table holds 512)
     max_batch_size: int = 256  # examples per training step

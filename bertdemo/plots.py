@@ -8,6 +8,7 @@ repeated category names ("the" twice would become one row) — wrong for attenti
 """
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -21,6 +22,8 @@ _MARGIN = dict(l=50, r=20, t=50, b=40)
 _TRAIN_COLOR = "#1f77b4"
 _VAL_COLOR = "#d62728"
 _HEAT = "Blues"  # a sequential scale: attention weights and counts are all ≥ 0
+PLACEHOLDER_LINE = 30  # characters a line of a blank figure's message holds: plotly never wraps a text, and 30
+# characters at 15 px fit the narrowest plot of the page (half a column at 1,280 px)
 
 
 def _layout(fig: go.Figure, title: str, *, height: int = _HEIGHT, **kwargs) -> go.Figure:
@@ -32,7 +35,8 @@ def _layout(fig: go.Figure, title: str, *, height: int = _HEIGHT, **kwargs) -> g
 def empty_figure(message: str = "Nothing to show yet") -> go.Figure:
     """A blank figure that says why it is blank (nicer than an empty gr.Plot)."""
     fig = go.Figure()
-    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper",
+    lines = textwrap.wrap(message, PLACEHOLDER_LINE)  # whole words on each line
+    fig.add_annotation(text="<br>".join(lines), x=0.5, y=0.5, xref="paper", yref="paper",
                        showarrow=False, font=dict(size=15, color="#666"))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)

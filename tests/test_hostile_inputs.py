@@ -3,8 +3,10 @@ engine (the CLI and the app show these same messages), and what the app writes i
 from __future__ import annotations
 
 import dataclasses
+import json
 import resource
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -37,7 +39,8 @@ FILES = [  # (name, content, what the message must say)
     ("blank.csv", "text,,label\na,b,c\n", "has no name"),
     ("hash.csv", "text#label\n" + "".join(f"t {i}#a\n" for i in range(5)), "Could not find the"),
     ("one-class.csv", "text,label\n" + "".join(f"t {i},same\n" for i in range(10)), "only one class"),
-    ("long-cell.csv", "text,label\n" + "x" * 100_001 + ",a\n" + _rows(), "100,001 characters"),
+    ("long-cells.csv", "text,label\n" + "".join(f"{c * 100_001},a\n" for c in "xyz") + _rows(2),
+     "3 of 5 rows have a cell over 20,000 characters (the longest: column 'text', row 2, 100,001 characters)"),
     ("c5.csv", b"\xc5" * 30_000, "no rows"),
 ]
 
@@ -75,6 +78,66 @@ def test_limits_are_checked_before_the_work_and_say_how_to_raise_them(tmp_path, 
     monkeypatch.setenv("BERTDEMO_LIMIT_MAX_FILE_MB", "nope")
     with pytest.raises(ValueError, match="not a number"):
         Limits.current()
+
+
+def _news_with_one_long_article(tmp_path, long_chars: int = 25_427) -> Path:
+    """A news file of normal rows with one article over the cell limit (the BBC file's 25,427-character one)."""
+    rows = toy_rows(per_class=10, seed=3)
+    article = ("Long read. " + "The market report goes on and on. " * (long_chars // 34 + 1))[:long_chars]
+    rows.insert(7, (article, "food"))
+    return write_csv(tmp_path / "news.csv", rows)
+
+
+def test_one_long_cell_is_cut_to_the_limit_counted_and_the_file_accepted(tmp_path, tiny_config, capsys):
+    """Issue 19 item 7: one long cell no longer blocks a whole file, in the Data tab's and the CLI's intake alike."""
+    from bertdemo.cli import main
+
+    path = _news_with_one_long_article(tmp_path)
+    data = load_data(path)
+    report = data.report
+    assert (report.rows_total, report.rows_kept, report.dropped) == (31, 31, [])
+    assert report.cut == [{"reason": "text longer than 20,000 characters: cut to its first 20,000 (row kept)",
+                           "count": 1, "examples": [9], "limit": 20_000}]  # row 9: header, then the 8th row
+    long = pd.concat([data.train, data.validation]).query("text.str.startswith('Long read.')")
+    assert len(long) == 1 and len(long["text"].iloc[0]) <= 20_000 and long["label"].iloc[0] == "food"
+    assert any(w.startswith("1 text was longer than 20,000 characters and was cut to the first 20,000 (row 9)")
+               for w in report.warnings)
+    with pytest.MonkeyPatch.context() as env:  # the limit stays a limit: lowered, the same file is mostly too long
+        env.setenv("BERTDEMO_LIMIT_MAX_CELL_CHARS", "20")
+        with pytest.raises(ValueError, match=r"of 31 rows have a cell over 20 characters"):
+            load_data(path)
+    assert main(["train", str(path), "--model", tiny_config.model, "--epochs", "1", "--max-length", "32",
+                 "--precision", "fp32", "--min-steps", "0", "--workspace", str(tmp_path / "ws")]) == 0
+    assert "warning: 1 text was longer than 20,000 characters and was cut" in capsys.readouterr().out
+
+
+def test_a_label_cell_over_the_limit_drops_its_row():
+    from bertdemo.data import clean_rows
+
+    clean = clean_rows(["a text", "another text", "third"], ["a", "b" * 30, "a"], max_chars=20)
+    assert clean.rows["text"].tolist() == ["a text", "third"] and clean.cut == []
+    assert clean.dropped == [{"reason": "label longer than 20 characters (is it the label column?)", "count": 1,
+                              "examples": [3]}]
+
+
+def test_a_labeling_import_cuts_long_texts_as_training_does(tmp_path, capsys):
+    from bertdemo.cli import main
+    from bertdemo.labeling.store import LabelStore
+    from bertdemo.labeling.transfer import import_file, import_rows
+
+    path = _news_with_one_long_article(tmp_path)
+    store = LabelStore(tmp_path / "labels.sqlite3")
+    report = import_file(store, "news", path)
+    assert (report.added, report.cut, report.cut_rows, report.empty) == (31, 1, [9], 0)
+    assert "1 text longer than 20,000 characters cut to the first 20,000 (row 9)" in report.summary()
+    assert max(len(i.text) for i in store.items("news")) == 20_000
+    assert import_file(store, "news", path).added == 0  # the cut text is the item's key: a re-import adds nothing
+    skipped = import_rows(store, "other", ["a text", "b text"], ["x" * 20_001, "y"])
+    assert (skipped.added, skipped.long_labels, skipped.empty) == (1, 1, 0)
+    assert "1 rows skipped for a label over 20,000 characters" in skipped.summary()
+    assert main(["project", "import", "cli-news", str(path), "--workspace", str(tmp_path / "ws"), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (printed["added"], printed["cut"], printed["cut_rows"]) == (31, 1, [9])
 
 
 def test_label_surprises_are_refused_or_reported(tmp_path):

@@ -47,6 +47,13 @@ def test_empty_inputs_give_a_message_not_an_error():
         assert fig.layout.annotations and fig.layout.annotations[0].text
 
 
+def test_a_blank_figure_message_is_wrapped_into_short_lines_of_whole_words():
+    """Plotly never wraps a text: a long placeholder was cut at "appear after the first evaluati" (issue 19 item 8)."""
+    message = plots.eval_metrics_figure([]).layout.annotations[0].text
+    assert message.replace("<br>", " ") == "Validation accuracy and macro-F1 appear after the first evaluation"
+    assert all(len(line) <= plots.PLACEHOLDER_LINE for line in message.split("<br>")) and "<br>" in message
+
+
 def test_eval_metrics_figure_marks_best():
     evals = [{"step": 2, "val_loss": 1.0, "accuracy": 0.5, "macro_f1": 0.4, "is_best": True},
              {"step": 4, "val_loss": 0.8, "accuracy": 0.7, "macro_f1": 0.6, "is_best": True},

@@ -54,7 +54,8 @@ def trained(client, small_csv, ui_model_dir):
 def test_load_data_shows_preview_columns_and_report(client, small_csv):
     preview, text_col, label_col, report, counts, lengths, dropped, conflicts, status = client.predict(
         handle_file(small_csv), None, None, 64, api_name="/load_data")
-    assert preview["headers"] == ["text", "label"] and len(preview["data"]) == 20
+    assert preview["value"]["headers"] == ["text", "label"] and len(preview["value"]["data"]) == 20
+    assert preview["column_widths"] == ["86%", "14%"]  # the text column takes what the label leaves: no side scroll
     assert text_col["value"] == "text" and label_col["value"] == "label"
     assert "120 kept" in report
     bars = _plot(counts)["data"][0]

@@ -185,8 +185,9 @@ def _report(train: pd.DataFrame, validation: pd.DataFrame, labels: tuple[str, ..
         label_col=origin.label_col, rows_total=rows_total, rows_kept=len(clean.rows), dropped=clean.dropped,
         exact_duplicates=clean.exact_duplicates, conflicting_duplicates=clean.conflicts, class_counts=kept_counts,
         imbalance_ratio=round(float(imbalance), 3), train_rows=len(train), validation_rows=len(validation),
-        validation_source=val_source, train_validation_overlap=overlap, max_length=max_length,
-        warnings=data_warnings(kept_counts, imbalance, clean.conflicts, overlap, same_number_labels(labels)))
+        validation_source=val_source, train_validation_overlap=overlap, max_length=max_length, cut=clean.cut,
+        warnings=data_warnings(kept_counts, imbalance, clean.conflicts, overlap, same_number_labels(labels),
+                               clean.cut))
 
 
 def _matching_columns(table: pd.DataFrame, text_col: str | None, label_col: str | None, *,

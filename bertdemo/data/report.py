@@ -39,6 +39,8 @@ class DataReport:
     token_lengths: list[int] = field(default_factory=list)  # word-pieces per kept row, [CLS]/[SEP] included
     truncated: int = 0  # kept rows longer than max_length
     unknown_token_share: float = 0.0  # share of word-pieces the tokenizer maps to [UNK] (wrong-language model)
+    cut: list[dict] = field(default_factory=list)  # {"reason", "count", "examples", "limit"}: kept rows whose text
+    # was longer than max_cell_chars and was cut to it
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,9 +56,15 @@ class DataReport:
 
 
 def data_warnings(counts: dict[str, int], imbalance: float, conflicts: list, overlap: int,
-                  same_numbers: list[tuple[str, ...]] = ()) -> list[str]:
+                  same_numbers: list[tuple[str, ...]] = (), cut: list[dict] = ()) -> list[str]:
     """What a user should know about the kept rows before training on them."""
     out = []
+    for entry in cut:
+        n, limit = entry["count"], entry["limit"]
+        rows = ", ".join(map(str, entry["examples"])) + (", …" if n > len(entry["examples"]) else "")
+        out.append(f"{n} {'text was' if n == 1 else 'texts were'} longer than {limit:,} characters and "
+                   f"{'was' if n == 1 else 'were'} cut to the first {limit:,} (row{'s' if n > 1 else ''} {rows}); "
+                   "the model reads only the first max_length word-pieces of a text anyway.")
     for group in same_numbers:
         out.append(f"Labels {', '.join(map(repr, group))} are one number written differently, so they train as "
                    f"{len(group)} classes. Write them the same way in the file if they mean the same class.")

@@ -16,6 +16,8 @@ import pandas as pd
 from bertdemo.limits import Limits
 
 SNIFF_BYTES = 256 * 1024  # the encoding guess looks at this many bytes: bounded, whatever the file's size
+MOSTLY_LONG = 0.5  # a file is refused when more than this share of its rows has a cell over max_cell_chars; fewer
+# long texts are cut to the limit and counted in the data report
 
 TEXT_NAMES = (
     "text", "sentence", "sentences", "review", "reviews", "content", "comment", "comments", "document", "doc",
@@ -86,8 +88,9 @@ def read_table(path: str | Path, limits: Limits | None = None) -> pd.DataFrame:
 
     Detects the encoding (UTF-8 with or without BOM, UTF-16, GB18030/GBK, Windows-1252/Latin-1) and the
     delimiter (comma, tab, semicolon, pipe). Refuses, with a ``ValueError`` saying how to fix it, a file over the
-    size, row or cell limits (``bertdemo.limits``, checked before the costly steps), a binary file, duplicate or
-    blank column names, and ragged rows. Messages name the file, never the folder it is in.
+    size or row limits (``bertdemo.limits``, checked before the costly steps), one whose rows are mostly cells over
+    ``max_cell_chars``, a binary file, duplicate or blank column names, and ragged rows. Cells are returned whole:
+    the rows' cleaning cuts a text over the limit. Messages name the file, never the folder it is in.
     """
     limits = limits or Limits.current()
     path = Path(path)
@@ -182,16 +185,22 @@ def _parse(text: str, delimiter: str, name: str) -> pd.DataFrame:
 
 
 def _check_size(df: pd.DataFrame, name: str, limits: Limits) -> None:
+    """Too many rows, or a file that is mostly over-long cells. A few long cells are not refused here: the rows'
+    cleaning cuts such texts to the limit and reports them (``bertdemo.data.clean.cut_texts``)."""
     if len(df) > limits.max_rows:
         raise ValueError(f"{name} has {len(df):,} rows; at most {limits.max_rows:,} are read "
                          f"{limits.hint('max_rows')}. Sample fewer rows into a smaller file.")
-    for column in df.columns:
-        lengths = df[column].fillna("").str.len()
-        if len(lengths) and lengths.max() > limits.max_cell_chars:
-            row = int(lengths.idxmax()) + 2
-            raise ValueError(f"{name}: the cell in column {shown(column, 30)!r}, row {row}, has {int(lengths.max()):,} "
-                             f"characters; cells of up to {limits.max_cell_chars:,} are read "
-                             f"{limits.hint('max_cell_chars')}. Shorten that text or split it.")
+    lengths = pd.DataFrame({c: df[c].fillna("").str.len() for c in df.columns})  # (rows, columns)
+    long_rows = (lengths > limits.max_cell_chars).any(axis=1)
+    if long_rows.sum() > MOSTLY_LONG * len(df):
+        column = lengths.max().idxmax()  # the column holding the longest cell
+        row = int(lengths[column].idxmax()) + 2
+        raise ValueError(f"{name}: {int(long_rows.sum()):,} of {len(df):,} rows have a cell over "
+                         f"{limits.max_cell_chars:,} characters (the longest: column {shown(column, 30)!r}, row {row}, "
+                         f"{int(lengths[column].max()):,} characters); cells of up to {limits.max_cell_chars:,} are "
+                         f"read {limits.hint('max_cell_chars')}. When most of a file is such cells it is probably "
+                         "read with the wrong delimiter or quotes, or it holds whole documents: split them into "
+                         "passages.")
 
 
 def _first_line(err: Exception) -> str:

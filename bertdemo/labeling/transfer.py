@@ -1,10 +1,11 @@
 """Into and out of a labeling project: importing a CSV/TSV (or rows) and exporting the current labels.
 
 Import reads files through the engine's intake (``bertdemo.data.tables``: the same encodings, delimiters, column
-detection and messages). A row with an empty label cell is an unlabeled item. Items are keyed by their normalised
-text (``store.text_key``), so importing the same file again adds nothing; a file whose label differs from the
-stored one is reported as a conflict and never overwrites it. One import is one transaction: killed half-way, it
-leaves nothing, and running it again does the whole of it.
+detection and messages). A row with an empty label cell is an unlabeled item; a text over the ``max_cell_chars``
+limit is cut to it, as training data's texts are (``bertdemo.data.clean.cut_texts``), and counted. Items are keyed
+by their normalised text (``store.text_key``), so importing the same file again adds nothing; a file whose label
+differs from the stored one is reported as a conflict and never overwrites it. One import is one transaction:
+killed half-way, it leaves nothing, and running it again does the whole of it.
 """
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from bertdemo.data.clean import sort_labels
+from bertdemo.data.clean import cut_texts, sort_labels
 from bertdemo.data.tables import guess_columns, guess_text_column, read_table
 from bertdemo.labeling.history import annotator_name
 from bertdemo.labeling.store import LabelStore, check_name, now_iso, text_key
+from bertdemo.limits import Limits
 from bertdemo.spreadsheet import write_csv
 
 MAX_CONFLICTS_LISTED = 50
@@ -36,6 +38,10 @@ class ImportReport:
     conflicts: list[dict] = field(default_factory=list)  # {"item", "text", "stored", "file"}: stored label kept
     conflict_count: int = 0
     new_labels: list[str] = field(default_factory=list)
+    cut: int = 0  # texts longer than max_cell_chars, imported cut to their first max_cell_chars characters
+    cut_rows: list[int] = field(default_factory=list)  # the first few of their row numbers (header = row 1)
+    long_labels: int = 0  # rows skipped: a label cell over max_cell_chars is no class name
+    limit: int = 0  # max_cell_chars at import
 
     def summary(self) -> str:
         parts = [f"{self.added} new items ({self.unlabeled} unlabeled)", f"{self.already} already there"]
@@ -43,6 +49,12 @@ class ImportReport:
             parts.append(f"{self.labeled_now} unlabeled items labeled by the file")
         if self.empty:
             parts.append(f"{self.empty} empty texts skipped")
+        if self.cut:
+            rows = ", ".join(map(str, self.cut_rows)) + (", …" if self.cut > len(self.cut_rows) else "")
+            parts.append(f"{self.cut} {'text' if self.cut == 1 else 'texts'} longer than {self.limit:,} characters "
+                         f"cut to the first {self.limit:,} (row{'s' if self.cut > 1 else ''} {rows})")
+        if self.long_labels:
+            parts.append(f"{self.long_labels} rows skipped for a label over {self.limit:,} characters")
         if self.conflict_count:
             parts.append(f"{self.conflict_count} conflicting labels kept as they were (see the list)")
         return f"{self.source} → {self.project}: " + ", ".join(parts) + "."
@@ -61,7 +73,8 @@ def import_file(store: LabelStore, project: str, path: str | Path, *, text_col: 
 def import_rows(store: LabelStore, project: str, texts: Sequence, labels: Sequence | None = None, *,
                 annotator: str = "anonymous", owner: str = "", source: str = "rows") -> ImportReport:
     annotator = annotator_name(annotator)
-    rows = _clean(texts, labels)
+    limit = Limits.current().max_cell_chars
+    rows, long_labels = _clean(texts, labels, limit)
     name = check_name(project)
     with store.write() as conn:
         found = conn.execute("SELECT id FROM projects WHERE name = ?", (name,)).fetchone()
@@ -74,8 +87,10 @@ def import_rows(store: LabelStore, project: str, texts: Sequence, labels: Sequen
         stored = {key: (item_id, label) for item_id, key, label in conn.execute(
             "SELECT id, key, label FROM items WHERE project_id = ?", (project_id,))}
         report = _merge(conn, project_id, rows, stored, annotator, source)
-    return ImportReport(project=name, source=source, rows=len(texts), empty=len(texts) - len(rows),
-                        new_labels=new_labels, **report)
+    return ImportReport(project=name, source=source, rows=len(texts), empty=len(texts) - len(rows) - long_labels,
+                        new_labels=new_labels, cut=int(rows["cut"].sum()),
+                        cut_rows=rows.loc[rows["cut"], "row"].head(5).tolist(), long_labels=long_labels, limit=limit,
+                        **report)
 
 
 def export_frame(store: LabelStore, project: str, *, provenance: bool = False) -> pd.DataFrame:
@@ -104,14 +119,20 @@ def _columns(table: pd.DataFrame, text_col: str | None, label_col: str | None) -
         return guess_text_column(table, text_col), None
 
 
-def _clean(texts: Sequence, labels: Sequence | None) -> pd.DataFrame:
+def _clean(texts: Sequence, labels: Sequence | None, limit: int) -> tuple[pd.DataFrame, int]:
+    """(rows, long labels): the rows with a text, stripped, cut at ``limit`` (column "cut" says which) and keyed, "row"
+    being the file's row number; and how many rows were left out for a label cell over ``limit``."""
     rows = pd.DataFrame({"text": list(texts)})
+    rows["row"] = range(2, len(rows) + 2)
     rows["text"] = rows["text"].fillna("").astype(str).str.strip()
     values = pd.Series(list(labels) if labels is not None else [None] * len(rows), dtype=object)
     rows["label"] = values.map(lambda v: None if v is None or pd.isna(v) or not str(v).strip() else str(v).strip())
     rows = rows[rows["text"] != ""]
+    long_labels = rows["label"].map(lambda v: isinstance(v, str) and len(v) > limit)  # a missing label is NaN here
+    rows = rows[~long_labels].copy()
+    rows["text"], rows["cut"] = cut_texts(rows["text"], limit)
     rows["key"] = rows["text"].map(text_key)
-    return rows
+    return rows, int(long_labels.sum())
 
 
 def _merge(conn, project_id: int, rows: pd.DataFrame, stored: dict, annotator: str, source: str) -> dict:

@@ -42,6 +42,7 @@ CSS = """
 .bd-bar {height: 100%; background: linear-gradient(90deg, #2563eb, #60a5fa); transition: width .4s;}
 .bd-progress-text {font-size: 0.95em; margin-top: 4px; font-variant-numeric: tabular-nums;}
 .bd-teach {background: #f8fafc; border-left: 4px solid #93c5fd; padding: 0 10px; font-size: 0.95em;}
+.bd-teach pre, .bd-teach pre code {white-space: pre-wrap; overflow-wrap: anywhere;}
 .bd-item {font-size: 1.45em; line-height: 1.6; padding: 14px 18px; border: 1px solid #e5e7eb; border-radius: 8px;
           min-height: 5em; background: #fff; white-space: pre-wrap;}
 .bd-item-note {color: #6b7280; font-size: 0.85em; margin-top: 4px;}

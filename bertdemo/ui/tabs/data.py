@@ -23,6 +23,9 @@ from bertdemo.ui.upload import upload_file
 
 DELIMITERS = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
 PREVIEW_ROWS = 20
+PREVIEW_CHARS = 400  # a preview cell shows this many characters of a text (a news article would fill the screen)
+PREVIEW_OTHER_COLUMN = 14  # % of the preview's width for each column but the text's
+PREVIEW_TEXT_COLUMN = 30  # % at least for the text column (a file of more than 6 columns scrolls sideways)
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ class DataTab:
                 self.preview = gr.Dataframe(label=f"Preview (first {PREVIEW_ROWS} rows)", interactive=False,
                                             wrap=True, max_height=360, elem_id="preview")
                 with gr.Row():
-                    self.dropped = gr.Dataframe(label="Dropped rows (reasons)", interactive=False)
+                    self.dropped = gr.Dataframe(label="Dropped or cut rows (reasons)", interactive=False, wrap=True)
                     self.conflicts = gr.Dataframe(label="Same text, different labels", interactive=False, wrap=True)
             teach(teaching.DATA)
         page.page_loads.append(([self.sample], self.on_page_load))
@@ -174,13 +177,15 @@ class DataTab:
         report = data.report
         columns = list(table.columns)
         dropped = pd.DataFrame([{"reason": d["reason"], "rows": d["count"],
-                                 "example row numbers": ", ".join(map(str, d["examples"]))} for d in report.dropped],
+                                 "example row numbers": ", ".join(map(str, d["examples"]))}
+                                for d in report.dropped + report.cut],
                                columns=["reason", "rows", "example row numbers"])
         conflicts = pd.DataFrame([{"text": c["text"], "labels": ", ".join(c["labels"])}
                                   for c in report.conflicting_duplicates], columns=["text", "labels"])
         loaded = Loaded(path=path, table=table, text_col=text_col, label_col=label_col, source=report.source, labels=data.labels,
                         rows=report.rows_kept)
-        return {self.preview: table.head(PREVIEW_ROWS), self.text_col: gr.Dropdown(choices=columns, value=text_col),
+        preview = gr.Dataframe(value=_preview(table), column_widths=_preview_widths(columns, text_col))
+        return {self.preview: preview, self.text_col: gr.Dropdown(choices=columns, value=text_col),
                 self.label_col: gr.Dropdown(choices=columns, value=label_col),
                 self.report: report_markdown(report, note), self.counts_plot: plots.class_counts_figure(report.class_counts),
                 self.lengths_plot: plots.token_length_figure(report.token_lengths, report.max_length),
@@ -195,3 +200,16 @@ class DataTab:
             cleared.update({self.text_col: gr.Dropdown(choices=[], value=None),
                             self.label_col: gr.Dropdown(choices=[], value=None)})
         return cleared
+
+
+def _preview(table: pd.DataFrame) -> pd.DataFrame:
+    """The first rows, each cell cut to ``PREVIEW_CHARS`` characters for the screen (the data keeps them whole)."""
+    return table.head(PREVIEW_ROWS).map(
+        lambda v: v[:PREVIEW_CHARS] + "…" if isinstance(v, str) and len(v) > PREVIEW_CHARS else v)
+
+
+def _preview_widths(columns: list[str], text_col: str) -> list[str]:
+    """The preview's column widths: the text column takes what the others leave, so a file of a few columns fits the
+    box (gradio's own widths follow the cells and overflow it); a file of many columns scrolls sideways."""
+    text = max(100 - PREVIEW_OTHER_COLUMN * (len(columns) - 1), PREVIEW_TEXT_COLUMN)
+    return [f"{text}%" if c == text_col else f"{PREVIEW_OTHER_COLUMN}%" for c in columns]

@@ -15,6 +15,8 @@ from bertdemo.ui.jobs import state_line
 from bertdemo.ui.page import INSTANT, Page
 
 JOB_COLUMNS = ["id", "kind", "what", "state", "progress", "queued", "started", "ended", "result", "owner"]
+JOB_WIDTHS = ["9%", "6%", "17%", "9%", "9%", "9%", "9%", "9%", "15%", "8%"]  # of the table's box: every column in
+# sight at 1,280 px, no header word broken (gradio's own widths follow the cells and overflow the box)
 EVENTS_PER_CALL = 5000  # /job_status returns at most this many events; ask again with since= for the rest
 
 
@@ -42,7 +44,8 @@ class JobsTab:
         gr.Markdown("Long work — training, retraining, suspicious-label scoring, the active-learning simulation, "
                     "batch predictions — runs as a **job** on the server: it goes on when you reload or close the "
                     "page, and any page of yours (or the API, with the job id) follows it and can stop it.")
-        self.table = gr.Dataframe(label="Your jobs (newest first)", interactive=False, wrap=True, elem_id="jobs-table")
+        self.table = gr.Dataframe(label="Your jobs (newest first)", interactive=False, wrap=True, elem_id="jobs-table",
+                                  column_widths=JOB_WIDTHS)
         with gr.Row():
             self.refresh_btn = gr.Button("Refresh", scale=0, elem_id="jobs-refresh")
             self.job_id = gr.Textbox(label="Job id", max_lines=1, scale=2, elem_id="jobs-id")

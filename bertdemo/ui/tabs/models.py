@@ -14,6 +14,8 @@ from bertdemo.ui.edge import at_edge
 from bertdemo.ui.page import Page, RunListener, RunView, esc, header_markdown, teach
 
 RUN_COLUMNS = ["name", "created", "base model", "data", "accuracy", "macro-F1", "status", "owner"]
+RUN_WIDTHS = ["23%", "13%", "10%", "15%", "10%", "10%", "11%", "8%"]  # of the table's box: every column in sight at
+# 1,280 px and a header word never broken (gradio's own widths follow the cells and overflow the box)
 
 
 def runs_table(runs) -> pd.DataFrame:
@@ -28,7 +30,8 @@ class ModelsTab:
         self.page = page
         with gr.Row():
             with gr.Column(scale=3):
-                self.table = gr.Dataframe(label="Saved runs (newest first)", interactive=False, wrap=True)
+                self.table = gr.Dataframe(label="Saved runs (newest first)", interactive=False, wrap=True,
+                                          column_widths=RUN_WIDTHS, elem_id="runs-table")
                 self.pick = gr.Dropdown(label="Run", choices=[], allow_custom_value=True)
                 with gr.Row():
                     self.load_btn = gr.Button("Load into the app", variant="primary")
