@@ -149,7 +149,8 @@ def test_100_presses_at_5_per_second_label_exactly_what_was_shown(browser, app_u
 
 def test_a_server_that_stops_answering_is_said_so_and_nothing_is_shown_as_saved(browser, app_url, tmp_path):
     """Answers that never come back (the server is stuck or gone) pause the keys with a message; the screen shows the item
-    the unconfirmed answer was for, as the info line does. Enter without a suggestion says why nothing happened."""
+    the unconfirmed answer was for, as the info line does. Enter without a suggestion says why nothing happened,
+    and a click on a label button labels the item on screen, as its key does."""
     from bertdemo.labeling.store import LabelStore
 
     _project(app_url, tmp_path, "gone", unlabeled=10)
@@ -161,6 +162,10 @@ def test_a_server_that_stops_answering_is_said_so_and_nothing_is_shown_as_saved(
     expect(alert).to_contain_text("No suggestion to accept")
     tab.keyboard.press("1")
     _idle(tab)
+    clicked = int(tab.locator("#label-screen .bd-card").get_attribute("data-item-id"))
+    tab.locator("#label-key-2").click()  # a click is a press like a key: queued with the card on screen
+    _idle(tab)
+    assert store.item("gone", clicked).label == "sport"
     first = text.inner_text()
     item = int(tab.locator("#label-screen .bd-card").get_attribute("data-item-id"))
     held = []  # from now on no answer reaches the server, and none comes back: it hangs, as a stuck server does
