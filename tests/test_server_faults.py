@@ -3,6 +3,7 @@ the workspace holds only complete runs, crash leftovers are swept, the labels pa
 every acknowledged label kept, and the app starts and lists everything."""
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 import time
@@ -120,7 +121,8 @@ def test_kill_9_mid_labeling_keeps_every_acknowledged_label(workspace, tmp_path)
     def label() -> None:
         while not stop.is_set():
             try:
-                acked.append(client.predict("ann", False, api_name="/label_key_1")[0])
+                shown = re.search(r'data-current="(\d+)"', acked[-1]).group(1)  # each answer names its item
+                acked.append(client.predict(shown, "ann", False, api_name="/label_key_1")[0])
             except Exception:  # noqa: BLE001 - the server is killed under it
                 return
 

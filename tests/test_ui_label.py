@@ -2,6 +2,9 @@
 bulk accept, export, and Retrain into the Train tab's job. One app per module; each Client is one browser tab."""
 from __future__ import annotations
 
+import re
+import time
+
 import pandas as pd
 import pytest
 from gradio_client import Client, handle_file
@@ -12,11 +15,17 @@ from conftest_ui import train_to_end
 pytest_plugins = ["tests.conftest_ui"]
 pytestmark = pytest.mark.slow  # an app server
 
-VIEW = ["item", "info", "probs", "progress", "other_label", "next_item", "status"]  # buttons are not API values
+VIEW = ["item", "info", "probs", "progress", "other_label", "status"]  # buttons are not API values
 
 
 def _view(values) -> dict:
     return dict(zip(VIEW, values))
+
+
+def _current(view: dict) -> int | None:
+    """The id of the item the server has current: the served view's ``data-current``; every answer names it."""
+    found = re.search(r'data-current="(\d+)"', view["item"])
+    return int(found.group(1)) if found else None
 
 
 @pytest.fixture(scope="module")
@@ -44,39 +53,36 @@ def test_import_then_label_with_keys_undo_and_progress(app_url, imported):
     assert "Queue" in first["status"] and "15 items" in first["status"]  # the unlabeled ones
     assert [c[0] for c in first["other_label"]["choices"]] == ["food", "sport", "weather"]  # keys 1, 2, 3
     assert "15 / 30 labeled" in first["progress"] and "unlabeled" in first["info"]
-    text_before = first["item"]
-    second = _view(tab.predict("ann", True, api_name="/label_key_2"))  # key 2: sport
-    assert second["item"] != text_before and "Labeled item" in second["status"] and "sport" in second["status"]
+    before = _current(first)
+    second = _view(tab.predict(str(before), "ann", True, api_name="/label_key_2"))  # key 2: sport
+    assert _current(second) != before and "Labeled item" in second["status"] and "sport" in second["status"]
     assert "16 / 30 labeled" in second["progress"]
-    undone = _view(tab.predict(True, api_name="/label_undo"))
-    assert "Undone: 1 item" in undone["status"] and undone["item"] == text_before  # back on the undone item
+    undone = _view(tab.predict("", True, api_name="/label_undo"))
+    assert "Undone: 1 item" in undone["status"] and _current(undone) == before  # back on the undone item
     assert "15 / 30 labeled" in undone["progress"]
-    skipped = _view(tab.predict(True, api_name="/label_skip"))
-    assert skipped["item"] != text_before
-    with pytest.raises(Exception, match="no label number 9"):
-        tab.predict("ann", True, api_name="/label_key_9")
+    skipped = _view(tab.predict(str(before), True, api_name="/label_skip"))
+    assert _current(skipped) != before
+    refused = _view(tab.predict(str(_current(skipped)), "ann", True, api_name="/label_key_9"))
+    assert "no label number 9" in refused["status"] and "15 / 30 labeled" in refused["progress"]
 
 
 def test_two_sessions_are_not_served_the_same_item(app_url, imported):
     a, b = Client(app_url[0], verbose=False), Client(app_url[0], verbose=False)
     first_a = _view(a.predict(imported, "ann", "random", False, False, api_name="/label_start"))
     first_b = _view(b.predict(imported, "bob", "random", False, False, api_name="/label_start"))
-    assert first_a["item"] != first_b["item"]  # the same seeded order, but a's item is locked for a
-    after_a = _view(a.predict("ann", False, api_name="/label_key_1"))
-    assert after_a["item"] != first_b["item"]  # a's prefetched items are not b's current one either
+    assert _current(first_a) != _current(first_b)  # the same seeded order, but a's item is locked for a
+    after_a = _view(a.predict(str(_current(first_a)), "ann", False, api_name="/label_key_1"))
+    assert _current(after_a) != _current(first_b)  # a's prefetched items are not b's current one either
 
 
 @pytest.fixture(scope="module")
 def race(client, tmp_path_factory):
-    """A second project, for two writers on one item (apart from "toy", whose counts the tests above check)."""
-    rows = [(t, label if i % 2 else "") for i, (t, label) in enumerate(toy_rows(per_class=4, seed=9))]
+    """A second project, for two writers on one item (apart from "toy", whose counts the tests above check); big
+    enough that each tab's claims (the item on screen and the ones after it) leave items for the next tab."""
+    rows = [(t, label if i % 2 else "") for i, (t, label) in enumerate(toy_rows(per_class=8, seed=9))]
     path = write_csv(tmp_path_factory.mktemp("race") / "race.csv", rows)
     client.predict(handle_file(str(path)), "race", "ann", api_name="/label_import")
     return "race"
-
-
-def _item_id(view: dict) -> int:
-    return int(view["info"].split(":")[0].split()[-1])  # "Item 12: current label …"
 
 
 def test_an_answer_to_an_item_relabeled_meanwhile_is_refused_then_replaces_it_knowingly(app_url, race):
@@ -86,14 +92,57 @@ def test_an_answer_to_an_item_relabeled_meanwhile_is_refused_then_replaces_it_kn
     store = LabelStore.for_workspace(app_url[1])
     tab = Client(app_url[0], verbose=False)
     shown = _view(tab.predict(race, "ann", "in order", False, False, api_name="/label_start"))
-    item = _item_id(shown)
+    item = _current(shown)
     set_label(store, race, item, "weather", annotator="kim", session="cli")  # the CLI labels it meanwhile
-    refused = _view(tab.predict("ann", False, api_name="/label_key_1"))  # key 1: food
+    refused = _view(tab.predict(str(item), "ann", False, api_name="/label_key_1"))  # key 1: food
     assert "Not saved" in refused["status"] and "weather" in refused["status"]
-    assert refused["item"] == shown["item"] and "current label **weather**" in refused["info"]  # shown again
+    assert _current(refused) == item and "current label **weather**" in refused["info"]  # shown again
+    assert 'data-outcome="refused"' in refused["item"]
     assert store.item(race, item).label == "weather"
-    replaced = _view(tab.predict("ann", False, api_name="/label_key_1"))  # now knowingly
+    replaced = _view(tab.predict(str(item), "ann", False, api_name="/label_key_1"))  # now knowingly
     assert f"Labeled item {item}" in replaced["status"] and store.item(race, item).label == "food"
+
+
+@pytest.fixture(scope="module")
+def ids(client, tmp_path_factory):
+    """A project of its own: the test's tab keeps its claims on items that the other tests would be served."""
+    rows = [(t, label if i % 3 == 0 else "") for i, (t, label) in enumerate(toy_rows(per_class=4, seed=5))]
+    client.predict(handle_file(str(write_csv(tmp_path_factory.mktemp("ids") / "ids.csv", rows))), "ids", "ann",
+                   api_name="/label_import")
+    return "ids"
+
+
+def test_an_answer_names_its_item_and_one_for_another_item_is_refused_and_labels_nothing(app_url, ids):
+    """The page may run a few presses ahead of the server: an answer carries the id of the item on screen at the
+    press, and the server saves it only for the item this session has current — a stale id (already answered),
+    a foreign one (never served here, or served later), or none is refused with one message, not an error."""
+    from bertdemo.labeling.history import last_change
+    from bertdemo.labeling.store import LabelStore
+
+    store = LabelStore.for_workspace(app_url[1])
+    tab = Client(app_url[0], verbose=False)
+    first = _view(tab.predict(ids, "ann", "random", False, False, api_name="/label_start"))
+    a = _current(first)
+    upcoming = [int(i) for i in re.findall(r'data-item-id="(\d+)"', first["item"])][1:]
+    assert upcoming and a not in upcoming  # the cards the page may show ahead, each with its id
+    second = _view(tab.predict(f"{a}@7", "ann", False, api_name="/label_key_2"))
+    assert f"Labeled item {a}" in second["status"] and 'data-ticket="7"' in second["item"]  # the press's ticket
+    b, before = _current(second), last_change(store, ids)
+    foreign = next(i.id for i in store.items(ids, labeled=False) if i.id not in (a, b))
+    for shown, says in [(f"{a}@8", f"item {a} (already answered or skipped here)"), (str(foreign), f"item {foreign}"),
+                        ("", "did not say which item")]:
+        for api in ("/label_key_1", "/label_accept"):
+            refused = _view(tab.predict(shown, "ann", False, api_name=api))  # no exception: a view and a message
+            assert "Not saved" in refused["status"] and says in refused["status"], refused["status"]
+            assert f"on item {b}" in refused["status"] or "did not say" in refused["status"]
+            assert _current(refused) == b and 'data-outcome="refused"' in refused["item"]
+        assert "Not saved" in _view(tab.predict(shown, False, api_name="/label_skip"))["status"]
+    assert last_change(store, ids) == before  # nothing was written
+    assert store.item(ids, a).label == "sport" and store.item(ids, b).label is None
+    assert store.item(ids, foreign).label is None
+    no_model = _view(tab.predict(str(b), "ann", False, api_name="/label_accept"))  # Enter without a suggestion
+    assert "no suggestion to accept" in no_model["status"] and last_change(store, ids) == before
+    assert f"Labeled item {b}" in _view(tab.predict(str(b), "ann", False, api_name="/label_key_1"))["status"]
 
 
 def test_undo_from_another_tab_takes_back_ones_own_last_label(app_url, race, monkeypatch):
@@ -103,12 +152,12 @@ def test_undo_from_another_tab_takes_back_ones_own_last_label(app_url, race, mon
     monkeypatch.setattr(Page, "user", lambda self, request: "kim")  # one person: a login, or one browser
     store = LabelStore.for_workspace(app_url[1])
     first = Client(app_url[0], verbose=False)
-    item = _item_id(_view(first.predict(race, "kim", "in order", False, False, api_name="/label_start")))
-    first.predict("kim", False, api_name="/label_key_2")
+    item = _current(_view(first.predict(race, "kim", "in order", False, False, api_name="/label_start")))
+    first.predict(str(item), "kim", False, api_name="/label_key_2")
     assert store.item(race, item).label == "sport"
     second = Client(app_url[0], verbose=False)  # a reload, or a second tab
     second.predict(race, "kim", "in order", False, False, api_name="/label_start")
-    undone = _view(second.predict(False, api_name="/label_undo"))
+    undone = _view(second.predict("", False, api_name="/label_undo"))
     assert "Undone: 1 item" in undone["status"] and store.item(race, item).label is None
 
 
@@ -134,8 +183,14 @@ def test_retrain_records_the_project_snapshot_and_compares_on_frozen_rows(retrai
 
 
 def test_a_model_suggests_and_bulk_accept_is_one_undoable_step(client, retrained, imported):
-    view = _view(client.predict(imported, "ann", "uncertain (margin)", False, False, api_name="/label_start"))
+    view = _view(client.predict(imported, "ann", "uncertain (margin)", False, True, api_name="/label_start"))
     assert "the model suggests" in view["info"]
+    deadline = time.time() + 60  # the highlights: "being computed", then there when the page asks again
+    while 'data-highlights="pending"' in view["item"].split("bd-upcoming")[0] and time.time() < deadline:
+        assert "word highlights are being computed" in view["item"]
+        time.sleep(0.3)
+        view = _view(client.predict(str(_current(view)), True, api_name="/label_redraw"))
+    assert 'data-highlights="pending"' not in view["item"].split("bd-upcoming")[0] and "rgba(" in view["item"]
     confidences = {c["label"]: c["confidence"] for c in view["probs"]["confidences"]}
     assert abs(sum(confidences.values()) - 1) < 1e-3
     summary, sample = client.predict(0.5, api_name="/label_bulk_preview")
@@ -144,7 +199,7 @@ def test_a_model_suggests_and_bulk_accept_is_one_undoable_step(client, retrained
     applied = client.predict(0.5, "ann", False, api_name="/label_bulk_apply")
     assert f"Accepted **{n}**" in applied[-1]
     assert "Accepted" in _view(applied[:-1])["status"]
-    assert "Undone" in _view(client.predict(False, api_name="/label_undo"))["status"]
+    assert "Undone" in _view(client.predict("", False, api_name="/label_undo"))["status"]
 
 
 def test_export_has_provenance_and_is_spreadsheet_safe(client, imported):

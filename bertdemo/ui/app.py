@@ -23,7 +23,7 @@ from bertdemo.ui.jobs import JobWatch
 from bertdemo.ui.page import NO_RUN, Page
 from bertdemo.ui.tabs.data import DataTab
 from bertdemo.ui.tabs.evaluate import EvaluateTab
-from bertdemo.ui.label_view import KEYBOARD_JS
+from bertdemo.ui.label_view import KEYBOARD_JS, LABEL_CSS
 from bertdemo.ui.tabs.explain import ExplainTab
 from bertdemo.ui.tabs.jobs import JobsTab
 from bertdemo.ui.tabs.label import LabelTab
@@ -125,4 +125,4 @@ def launch_app(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = N
     demo.queue(default_concurrency_limit=4)
     kwargs.setdefault("max_file_size", int(Limits.current().max_file_mb * 2**20))  # refused as it arrives
     return demo.launch(server_name=host, server_port=port, share=share, auth=auth, theme=gr.themes.Soft(),
-                       css=CSS, js=KEYBOARD_JS, footer_links=["api"], **kwargs)
+                       css=CSS + LABEL_CSS, js=KEYBOARD_JS, footer_links=["api"], **kwargs)

@@ -59,5 +59,26 @@ def at_edge(fn):
     return wrapper
 
 
+def refusing(on_refusal):
+    """``at_edge`` for quick actions whose refusals are expected, such as a label answer to an item the server has
+    moved past: instead of a ``gr.Error``, which gradio paints as a red "Error" badge over every output, the user
+    gets one message — a warning toast, and ``on_refusal(message, arguments)``'s outputs (the view as it stands,
+    saying why), where ``arguments`` are the handler's arguments by name. Unexpected errors are logged and
+    worded as by ``user_error``."""
+    def decorate(fn):
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as err:
+                message = user_error(err, fn.__qualname__).message
+                gr.Warning(message)
+                return on_refusal(message, signature.bind(*args, **kwargs).arguments)
+        return wrapper
+    return decorate
+
+
 def ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"

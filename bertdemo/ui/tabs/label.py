@@ -4,10 +4,13 @@ the Train tab's live view.
 
 Each answer is one store write and a lookup: the next items are served from a queue ranked when labeling
 started, claimed for this session (others do not get them for a few minutes), and their highlights are computed
-in the background while the current one is answered.
+in the background while the current one is answered. Every answer names the item it answers (the one on the
+page's screen at the key press, ``label_view.Shown``) and is saved only if that is the item this session has
+current: the page may run ahead of the server by a few presses, never label another item than the one it showed.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field, replace
 
 import gradio as gr
@@ -24,8 +27,9 @@ from bertdemo.jobs.kinds import suspicious_work
 from bertdemo.labeling.ranking import rank_queue
 from bertdemo.labeling.transfer import export_csv, import_file
 from bertdemo.runs import load_run_info, run_in
-from bertdemo.ui.edge import at_edge
-from bertdemo.ui.label_view import KEYS_HELP, Prefetcher, item_html
+from bertdemo.ui.edge import at_edge, refusing, user_error
+from bertdemo.ui.label_view import (HIGHLIGHTS_NOTE, KEYS_HELP, PRESSES_JS, SCREEN_HTML, SHOWN_JS, Prefetcher, Press,
+                                    card_html, item_html, parse_presses, parse_shown, served_html)
 from bertdemo.ui.jobs import JobView, state_line
 from bertdemo.ui.page import INSTANT, LABEL_QUEUE, PREDICT_QUEUE, Page, esc
 from bertdemo.ui.tabs.curve import CurvePanel
@@ -33,13 +37,20 @@ from bertdemo.ui.tabs.train import progress_html
 from bertdemo.ui.upload import upload_file
 
 KEYS = 9  # labels with a number key; more are set from the dropdown
-PREFETCH = 3  # items claimed and explained ahead of the one on screen
+PREFETCH = 3  # items explained ahead of the one on screen
+# Items claimed after the current one and handed to the page, which may show them before the server's reply
+# comes: a labeler pressing faster than the replies come runs this far ahead before the page makes them wait.
+LOOKAHEAD = 5
 QUEUES = {"uncertain (margin)": "margin", "uncertain (entropy)": "entropy",
           "uncertain (least confidence)": "least_confidence", "suspicious labels": "suspicious",
           "misclassified (last run)": "misclassified", "random": "random", "in order": "in_order"}
 # An answer is a store write and a lookup (tens of ms); the page shows the next item before the reply comes
 # (KEYBOARD_JS), and the reply goes through the queue without a limit so that a refusal is shown (page.INSTANT).
-ANSWER = dict(show_progress="hidden", **INSTANT)
+# The page sends one answer at a time, so gradio's own "once" guard (a click while the last one is pending is
+# dropped without a word) has nothing to protect: "multiple" lets the page's queue be the only gate.
+ANSWER = dict(show_progress="hidden", trigger_mode="multiple", **INSTANT)
+EMPTY = "Choose a project and a queue, then Start labeling."
+DONE = "This queue is done: nothing left to label in it."
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,7 @@ class LabelTab:
         self.store = LabelStore.for_workspace(page.workspace)
         self.prefetch = Prefetcher()
         self.state = gr.State(None)
+        self._views = itertools.count(1)  # a stamp per render of the item: the page tells a new view from an old one
         self.help_shown = gr.State(False)
         with gr.Column(elem_id="label-panel"):
             self._project_layout()
@@ -71,7 +83,8 @@ class LabelTab:
                 with gr.Column(scale=2):
                     self.probs = gr.Label(label="Model: class probabilities", num_top_classes=6, elem_id="label-probs")
                     self.highlights = gr.Checkbox(value=True, label="Show word highlights (red: towards the "
-                                                                     "suggestion; blue: away)")
+                                                                     "suggestion; blue: away)",
+                                                  elem_id="label-highlights")
                     self.progress = gr.Markdown(elem_id="label-progress")
                     self.help = gr.Markdown(KEYS_HELP, visible=False, elem_id="label-help")
             self._tools_layout()
@@ -103,10 +116,13 @@ class LabelTab:
         self.status = gr.Markdown(elem_id="label-status")
 
     def _item_layout(self) -> None:
-        self.item = gr.HTML(item_html("Choose a project and a queue, then Start labeling."), elem_id="label-item")
-        # The next item, rendered but hidden: the keyboard script shows it the moment a key is pressed, and the
-        # server's answer (the same item) replaces it a moment later.
-        self.next_item = gr.HTML("", elem_id="label-next", elem_classes="bd-hidden")
+        # The item box belongs to the page's keyboard loop (KEYBOARD_JS): it shows the server's current item, or the
+        # one the server listed after it while answers are on their way. The server's view (the current item, the
+        # items claimed after it) is rendered, hidden, into ``item``, which the loop reads.
+        self.screen = gr.HTML(SCREEN_HTML.format(EMPTY), elem_id="label-item")
+        self.item = gr.HTML(served_html(0, None, empty=EMPTY), elem_id="label-served", elem_classes="bd-hidden")
+        self.shown = gr.Textbox(visible=False, label="Item shown (id@ticket)")  # filled by SHOWN_JS at each answer
+        self.presses = gr.Textbox(visible=False, label="Presses (id:action,…)")  # filled by PRESSES_JS
         self.info = gr.Markdown(elem_id="label-info")
         with gr.Row():
             self.keys = [gr.Button(f"{k}", visible=False, elem_id=f"label-key-{k}", min_width=80)
@@ -118,9 +134,11 @@ class LabelTab:
             self.help_btn = gr.Button("? · Keys", elem_id="label-help-toggle")
         with gr.Row():
             self.other_label = gr.Dropdown(label="Any label", choices=[], scale=2)
-            self.other_btn = gr.Button("Set this label", scale=1)
+            self.other_btn = gr.Button("Set this label", scale=1, elem_id="label-set")
             self.new_label = gr.Textbox(label="Add a label to the set", scale=2)
-            self.add_label_btn = gr.Button("Add", scale=1)
+            self.add_label_btn = gr.Button("Add", scale=1, elem_id="label-add")
+        self.refresh_btn = gr.Button("Redraw", elem_id="label-refresh", elem_classes="bd-hidden")  # the loop's poll
+        self.answers_btn = gr.Button("Answers", elem_id="label-answers", elem_classes="bd-hidden")  # the loop's sends
 
     def _tools_layout(self) -> None:
         with gr.Accordion("Bulk: accept every suggestion the model is sure of", open=False):
@@ -155,7 +173,7 @@ class LabelTab:
     @property
     def view_outputs(self) -> list:
         return [self.state, self.item, self.info, self.probs, self.progress, self.other_label, self.accept_btn,
-                self.next_item, *self.keys]
+                *self.keys]
 
     def wire(self) -> None:
         page = self.page
@@ -165,21 +183,29 @@ class LabelTab:
                              [*view, self.status], api_name="label_start", **LABEL_QUEUE).success(
             **page.watch.follow())
         page.parts_tab("label").select(**page.watch.follow())
-        answer = dict(outputs=[*view, self.status], **ANSWER)
+        # The answer path: each event's first input after the state is the item on screen at the press (``shown``),
+        # which SHOWN_JS fills in from the page's loop; a refusal comes back as the view and one message.
+        answer = dict(outputs=[*view, self.status], js=SHOWN_JS, **ANSWER)
+        first = [self.state, self.shown]
         for k, button in enumerate(self.keys, start=1):
-            button.click(self._key_handler(k), [self.state, self.annotator, self.highlights], api_name=f"label_key_{k}",
-                         **answer)
-        self.accept_btn.click(self.on_accept, [self.state, self.annotator, self.highlights], api_name="label_accept",
-                              **answer)
-        self.other_btn.click(self.on_set, [self.state, self.other_label, self.annotator, self.highlights],
+            button.click(self._answering(self._key_handler(k)), [*first, self.annotator, self.highlights],
+                         api_name=f"label_key_{k}", **answer)
+        self.accept_btn.click(self._answering(self.on_accept), [*first, self.annotator, self.highlights],
+                              api_name="label_accept", **answer)
+        self.other_btn.click(self._answering(self.on_set), [*first, self.other_label, self.annotator, self.highlights],
                              api_name="label_set", **answer)
-        self.skip_btn.click(self.on_skip, [self.state, self.highlights], api_name="label_skip", **answer)
-        self.undo_btn.click(self.on_undo, [self.state, self.highlights], api_name="label_undo", **answer)
-        self.highlights.input(self.on_redraw, [self.state, self.highlights], answer["outputs"], api_visibility="private")
+        self.skip_btn.click(self._answering(self.on_skip), [*first, self.highlights], api_name="label_skip", **answer)
+        self.answers_btn.click(self._answering(self.on_answers), [*first, self.presses, self.annotator,
+                                                                  self.highlights],
+                               api_name="label_answers", **{**answer, "js": PRESSES_JS})
+        self.undo_btn.click(self._answering(self.on_undo), [*first, self.highlights], api_name="label_undo", **answer)
+        self.refresh_btn.click(self._answering(self.on_redraw), [*first, self.highlights], api_name="label_redraw",
+                               **answer)
         self.help_btn.click(lambda shown: (not shown, gr.Markdown(visible=not shown)), [self.help_shown],
                             [self.help_shown, self.help], api_visibility="private", queue=False)
-        self.add_label_btn.click(self.on_add_label, [self.state, self.new_label, self.highlights],
-                                 answer["outputs"] + [self.new_label], api_name="label_add")
+        self.add_label_btn.click(self._answering(self.on_add_label), [*first, self.new_label, self.highlights],
+                                 answer["outputs"] + [self.new_label], api_name="label_add",
+                                 **{k: v for k, v in answer.items() if k != "outputs"})
         self.import_btn.click(self.on_import, [self.import_file, self.new_name, self.annotator],
                               [self.import_report, self.project, self.status], api_name="label_import")
         self.export_btn.click(self.on_export, [self.project, self.provenance], [self.export_file],
@@ -268,103 +294,169 @@ class LabelTab:
                           f"{len(entries)} labeled items, likeliest wrong first (job `{job.id}`).")
 
     def _key_handler(self, k: int):
-        @at_edge
-        def on_key(session: Labeling | None, annotator: str, highlights: bool, request: gr.Request) -> dict:
-            labels = self.store.project(self._session(session).project).labels
-            if k > len(labels):
-                raise ValueError(f"There is no label number {k}: this project has {len(labels)}.")
-            return self._answer(session, labels[k - 1], annotator, highlights, how="human", request=request)
+        def on_key(session: Labeling | None, shown: str, annotator: str, highlights: bool,
+                   request: gr.Request) -> dict:
+            return self._answer(session, shown, Press(parse_shown(shown).item, "key", key=k), annotator=annotator,
+                                highlights=highlights, request=request)
+        on_key.__qualname__ = f"LabelTab.on_key_{k}"
         return on_key
 
-    @at_edge
-    def on_accept(self, session: Labeling | None, annotator: str, highlights: bool, request: gr.Request) -> dict:
-        entry = self._session(session).current
-        if entry is None or entry.suggested is None:
-            raise ValueError("There is no suggestion to accept: no model is loaded for this queue. Press a number.")
-        if entry.suggested not in self.store.project(session.project).labels:
-            raise ValueError(f"The model suggests {entry.suggested!r}, which is not in this project's label set. "
-                             "Add it first, or choose a label.")
-        return self._answer(session, entry.suggested, annotator, highlights, how="suggestion", request=request)
+    def on_accept(self, session: Labeling | None, shown: str, annotator: str, highlights: bool,
+                  request: gr.Request) -> dict:
+        return self._answer(session, shown, Press(parse_shown(shown).item, "accept"), annotator=annotator,
+                            highlights=highlights, request=request)
 
-    @at_edge
-    def on_set(self, session: Labeling | None, label: str | None, annotator: str, highlights: bool,
+    def on_set(self, session: Labeling | None, shown: str, label: str | None, annotator: str, highlights: bool,
                request: gr.Request) -> dict:
         if not label:
             raise ValueError("Choose a label in the list first.")
-        return self._answer(session, label, annotator, highlights, how="human", request=request)
+        return self._answer(session, shown, Press(parse_shown(shown).item, "set", label=label), annotator=annotator,
+                            highlights=highlights, request=request)
 
-    def _answer(self, session: Labeling | None, label: str, annotator: str, highlights: bool, *, how: str,
-                request: gr.Request) -> dict:
-        """Save the answer if the item still has the label it was served with (``current.label``: serving
-        checks it); else say what it is now and show it again, so that the next answer replaces it knowingly."""
-        session = self._session(session)
-        if session.current is None:
-            raise ValueError("This queue is done. Choose another queue, or Retrain.")
-        try:
-            set_label(self.store, session.project, session.current.id, label, annotator=annotator,
-                      session=session.holder, owner=self.page.user(request), how=how, expected=session.current.label)
-        except LabelChanged as refused:
-            gr.Warning(esc(refused))
-            session = replace(session, current=replace(session.current, label=refused.changed[0].now))
-            self.store.renew(session.project, session.holder, [e.id for e in (session.current, *session.upcoming)])
-            return self._view(session, highlights, status=esc(refused))
-        return self._move(session, session.position + 1, highlights,
-                          status=f"Labeled item {session.current.id} **{esc(label)}**.")
+    def on_skip(self, session: Labeling | None, shown: str, highlights: bool) -> dict:
+        return self._answer(session, shown, Press(parse_shown(shown).item, "skip"), annotator="", highlights=highlights,
+                            request=None)
 
-    @at_edge
-    def on_skip(self, session: Labeling | None, highlights: bool) -> dict:
-        session = self._session(session)
-        if session.current is None:
-            raise ValueError("This queue is done. Choose another queue, or Retrain.")
-        self.store.release(session.holder, [session.current.id])
-        session = replace(session, skipped=session.skipped | {session.current.id})
-        return self._move(session, session.position + 1, highlights, status=f"Skipped item {session.current.id}.")
+    def on_answers(self, session: Labeling | None, shown: str, presses: str, annotator: str, highlights: bool,
+                   request: gr.Request) -> dict:
+        """Several presses in the order they were made, each on the item it was pressed on (``parse_presses``):
+        how the page sends what it queued while the last reply was on its way. They are done one by one, as if sent
+        one at a time, until one is refused; the view says how many were saved."""
+        said = parse_presses(presses)
+        if not said:
+            raise ValueError("Not saved: no key presses came with this answer. Reload the page.")
+        return self._answer(session, shown, *said, annotator=annotator, highlights=highlights, request=request)
 
-    @at_edge
-    def on_undo(self, session: Labeling | None, highlights: bool, request: gr.Request) -> dict:
+    def _answer(self, session: Labeling | None, shown: str, *presses: Press, annotator: str, highlights: bool,
+                request) -> dict:
+        """Do ``presses`` in order (``_step``) and show where that leaves the session. A refused press stops there:
+        what came before it stays done, and the view says what was refused and why."""
+        session, ticket, done = self._session(session), parse_shown(shown).ticket, []
+        for press in presses:
+            try:
+                session, status = self._step(session, press, annotator, request)
+            except LabelChanged as refused:  # show it again, with its label now: the next answer replaces it knowingly
+                session = replace(session, current=replace(session.current, label=refused.changed[0].now))
+                self.store.renew(session.project, session.holder, [e.id for e in (session.current, *session.upcoming)])
+                return self._refused_after(session, done, esc(refused), highlights, ticket)
+            except ValueError as refused:
+                return self._refused_after(session, done, user_error(refused, "LabelTab._step").message, highlights,
+                                           ticket)
+            done.append(status)
+        status = done[-1] if len(done) == 1 else f"{len(done)} answers saved in order; the last: {done[-1]}"
+        return self._view(session, highlights, status=status, ticket=ticket)
+
+    def _refused_after(self, session: Labeling, done: list[str], message: str, highlights: bool, ticket: str) -> dict:
+        if done:
+            message = f"{len(done)} answer(s) saved (the last: {done[-1]}), then: {message}"
+        gr.Warning(message)
+        return self._view(session, highlights, status=message, ticket=ticket, refused=True)
+
+    def _step(self, session: Labeling, press: Press, annotator: str, request) -> tuple[Labeling, str]:
+        """One press on the item it was pressed on: the session after it and what it did. Raises ``ValueError``
+        (``LabelChanged`` among them) and does nothing when the press is not for this session's current item, or
+        the item's label changed since it was served (``current.label``: serving checks it)."""
+        entry = self._shown_entry(session, press.item)
+        if press.kind == "skip":
+            self.store.release(session.holder, [entry.id])
+            session = replace(session, skipped=session.skipped | {entry.id})
+            return self._advance(session, session.position + 1), f"Skipped item {entry.id}."
+        labels = self.store.project(session.project).labels
+        how, label = "human", press.label
+        if press.kind == "key":
+            if press.key > len(labels):
+                raise ValueError(f"There is no label number {press.key}: this project has {len(labels)}.")
+            label = labels[press.key - 1]
+        elif press.kind == "accept":
+            if entry.suggested is None:
+                raise ValueError("There is no suggestion to accept for this item: no model suggests labels in this "
+                                 "queue. Press a number key, or S to skip.")
+            if entry.suggested not in labels:
+                raise ValueError(f"The model suggests {entry.suggested!r}, which is not in this project's label set. "
+                                 "Add it first, or choose a label.")
+            how, label = "suggestion", entry.suggested
+        set_label(self.store, session.project, entry.id, label, annotator=annotator, session=session.holder,
+                  owner=self.page.user(request), how=how, expected=entry.label)
+        return self._advance(session, session.position + 1), f"Labeled item {entry.id} **{esc(label)}**."
+
+    def on_undo(self, session: Labeling | None, shown: str, highlights: bool, request: gr.Request) -> dict:
         """Take back this user's last step, whichever tab made it (a reload, a second tab)."""
         session = self._session(session)
+        ticket = parse_shown(shown).ticket
         done = undo(self.store, session.project, owner=self.page.user(request), session=session.holder)
         if done.step is None:
-            return self._view(session, highlights, status="Nothing of yours to undo.")
+            return self._view(session, highlights, status="Nothing of yours to undo.", ticket=ticket)
         kept = f" ({len(done.kept)} kept: someone changed them since)" if done.kept else ""
         back = [i for i, entry in enumerate(session.queue) if entry.id in done.restored]
         status = f"Undone: {len(done.restored)} item(s) back as they were{kept}."
         if back and session.current is not None and back[0] < session.position:
             return self._move(replace(session, skipped=session.skipped - set(done.restored)), back[0], highlights,
-                              status=status)
-        return self._view(session, highlights, status=status)
+                              status=status, ticket=ticket)
+        return self._view(session, highlights, status=status, ticket=ticket)
 
-    @at_edge
-    def on_redraw(self, session: Labeling | None, highlights: bool) -> dict:
-        return self._view(self._session(session), highlights)
+    def on_redraw(self, session: Labeling | None, shown: str, highlights: bool) -> dict:
+        """The view again: the highlights box was ticked, or the page asks whether the highlights are ready."""
+        return self._view(self._session(session), highlights, ticket=parse_shown(shown).ticket)
 
-    @at_edge
-    def on_add_label(self, session: Labeling | None, label: str, highlights: bool) -> dict:
+    def on_add_label(self, session: Labeling | None, shown: str, label: str, highlights: bool) -> dict:
         session = self._session(session)
         self.store.add_label(session.project, label)
-        return {**self._view(session, highlights, status=f"Added the label **{esc(label.strip())}**.", keys=True),
-                self.new_label: ""}
+        return {**self._view(session, highlights, status=f"Added the label **{esc(label.strip())}**.", keys=True,
+                             ticket=parse_shown(shown).ticket), self.new_label: ""}
 
     def _session(self, session: Labeling | None) -> Labeling:
         if session is None:
             raise ValueError("Choose a project and a queue, then click Start labeling.")
         return session
 
+    def _shown_entry(self, session: Labeling, item: int | None):
+        """The entry an answer is for: the item this session has current, and the one the page says was on screen
+        when the key was pressed (``item``). Anything else is refused: the page never labels an item it did not
+        show."""
+        if session.current is None:
+            raise ValueError("This queue is done. Choose another queue, or Retrain.")
+        if item is None:
+            raise ValueError("Not saved: the answer did not say which item it is for. Reload the page (API clients: "
+                             f"pass the id of the item shown, now item {session.current.id}).")
+        if item != session.current.id:
+            earlier = " (already answered or skipped here)" if any(e.id == item for e in session.queue[
+                :session.position]) else ""
+            raise ValueError(f"Not saved: the answer is for item {item}{earlier}, but this page is on item "
+                             f"{session.current.id}, which is on screen now. Look at it and answer again.")
+        return session.current
+
+    def _answering(self, fn):
+        """An answer-path handler at the edge: a refusal is the view as it stands, its message in the status line
+        and one toast (``refusing``), with the press's ticket, so the page knows that press was answered."""
+        return refusing(self._refusal)(fn)
+
+    def _refusal(self, message: str, arguments: dict) -> dict:
+        session, ticket = arguments.get("session"), parse_shown(arguments.get("shown")).ticket
+        if session is None:
+            return {self.item: served_html(next(self._views), None, empty=EMPTY, ticket=ticket, refused=True),
+                    self.status: message}
+        return self._view(session, arguments.get("highlights", True), status=message, ticket=ticket, refused=True)
+
     # the view
 
-    def _move(self, session: Labeling, start: int, highlights: bool, *, status: str = "", keys: bool = False) -> dict:
-        entries, position = queues.serve(self.store, session.project, session.queue, start, session.holder,
-                                         skip=session.skipped, n=1 + PREFETCH)
-        if session.run:
-            for entry in entries:  # the next ones are explained while this one is answered
-                self.prefetch.ask(session.run, entry.id, entry.text, entry.suggested)
-        session = replace(session, current=entries[0] if entries else None, upcoming=tuple(entries[1:]),
-                          position=position)
-        return self._view(session, highlights, status=status, keys=keys)
+    def _move(self, session: Labeling, start: int, highlights: bool, *, status: str = "", keys: bool = False,
+              ticket: str = "") -> dict:
+        return self._view(self._advance(session, start), highlights, status=status, keys=keys, ticket=ticket)
 
-    def _view(self, session: Labeling, highlights: bool, *, status: str = "", keys: bool = False) -> dict:
-        """Everything the tab shows of ``session``; ``keys`` also relabels the buttons (a new label set)."""
+    def _advance(self, session: Labeling, start: int) -> Labeling:
+        """The session at the next items from queue position ``start`` on, claimed for it."""
+        entries, position = queues.serve(self.store, session.project, session.queue, start, session.holder,
+                                         skip=session.skipped, n=1 + LOOKAHEAD)
+        if session.run:
+            for entry in entries[:1 + PREFETCH]:  # the next ones are explained while this one is answered
+                self.prefetch.ask(session.run, entry.id, entry.text, entry.suggested)
+        return replace(session, current=entries[0] if entries else None, upcoming=tuple(entries[1:]),
+                       position=position)
+
+    def _view(self, session: Labeling, highlights: bool, *, status: str = "", keys: bool = False, ticket: str = "",
+              refused: bool = False) -> dict:
+        """Everything the tab shows of ``session``; ``keys`` also relabels the buttons (a new label set).
+        ``ticket``: the page's press this view answers; ``refused``: that press was not done (``status`` says why)."""
         entry = session.current
         updates = {self.state: session, self.progress: self._progress(session.project)}
         if keys:
@@ -375,27 +467,31 @@ class LabelTab:
                                             visible=k <= len(labels))
         if status:
             updates[self.status] = status
+        stamp = next(self._views)
         if entry is None:
-            updates.update({self.item: item_html("This queue is done: nothing left to label in it."),
-                            self.info: "", self.probs: None, self.next_item: "",
+            updates.update({self.item: served_html(stamp, None, empty=DONE, ticket=ticket, refused=refused),
+                            self.info: "", self.probs: None,
                             self.accept_btn: gr.Button("⏎ Accept the suggestion", interactive=False)})
             return updates
         current = self.store.item(session.project, entry.id)
-        after = session.upcoming[0] if session.upcoming else None
         updates.update({
-            self.item: self._item_html(session, entry, highlights),
-            self.next_item: self._item_html(session, after, highlights, "label-next-text") if after else "",
+            self.item: served_html(stamp, self._card(session, entry, highlights),
+                                   [self._card(session, e, highlights) for e in session.upcoming],
+                                   current_id=entry.id, ticket=ticket, refused=refused),
             self.info: _entry_info(entry, current, session.strategy),
             self.probs: entry.probabilities or None,
             self.accept_btn: gr.Button(f"⏎ Accept: {entry.suggested}" if entry.suggested else "⏎ Accept the suggestion",
                                        interactive=entry.suggested is not None)})
         return updates
 
-    def _item_html(self, session: Labeling, entry, highlights: bool, element_id: str = "label-item-text") -> str:
+    def _card(self, session: Labeling, entry, highlights: bool) -> str:
+        """One item as the page holds it; while its highlights are being computed it says so, and the page asks
+        again (``on_redraw``) until they are there."""
         words = self.prefetch.ready(session.run, entry.id, entry.text, entry.suggested) \
             if session.run and highlights else None
-        note = "" if words or not highlights or not session.run else "(word highlights are being computed)"
-        return item_html(entry.text, words, note=note, element_id=element_id)
+        pending = bool(session.run and highlights and not words)
+        return card_html(entry.id, item_html(entry.text, words, note=HIGHLIGHTS_NOTE if pending else ""),
+                         suggested=entry.suggested, highlights_pending=pending)
 
     def _progress(self, project: str) -> str:
         status = label_counts(self.store, project)
