@@ -16,7 +16,7 @@ import pandas as pd
 
 from bertdemo.data.clean import sort_labels
 from bertdemo.data.tables import guess_columns, guess_text_column, read_table
-from bertdemo.labeling.history import annotator_name
+from bertdemo.labeling.history import IMPORTER, annotator_name
 from bertdemo.labeling.store import LabelStore, check_name, now_iso, text_key
 from bertdemo.spreadsheet import write_csv
 
@@ -49,8 +49,9 @@ class ImportReport:
 
 
 def import_file(store: LabelStore, project: str, path: str | Path, *, text_col: str | None = None,
-                label_col: str | None = None, annotator: str = "anonymous", owner: str = "") -> ImportReport:
-    """Import a CSV/TSV into ``project`` (created when missing). Without a label column every row is unlabeled."""
+                label_col: str | None = None, annotator: str = IMPORTER, owner: str = "") -> ImportReport:
+    """Import a CSV/TSV into ``project`` (created when missing). Without a label column every row is unlabeled.
+    The file's labels are credited to ``annotator`` (default ``IMPORTER``, "import"), never to a person's name."""
     table = read_table(path)
     text_col, label_col = _columns(table, text_col, label_col)
     labels = table[label_col] if label_col is not None else None
@@ -59,8 +60,8 @@ def import_file(store: LabelStore, project: str, path: str | Path, *, text_col: 
 
 
 def import_rows(store: LabelStore, project: str, texts: Sequence, labels: Sequence | None = None, *,
-                annotator: str = "anonymous", owner: str = "", source: str = "rows") -> ImportReport:
-    annotator = annotator_name(annotator)
+                annotator: str = IMPORTER, owner: str = "", source: str = "rows") -> ImportReport:
+    annotator = annotator_name(annotator, how="imported")
     rows = _clean(texts, labels)
     name = check_name(project)
     with store.write() as conn:
