@@ -70,6 +70,7 @@ class LabelTab:
         self.store = LabelStore.for_workspace(page.workspace)
         self.prefetch = Prefetcher()
         self.state = gr.State(None)
+        self.name_memory = gr.BrowserState("", storage_key="bertdemo-annotator")  # the name, asked once per browser
         self.help_shown = gr.State(False)
         with gr.Column(elem_id="label-panel"):
             self._project_layout()
@@ -183,6 +184,12 @@ class LabelTab:
         self.model.input(self.on_model, [self.state, self.project, self.model, self.highlights], [*view, self.status],
                          api_name="label_model", **LABEL_QUEUE)
         page.parts_tab("label").select(**page.watch.follow())
+        page.parts_tab("label").select(lambda remembered, typed: typed or remembered or "",
+                                       [self.name_memory, self.annotator], [self.annotator],
+                                       api_visibility="private", queue=False)
+        # .change, not .input: from .input the value never reached localStorage (seen in Chromium, gradio 6)
+        self.annotator.change(lambda typed: (typed or "").strip(), [self.annotator], [self.name_memory],
+                             api_visibility="private", queue=False)
         answer = dict(outputs=[*view, self.status], **ANSWER)
         for k, button in enumerate(self.keys, start=1):
             button.click(self._key_handler(k), [self.state, self.annotator, self.highlights], api_name=f"label_key_{k}",
