@@ -3,14 +3,17 @@
     python -m bertdemo project import NAME FILE [--text-col C] [--label-col C] [--json]
     python -m bertdemo project status NAME [--json]
     python -m bertdemo project label NAME ITEM_ID LABEL [--annotator A] [--expect CURRENT]
-    python -m bertdemo project queue NAME --strategy margin|entropy|least_confidence|random|in_order|suspicious
+    python -m bertdemo project queue NAME [--strategy margin|entropy|least_confidence|random|in_order|suspicious]
                                           [--run RUN] [--top K] [--json]
     python -m bertdemo project export NAME OUT.csv [--provenance]
     python -m bertdemo project retrain NAME [train options] [--from-last-run] [--json]
     python -m bertdemo al-curve TRAIN.csv --test TEST.csv --strategies random,margin --start 50 --step 50
                                 --rounds 4 [--seeds 3] [--json]
 
-With ``--json`` the last stdout line is one JSON value; progress goes to stderr.
+With ``--json`` the last stdout line is one JSON value; progress goes to stderr. Imported labels are credited to
+"import" in the history; ``label`` credits ``--annotator`` (default: the system user's name). ``queue`` ranks with
+the project's latest run unless ``--run`` says otherwise, and without a strategy it serves the smallest margin once
+the project has a run, import order before.
 """
 from __future__ import annotations
 
@@ -30,19 +33,19 @@ def add_commands(sub, add_config_flags) -> None:
     imp.add_argument("file")
     imp.add_argument("--text-col")
     imp.add_argument("--label-col")
-    imp.add_argument("--annotator", default="anonymous")
     status = commands.add_parser("status", help="items, labeled, per label and annotator, database integrity")
     status.add_argument("name")
     label = commands.add_parser("label", help="set one item's label")
     label.add_argument("name")
     label.add_argument("item_id", type=int)
     label.add_argument("label")
-    label.add_argument("--annotator", default="anonymous")
+    label.add_argument("--annotator", help="your name in the history (default: the system user's)")
     label.add_argument("--expect", metavar="CURRENT", help="the label you saw the item with ('' for unlabeled): "
                        "if it has another one now, nothing is written")
     queue = commands.add_parser("queue", help="the items to label next, best first")
     queue.add_argument("name")
-    queue.add_argument("--strategy", default="margin", choices=QUEUE_STRATEGIES)
+    queue.add_argument("--strategy", choices=QUEUE_STRATEGIES,
+                       help="default: margin once the project has a run, in_order before")
     queue.add_argument("--run", help="the model that ranks (default: the project's latest run)")
     queue.add_argument("--top", type=int, default=20)
     queue.add_argument("--diversity", type=int, default=0, help="spread the first K picks over K clusters")
@@ -90,7 +93,7 @@ def _import(store, args) -> int:
     from bertdemo.cli_common import cli_owner
 
     report = import_file(store, args.name, args.file, text_col=args.text_col, label_col=args.label_col,
-                         annotator=args.annotator, owner=cli_owner())
+                         owner=cli_owner())
     conflicts = "".join(f"\n  conflict: item {c['item']} is {c['stored']!r}, the file says {c['file']!r}: "
                         f"{c['text'][:60]}" for c in report.conflicts)
     return _emit(args, report.__dict__, report.summary() + conflicts)
@@ -113,7 +116,7 @@ def _label(store, args) -> int:
 
     expected = ANY if args.expect is None else (args.expect.strip() or None)
     try:
-        step = set_label(store, args.name, args.item_id, args.label, annotator=args.annotator, session="cli",
+        step = set_label(store, args.name, args.item_id, args.label, annotator=args.annotator or _user(), session="cli",
                          owner=cli_owner(), expected=expected)
     except LabelChanged as refused:
         now = refused.changed[0].now
@@ -124,25 +127,40 @@ def _label(store, args) -> int:
     return _emit(args, {"id": item.id, "label": item.label, "step": step}, f"item {item.id}: {item.label}")
 
 
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no user name in a bare container
+        return "cli"
+
+
 def _queue(store, args) -> int:
     from tqdm import tqdm
 
-    from bertdemo.labeling.ranking import rank_queue
+    from bertdemo.labeling.ranking import NO_MODEL_NOTE, default_strategy, rank_queue
     from bertdemo.labeling.suspicious import FoldProgress
 
     run = _run_for(store, args)
+    if args.strategy is None:
+        args.strategy = default_strategy(run)
+        if run is None:
+            print(f"note: {NO_MODEL_NOTE} Serving import order.", file=sys.stderr)
     if run is not None and args.strategy == "suspicious" and _trained_on(run, args.name):
         print(f"note: {run.name} trained on these labels, so its scores are in-sample; computing out-of-sample "
               "probabilities instead", file=sys.stderr)
         run = None
     if run is None and args.strategy in ("margin", "entropy", "least_confidence"):
-        raise ValueError(f"Ranking by {args.strategy} needs a model: pass --run RUN, or train one on the project's "
-                         f"labels first (python -m bertdemo project retrain {args.name}).")
+        raise ValueError(f"Ranking by {args.strategy} needs a model, and project {args.name!r} has no run yet: pass "
+                         f"--run RUN, or train one on its labels first (python -m bertdemo project retrain "
+                         f"{args.name}). The in_order and random queues work without one.")
     bar, entries = None, []
     for event in rank_queue(store, args.name, args.strategy, run=run, diversity=args.diversity, top=args.top):
         if isinstance(event, FoldProgress):
             bar = bar or tqdm(total=100, unit="%", file=sys.stderr)
             bar.update(round(100 * event.fraction) - bar.n)
+            bar.set_description_str(event.line(), refresh=True)
         else:
             entries = event
     if bar is not None:
@@ -155,14 +173,13 @@ def _queue(store, args) -> int:
 
 
 def _run_for(store, args):
-    """``--run``, else the project's latest run (suspicious labels: only ``--run``), else None."""
-    from bertdemo.labeling.retrain import project_runs
+    """``--run``, else the project's latest saved run (suspicious labels: only ``--run``), else None."""
+    from bertdemo.labeling.ranking import project_model
     from bertdemo.runs import find_run
 
     if args.run:
         return find_run(args.run, args.workspace)
-    runs = project_runs(store, args.name) if args.strategy != "suspicious" else []
-    return find_run(runs[-1]["run"], args.workspace) if runs else None
+    return project_model(store, args.name, args.workspace) if args.strategy != "suspicious" else None
 
 
 def _trained_on(run, project: str) -> bool:

@@ -55,14 +55,15 @@ def small_csv(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory, ui_model_dir):
-    """The app, launched in-process on 127.0.0.1 with an empty workspace; yields its URL. The tiny model's folder
-    is one the Model field may load from (as an operator would allow a folder of models)."""
+    """The app, launched in-process on 127.0.0.1 with an empty workspace; yields its URL, the workspace and the
+    app (for tests that act as a page would). The tiny model's folder is one the Model field may load from (as an
+    operator would allow a folder of models)."""
     from bertdemo.ui import build_app, launch_app
 
     workspace = tmp_path_factory.mktemp("workspace")
     demo = build_app(workspace, model_dirs=(Path(ui_model_dir).parent,))
     launch_app(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield demo.local_url, workspace
+    yield demo.local_url, workspace, demo
     demo.close()
     shutil.rmtree(workspace, ignore_errors=True)
 

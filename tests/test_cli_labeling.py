@@ -69,6 +69,24 @@ def test_a_project_from_import_to_retrain(tmp_path, tiny_run, tiny_model_dir):
     assert again["changes_since_last_run"]["changes"] == 0
 
 
+def test_a_new_project_queues_in_import_order_and_imports_are_credited_to_import(tmp_path):
+    """Before any run, ``project queue`` without a strategy serves import order (and says why), margin says it
+    needs a run; the file's labels count under "import", a label from the shell under its user's name."""
+    import getpass
+
+    ws = str(tmp_path / "ws")
+    rows = [(t, label if i % 2 else "") for i, (t, label) in enumerate(toy_rows(per_class=3, seed=2))]
+    _json(_cli("project", "import", "new", str(write_csv(tmp_path / "new.csv", rows)), "--workspace", ws, "--json"))
+    queued = _cli("project", "queue", "new", "--top", "3", "--workspace", ws, "--json")
+    first = _json(queued)
+    assert len(first) == 3 and "uncertainty queues come once the project has a run" in queued.stderr
+    margin = _cli("project", "queue", "new", "--strategy", "margin", "--workspace", ws)
+    assert margin.returncode == 2 and "has no run yet" in margin.stderr and "in_order" in margin.stderr
+    _json(_cli("project", "label", "new", str(first[0]["id"]), "food", "--workspace", ws, "--json"))
+    status = _json(_cli("project", "status", "new", "--workspace", ws, "--json"))
+    assert status["per_annotator"] == {"import": 4, getpass.getuser(): 1}
+
+
 def test_al_curve_prints_a_table_per_strategy(tmp_path, tiny_model_dir):
     train = write_csv(tmp_path / "train.csv", toy_rows(per_class=12, seed=1))
     test = write_csv(tmp_path / "test.csv", toy_rows(per_class=4, seed=2))

@@ -87,7 +87,7 @@ def project(browser, tmp_path_factory):
     client, _ = browser
     path = write_csv(tmp_path_factory.mktemp("p") / "reload_project.csv",
                      [(t, label if i % 3 else "") for i, (t, label) in enumerate(toy_rows(per_class=12, seed=7))])
-    client.predict(handle_file(str(path)), "reloadp", "ann", api_name="/label_import")
+    client.predict(handle_file(str(path)), "reloadp", api_name="/label_import")
     return "reloadp"
 
 

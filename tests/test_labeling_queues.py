@@ -94,3 +94,88 @@ def test_suspicious_folds_keep_the_training_loops_rules(tiny_config):
     config = dataclasses.replace(tiny_config, weight_decay=1e30, epochs=3, min_steps=0)  # weights blow up
     with pytest.raises(ValueError, match="training diverged and fold 1 could not score its labels"):
         list(find_suspects([t for t, _ in rows], [label for _, label in rows], config, folds=2))
+
+
+def _copy_run(run, workspace, name: str, **changes):
+    """A copy of ``run`` saved in ``workspace`` as ``name``, its run.json changed (created, labels, provenance)."""
+    import json
+    import shutil
+
+    dest = workspace / name
+    shutil.copytree(run, dest)
+    info = json.loads((dest / "run.json").read_text())
+    (dest / "run.json").write_text(json.dumps({**info, **changes}))
+    return dest
+
+
+def test_a_project_is_suggested_to_by_its_own_latest_run_never_the_workspaces_newest(tmp_path, tiny_run):
+    """A new project has no model: it starts in import order, and a model queue says why it cannot run. Once it
+    has runs, its latest saved one suggests, even when another file's run is newer; a deleted run is passed over."""
+    from bertdemo.labeling.ranking import default_strategy, project_model, rank_queue, suggesting_runs
+    from bertdemo.labeling.retrain import record_run
+
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    store = LabelStore(workspace / "labels.sqlite3")
+    rows = toy_rows(per_class=4, seed=1)
+    import_rows(store, "news", [t for t, _ in rows], [label if i % 2 else None for i, (_, label) in enumerate(rows)])
+    assert project_model(store, "news", workspace) is None and default_strategy(None) == "in_order"
+    assert len(next(rank_queue(store, "news", "in_order"))) == 6
+    with pytest.raises(ValueError, match="project 'news' has none yet.*in-order"):
+        next(rank_queue(store, "news", "margin"))
+
+    labels = ["food", "sport", "weather"]
+    older = _copy_run(tiny_run, workspace, "news-old", created="2026-01-01T00:00:00+00:00", labels=labels,
+                      provenance={"project": "news"})
+    mine = _copy_run(tiny_run, workspace, "news-new", created="2026-01-02T00:00:00+00:00", labels=labels,
+                     provenance={"project": "news"})
+    _copy_run(tiny_run, workspace, "sms-newest", created="2026-01-03T00:00:00+00:00", labels=["ham", "spam"],
+              data_source="sms500.csv")
+    _copy_run(tiny_run, workspace, "other-file", created="2026-01-04T00:00:00+00:00", labels=labels,
+              data_source="more_news.csv")
+    record_run(store, "news", older.name, 1)
+    record_run(store, "news", mine.name, 2)
+    assert project_model(store, "news", workspace) == mine and default_strategy(mine) == "margin"
+    assert [r.name for r in suggesting_runs(store, "news", workspace)] == ["news-new", "news-old", "other-file"]
+    import shutil
+    shutil.rmtree(mine)  # deleted on the Models tab
+    assert project_model(store, "news", workspace) == older
+
+
+def test_rerank_keeps_the_item_on_screen_first_as_the_new_model_sees_it(project, tiny_run):
+    """A retrain ended while an item was on screen: it stays first, with the new model's probabilities; the rest
+    is ranked again. Without a model the order stays and the suggestions go; suspicious labels stay as they are."""
+    from bertdemo.inference.predict import get_predictor
+    from bertdemo.labeling.ranking import rerank
+
+    before = ordered_queue(project, "toy", "in_order")
+    on_screen = before[5]
+    after = rerank(project, "toy", "margin", before[5:], run=tiny_run, keep=on_screen)
+    assert after[0].id == on_screen.id and sorted(e.id for e in after) == sorted(e.id for e in before)
+    probs = get_predictor(tiny_run).predict_proba([on_screen.text])[0]
+    assert after[0].probabilities[after[0].suggested] == pytest.approx(float(probs.max()), abs=1e-6)
+    assert [e.score for e in after[1:]] == sorted((e.score for e in after[1:]), reverse=True)
+    plain = rerank(project, "toy", "margin", after[1:], run=None, keep=after[0])
+    assert [e.id for e in plain] == [e.id for e in after] and all(e.suggested is None for e in plain)
+    assert rerank(project, "toy", "suspicious", after, run=tiny_run) == after
+
+
+def test_suspicious_progress_says_the_fold_the_rows_scored_and_the_time_left(tiny_config):
+    from bertdemo.labeling.suspicious import FoldProgress, eta_seconds, find_suspects
+
+    rows = toy_rows(per_class=8, seed=3)
+    config = dataclasses.replace(tiny_config, epochs=2, min_steps=0)
+    events = list(find_suspects([t for t, _ in rows], [label for _, label in rows], config, folds=3))
+    progress = [e for e in events if isinstance(e, FoldProgress)]
+    assert [p.fold for p in progress if p.step == 0] == [1, 2, 3]  # each fold says it has begun
+    ends = [p for p in progress if p.step == p.steps]
+    assert [p.scored for p in ends] == [8, 16, 24] and all(p.rows == 24 for p in progress)  # 3 × 8 held out
+    assert progress[0].eta_s is None and all(p.eta_s is not None and p.eta_s >= 0 for p in progress[1:])
+    assert ends[-1].eta_s == 0 and ends[-1].fraction == 1.0
+    assert [p.elapsed_s for p in progress] == sorted(p.elapsed_s for p in progress)
+    line = progress[len(progress) // 2].line()
+    assert "of 3 · step" in line and "of 24 rows scored · ETA " in line and "lr" not in line
+    # the pace: 10 s for 5 of 20 steps is 30 s left in this fold, then one more fold of 40 s
+    assert eta_seconds(2, 3, 5, 20, 10.0, [40.0]) == pytest.approx(30.0 + 40.0)
+    assert eta_seconds(1, 3, 5, 20, 10.0, []) == pytest.approx(30.0 + 2 * 40.0)  # before any fold finished
+    assert eta_seconds(1, 3, 0, 20, 3.0, []) is None

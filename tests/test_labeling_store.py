@@ -194,3 +194,23 @@ def test_kill_9_mid_import_leaves_nothing_half_imported(store, tmp_path):
     with store.read() as conn:
         assert conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 0  # one transaction: none of it
     assert import_file(store, "big", path).added == n  # and running it again does the whole of it
+
+
+def test_imports_are_credited_to_import_and_a_person_must_give_a_name(tmp_path):
+    """An import's labels and a person's stay apart in the per-annotator counts: no default name for a person,
+    and no person labels as "import"."""
+    from bertdemo.labeling.store import label_counts
+
+    store = LabelStore(tmp_path / "labels.sqlite3")
+    import_rows(store, "p", ["a text", "b text", "c text"], ["x", "y", None])
+    item = store.items("p", labeled=False)[0].id
+    for nobody in ("", "  ", None):
+        with pytest.raises(ValueError, match="Type your name"):
+            set_label(store, "p", item, "x", annotator=nobody)
+    with pytest.raises(ValueError, match="'import' is the name the history gives labels that came from a file"):
+        set_label(store, "p", item, "x", annotator="Import", how="suggestion")
+    set_label(store, "p", item, "x", annotator="kim")
+    assert label_counts(store, "p")["per_annotator"] == {"import": 2, "kim": 1}
+    with store.read() as conn:
+        assert sorted(conn.execute("SELECT annotator, new_how FROM changes").fetchall()) == [
+            ("import", "imported"), ("import", "imported"), ("kim", "human")]

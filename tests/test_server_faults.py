@@ -113,7 +113,7 @@ def test_kill_9_mid_labeling_keeps_every_acknowledged_label(workspace, tmp_path)
     path = write_csv(tmp_path / "project.csv", rows)
     app = AppProcess(workspace, tmp_path / "server.log")
     client = Client(app.url, verbose=False)
-    client.predict(handle_file(str(path)), "kill", "ann", api_name="/label_import")
+    client.predict(handle_file(str(path)), "kill", api_name="/label_import")
     first = client.predict("kill", "ann", "in order", False, False, api_name="/label_start")
     acked: list[str] = [first[0]]
     stop = threading.Event()

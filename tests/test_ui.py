@@ -281,7 +281,7 @@ def test_a_server_path_instead_of_an_uploaded_file_gets_a_message(client, app_ur
     a URL is refused before anything is read (gradio_client would upload a local record, so raw HTTP here)."""
     import httpx
 
-    for endpoint, args in (("/load_data", (None, None, 32)), ("/label_import", ("x", "anonymous"))):
+    for endpoint, args in (("/load_data", (None, None, 32)), ("/label_import", ("x",))):
         for raw in (str(small_csv), "/etc/passwd", "../../etc/passwd"):
             with pytest.raises(Exception, match="takes an uploaded file, not a path"):
                 client.predict(raw, *args, api_name=endpoint)

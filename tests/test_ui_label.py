@@ -42,7 +42,7 @@ TINY = dict(epochs=1, batch_size=8, learning_rate=1e-3, max_length=32, max_train
 
 @pytest.fixture(scope="module")
 def imported(client, project_file):
-    report, project, status = client.predict(handle_file(str(project_file)), "toy", "ann", api_name="/label_import")
+    report, project, status = client.predict(handle_file(str(project_file)), "toy", api_name="/label_import")
     assert "30 new items" in report or "30 new" in report
     return "toy"
 
@@ -53,10 +53,11 @@ def test_import_then_label_with_keys_undo_and_progress(app_url, imported):
     assert "Queue" in first["status"] and "15 items" in first["status"]  # the unlabeled ones
     assert [c[0] for c in first["other_label"]["choices"]] == ["food", "sport", "weather"]  # keys 1, 2, 3
     assert "15 / 30 labeled" in first["progress"] and "unlabeled" in first["info"]
+    assert "import 15" in first["progress"] and "next in import order" in first["info"]  # not "anonymous", "order 15"
     before = _current(first)
     second = _view(tab.predict(str(before), "ann", True, api_name="/label_key_2"))  # key 2: sport
     assert _current(second) != before and "Labeled item" in second["status"] and "sport" in second["status"]
-    assert "16 / 30 labeled" in second["progress"]
+    assert "16 / 30 labeled" in second["progress"] and "ann 1" in second["progress"]
     undone = _view(tab.predict("", True, api_name="/label_undo"))
     assert "Undone: 1 item" in undone["status"] and _current(undone) == before  # back on the undone item
     assert "15 / 30 labeled" in undone["progress"]
@@ -71,6 +72,7 @@ def test_two_sessions_are_not_served_the_same_item(app_url, imported):
     first_a = _view(a.predict(imported, "ann", "random", False, False, api_name="/label_start"))
     first_b = _view(b.predict(imported, "bob", "random", False, False, api_name="/label_start"))
     assert _current(first_a) != _current(first_b)  # the same seeded order, but a's item is locked for a
+    assert first_a["info"].endswith("a random pick")  # no made-up score
     after_a = _view(a.predict(str(_current(first_a)), "ann", False, api_name="/label_key_1"))
     assert _current(after_a) != _current(first_b)  # a's prefetched items are not b's current one either
 
@@ -81,7 +83,7 @@ def race(client, tmp_path_factory):
     enough that each tab's claims (the item on screen and the ones after it) leave items for the next tab."""
     rows = [(t, label if i % 2 else "") for i, (t, label) in enumerate(toy_rows(per_class=8, seed=9))]
     path = write_csv(tmp_path_factory.mktemp("race") / "race.csv", rows)
-    client.predict(handle_file(str(path)), "race", "ann", api_name="/label_import")
+    client.predict(handle_file(str(path)), "race", api_name="/label_import")
     return "race"
 
 
@@ -107,7 +109,7 @@ def test_an_answer_to_an_item_relabeled_meanwhile_is_refused_then_replaces_it_kn
 def ids(client, tmp_path_factory):
     """A project of its own: the test's tab keeps its claims on items that the other tests would be served."""
     rows = [(t, label if i % 3 == 0 else "") for i, (t, label) in enumerate(toy_rows(per_class=4, seed=5))]
-    client.predict(handle_file(str(write_csv(tmp_path_factory.mktemp("ids") / "ids.csv", rows))), "ids", "ann",
+    client.predict(handle_file(str(write_csv(tmp_path_factory.mktemp("ids") / "ids.csv", rows))), "ids",
                    api_name="/label_import")
     return "ids"
 
@@ -269,3 +271,93 @@ def test_a_failed_prefetch_is_logged_and_computed_again_next_time(monkeypatch, c
         assert prefetch.wait("run", 7, "a text", "x") == [("a text", 1.0)] and len(attempts) == 2  # tried again
     assert "word highlights failed" in caplog.text and "out of memory" in caplog.text
     assert prefetch.wait("run", 7, "a text", "x") == [("a text", 1.0)] and len(attempts) == 2  # a success is kept
+
+
+def test_a_new_project_starts_labeling_at_once_in_import_order(client, tmp_path):
+    """No model yet: the project starts in import order; an uncertainty queue, or labeling as nobody, gets one
+    message in the status line (no error on every output), and in order then starts at once."""
+    rows = [(t, "") for t, _ in toy_rows(per_class=3, seed=11)]
+    client.predict(handle_file(str(write_csv(tmp_path / "fresh.csv", rows))), "fresh", api_name="/label_import")
+    queue, model = client.predict("fresh", api_name="/label_project")
+    strategy = queue["value"]
+    assert (strategy, model["value"]) == ("in order", "none")
+    assert "the uncertainty queues come once the project has a run" in queue["info"]  # the tab says so
+    refused = _view(client.predict("fresh", "ann", "uncertain (margin)", False, False, api_name="/label_start"))
+    assert "needs a model" in refused["status"] and "project fresh has none yet" in refused["status"]
+    nobody = _view(client.predict("fresh", "", strategy, False, False, api_name="/label_start"))
+    assert "Type your name" in nobody["status"]
+    started = _view(client.predict("fresh", "ann", strategy, False, False, api_name="/label_start"))
+    assert "9 items, no suggestions" in started["status"] and "next in import order" in started["info"]
+
+
+@pytest.fixture(scope="module")
+def other_tab(app_url, small_csv, ui_model_dir, retrained):
+    """Another tab that trained a newer run on another file (the news sample: other labels) and loaded it on the
+    Models tab; returns the tab and that run."""
+    tab = Client(app_url[0], verbose=False)
+    tab.predict(handle_file(small_csv), None, None, 32, api_name="/load_data")
+    status = train_to_end(tab, model=ui_model_dir, **TINY)
+    assert status["state"] == "done" and status["kind"] == "train", status
+    tab.predict(status["result"]["run"], api_name="/load_run")
+    return tab, status["result"]["run"]
+
+
+def test_the_projects_own_run_suggests_not_the_newest_or_the_loaded_one(imported, retrained, other_tab):
+    tab, other_run = other_tab
+    queue, model = tab.predict(imported, api_name="/label_project")
+    strategy = queue["value"]
+    assert (strategy, model["value"]) == ("uncertain (margin)", retrained)
+    assert [value for _, value in model["choices"]] == [retrained, "none"]  # the other run has other labels
+    view = _view(tab.predict(imported, "ann", strategy, False, False, api_name="/label_start"))
+    assert f"suggestions from `{retrained}`" in view["status"] and "the model suggests" in view["info"]
+    assert "between the two likeliest classes" in view["info"]
+    with pytest.raises(Exception, match="trained on other labels"):  # picked anyway: still refused
+        tab.predict(imported, "ann", strategy, False, False, other_run, api_name="/label_start")
+
+
+def test_a_retrain_that_ends_takes_over_the_suggestions_by_itself(app_url, client, imported, retrained):
+    """The page was labeling without a model when the project's retrain ended: the jobs view's next tick (what
+    every page runs each second) puts the new run in charge, the item on screen first, without Start again."""
+    from dataclasses import dataclass
+
+    from bertdemo.ui.tabs.label import NO_SUGGESTIONS
+
+    @dataclass
+    class Request:  # the page of the tab that started the retrain
+        session_hash: str
+        username: str | None = None
+
+    page = app_url[2].bertdemo_page
+    label, request = page.parts["label"], Request(client.session_hash)
+    session = label.on_start(imported, "ann", "in order", False, False, NO_SUGGESTIONS, request)[label.state]
+    assert session.run is None and session.current.suggested is None
+    updates = page.watch.on_tick({}, request, session, imported, False)
+    after = updates[label.state]
+    assert after.run.endswith(retrained) and after.current.id == session.current.id  # the same item, now suggested
+    assert after.current.suggested is not None and "the model suggests" in updates[label.info]
+    assert f"now come from `{retrained}`" in updates[label.status] and updates[label.model].value == retrained
+    later = page.watch.on_tick(updates[page.watch.seen], request, after, imported, False)  # its next tick
+    assert label.state not in later and label.compare not in later  # applied once
+    reloaded = page.watch.on_tick({}, request, None, imported, False)  # a reload: drawn, nothing to take over
+    assert label.state not in reloaded and "Frozen validation set" in reloaded[label.compare]
+
+
+def test_suspicious_label_progress_shows_folds_rows_and_time_left(client, imported, ui_model_dir, monkeypatch):
+    import bertdemo.labeling.suspicious as suspicious
+    from bertdemo.ui.tabs.label import fold_progress_html
+    from conftest_ui import wait_job
+
+    monkeypatch.setattr(suspicious, "FOLD_SETTINGS", {**suspicious.FOLD_SETTINGS, "model": ui_model_dir,
+                                                      "min_steps": 10, "max_length": 32})
+    started = _view(client.predict(imported, "ann", "suspicious labels", False, False, api_name="/label_start"))
+    assert "step 0/100" not in started["status"] and "epoch" not in started["status"]
+    job = client.predict(api_name="/list_jobs")[0]
+    status = wait_job(client, job["id"], timeout=600)
+    folds = [e for e in status["events"] if e["event"] == "FoldProgress"]
+    assert folds and "rows scored" in folds[-1]["note"] and folds[-1]["scored"] == folds[-1]["rows"] > 0
+    html = fold_progress_html(folds[len(folds) // 2], note="suspicious labels in toy")
+    assert "fold " in html and " of 3 · step " in html and "rows scored · ETA" in html
+    assert "epoch" not in html and "examples/s" not in html and "lr " not in html
+    record = {"fold": 2, "folds": 3, "step": 40, "steps": 100, "scored": 120, "rows": 360, "elapsed_s": 50.0,
+              "eta_s": 65.0, "fraction": 0.46, "note": "x", "event": "FoldProgress"}
+    assert "47% · fold 2 of 3 · step 40/100 · 120 of 360 rows scored · ETA 1:05" in fold_progress_html(record)

@@ -131,7 +131,7 @@ def test_the_owner_and_an_admin_may_delete(shared, alices_run, small_csv, ui_mod
 def test_a_project_records_its_owner_and_only_they_or_an_admin_delete_it(shared, small_csv):
     alice, bob, teacher = (_client(shared[0], u) for u in ("alice", "bob", "teacher"))
     for who, name in ((alice, "alices-project"), (alice, "second")):
-        who.predict(handle_file(small_csv), name, "alice", api_name="/label_import")
+        who.predict(handle_file(small_csv), name, api_name="/label_import")
     from bertdemo.labeling.store import LabelStore
 
     store = LabelStore(Path(shared[1]) / "labeling.sqlite3")

@@ -104,7 +104,7 @@ def suspicious_work(store_path: str | Path, project: str, *, run: str | Path | N
         for event in rank_queue(store, project, "suspicious", run=run, should_stop=ctx.should_stop):
             if isinstance(event, FoldProgress):
                 yield {"event": "FoldProgress", **dataclasses.asdict(event), "fraction": event.fraction,
-                       "note": f"fold {event.fold} of {event.folds}: step {event.step}/{event.steps}"}
+                       "note": event.line()}
             else:
                 entries = event
         if entries is None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from bertdemo.labeling.store import HOW, LabelStore, check_name, now_iso
 
 MAX_ANNOTATOR = 40
+IMPORTER = "import"  # who the history credits with the labels a file brought; no person may label under it
 MAX_OWNER = 200  # an owner is an identity the UI or the CLI gives (a login, a browser's id), not a typed name
 
 
@@ -68,9 +69,20 @@ class Undone:
     kept: list[int]  # items someone else changed since: their newer label stays
 
 
-def annotator_name(name: str | None) -> str:
-    name = (name or "").strip() or "anonymous"
-    return check_name(name[:MAX_ANNOTATOR], "annotator")
+def annotator_name(name: str | None, *, how: str = "human") -> str:
+    """The name a change is credited to. A person must give one (an empty name is refused with a message, so that
+    their labels are never mixed with everyone else's under a default), and never ``IMPORTER``: an import's labels
+    and a person's stay apart in the history and the per-annotator counts."""
+    name = (name or "").strip()[:MAX_ANNOTATOR]
+    if how == "imported":
+        return check_name(name or IMPORTER, "annotator")
+    if not name:
+        raise ValueError("Type your name in the \"Your name\" box first: your labels are credited to it in the "
+                         "history and the per-annotator counts.")
+    if name.lower() == IMPORTER:
+        raise ValueError(f"{IMPORTER!r} is the name the history gives labels that came from a file: type your own "
+                         "name to label.")
+    return check_name(name, "annotator")
 
 
 def set_labels(store: LabelStore, project: str, labels: Sequence[tuple[int, str | None]], *, annotator: str,
@@ -85,7 +97,7 @@ def set_labels(store: LabelStore, project: str, labels: Sequence[tuple[int, str 
     and nothing is written. Items not in ``expected`` are written whatever their label."""
     if how not in HOW:
         raise ValueError(f"how must be one of {', '.join(HOW)} (got {how!r}).")
-    annotator = annotator_name(annotator)
+    annotator = annotator_name(annotator, how=how)
     owner = str(owner)[:MAX_OWNER] if owner else annotator
     labels = [(int(i), label) for i, label in labels]
     expected = {int(i): label for i, label in (expected or {}).items()}

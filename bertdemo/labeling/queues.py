@@ -93,6 +93,16 @@ def ordered_queue(store: LabelStore, project: str, strategy: str, *, predictor: 
                    float(len(order) - n)) for n, i in enumerate(order)]
 
 
+def rescored(entry: QueueEntry, predictor: Predictor, strategy: str) -> QueueEntry:
+    """``entry`` as ``predictor`` sees it: its probabilities and suggestion, and for an uncertainty queue its
+    score (another model took over while the entry was on screen)."""
+    probs = predictor.predict_proba([entry.text])
+    score = float(uncertainty(probs, strategy)[0]) if strategy in UNCERTAINTY else entry.score
+    probabilities = {label: float(p) for label, p in zip(predictor.labels, probs[0])}
+    return QueueEntry(id=entry.id, text=entry.text, label=entry.label, score=score, probabilities=probabilities,
+                      suggested=max(probabilities, key=probabilities.get))
+
+
 def misclassified_queue(store: LabelStore, project: str, run_dir: str) -> list[QueueEntry]:
     """The run's misclassified validation texts that are items of this project, most confident mistake first."""
     metrics = read_json(run_dir, "metrics.json") or {}

@@ -1,12 +1,18 @@
 """Running a queue strategy: one home for what the Label tab, the CLI and the suspicious-label job all do — pick
 the ranking for a strategy name, give it the model it needs (or say why it cannot run), and return the queue.
 
+Which model suggests for a project is decided here too: the project's own latest run (``retrain.project_runs``
+records the runs trained on its labels), never merely the newest run of the workspace, which may have been trained
+on another file. Without one, a project starts in import order (``default_strategy``): the uncertainty queues come
+once the project has a model.
+
 ``rank_queue`` is a generator: ``FoldProgress`` events while suspicious-label scoring trains its folds, then the
 list of ``QueueEntry``, best first. Every other strategy yields its list at once.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +21,39 @@ from bertdemo.data import sort_labels
 from bertdemo.inference.predict import Predictor, get_predictor
 import bertdemo.labeling.queues as queues
 from bertdemo.labeling.queues import QueueEntry
+from bertdemo.labeling.retrain import project_runs
 from bertdemo.labeling.store import LabelStore
 from bertdemo.labeling.suspicious import FoldProgress, find_suspects, rank_suspects
-from bertdemo.runs import load_run_info
+from bertdemo.runs import RunInfo, list_runs, load_run_info
+from bertdemo.workspace import Workspace
+
+NO_MODEL_NOTE = ("No model for this project yet: the in-order and random queues work now; the uncertainty queues "
+                 "come once the project has a run (Retrain on its labels).")
+
+
+def suggesting_runs(store: LabelStore, project: str, workspace: Workspace | str | Path | None) -> list[RunInfo]:
+    """The saved runs that may suggest labels for ``project``, best first: its own runs (trained on its labels),
+    newest first, then other runs whose labels all belong to the project's label set, newest first. Damaged runs,
+    deleted ones and runs trained on other labels are left out."""
+    saved = {r.name: r for r in list_runs(workspace) if r.status != "damaged"}  # newest first
+    own = [saved[r["run"]] for r in reversed(project_runs(store, project)) if r["run"] in saved]
+    ours = set(store.project(project).labels)
+    mine = {r.name for r in own}
+    others = [r for r in saved.values() if r.name not in mine and ours and set(r.labels) <= ours]
+    return own + others
+
+
+def project_model(store: LabelStore, project: str, workspace: Workspace | str | Path | None) -> Path | None:
+    """The run that suggests labels for ``project`` unless someone picks another: its latest saved run, or None
+    when it has none yet (a run trained on another project is never chosen for it)."""
+    saved = {r.name: r for r in list_runs(workspace) if r.status != "damaged"}
+    own = [r["run"] for r in project_runs(store, project) if r["run"] in saved]
+    return Path(saved[own[-1]].path) if own else None
+
+
+def default_strategy(run: str | Path | None) -> str:
+    """The queue a project starts with: the smallest margin once there is a model, else import order."""
+    return "margin" if run else "in_order"
 
 
 def rank_queue(store: LabelStore, project: str, strategy: str, *, run: str | Path | None = None, diversity: int = 0,
@@ -29,8 +65,9 @@ def rank_queue(store: LabelStore, project: str, strategy: str, *, run: str | Pat
     predictor = get_predictor(run) if run else None
     if strategy in queues.UNCERTAINTY:
         if predictor is None:
-            raise ValueError(f"Ranking by {strategy} needs a model: train one on the project's labels (Retrain), or "
-                             "load a run. The random and in-order queues work without one.")
+            raise ValueError(f"Ranking by {strategy} needs a model, and project {project!r} has none yet: train one on "
+                             "its labels (Retrain), or pick a run for it. The in-order and random queues work "
+                             "without one.")
         yield queues.uncertain_queue(store, project, predictor, strategy, diversity=diversity, top=top)
     elif strategy in queues.ORDERS:
         yield queues.ordered_queue(store, project, strategy, predictor=predictor, top=top)
@@ -40,6 +77,26 @@ def rank_queue(store: LabelStore, project: str, strategy: str, *, run: str | Pat
         yield queues.misclassified_queue(store, project, str(run))
     else:
         yield from suspicious_queue(store, project, run=run, should_stop=should_stop)
+
+
+def rerank(store: LabelStore, project: str, strategy: str, rest: Sequence[QueueEntry], *,
+           run: str | Path | None, keep: QueueEntry | None = None, diversity: int = 0) -> list[QueueEntry]:
+    """The queue to go on with once ``run`` suggests instead (a retrain ended, or another run was picked).
+    ``rest``: what was left of the old queue; ``keep``: the entry on screen, which stays first, as the new model
+    sees it. A plain order keeps its order with the new suggestions; an uncertainty or misclassified queue is
+    ranked again; without a model the old order stays, without suggestions. Suspicious labels come from k-fold
+    models, not from ``run``: that queue stays as it is."""
+    if strategy == "suspicious":
+        return list(rest)
+    if run is None and strategy not in queues.ORDERS:
+        entries = [dataclasses.replace(e, suggested=None, probabilities={}) for e in rest]
+    else:
+        entries = next(rank_queue(store, project, strategy, run=run, diversity=diversity))
+    if keep is None:
+        return entries
+    first = queues.rescored(keep, get_predictor(run), strategy) if run else \
+        dataclasses.replace(keep, suggested=None, probabilities={})
+    return [first] + [e for e in entries if e.id != keep.id]
 
 
 def suspicious_queue(store: LabelStore, project: str, *, run: str | Path | None = None,

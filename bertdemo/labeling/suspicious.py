@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -36,12 +37,43 @@ FOLD_SETTINGS = dict(epochs=2, min_steps=150, class_weights="none")  # each fold
 class FoldProgress:
     fold: int  # 1-based
     folds: int
-    step: int  # steps done in this fold
+    step: int  # steps done in this fold (== steps once its held-out rows are scored)
     steps: int  # steps this fold takes
+    scored: int = 0  # rows given their out-of-sample probabilities so far (by the folds that have finished)
+    rows: int = 0  # rows to score in all
+    elapsed_s: float = 0.0  # since scoring began
+    eta_s: float | None = None  # seconds left at the pace so far (None until a step has been timed)
 
     @property
     def fraction(self) -> float:
         return ((self.fold - 1) + self.step / max(1, self.steps)) / self.folds
+
+    def line(self) -> str:
+        """One plain line: "fold 2 of 3 · step 40/100 · 120 of 360 rows scored · ETA 1:05"."""
+        eta = "ETA —" if self.eta_s is None else f"ETA {format_duration(self.eta_s)}"
+        return (f"fold {self.fold} of {self.folds} · step {self.step}/{self.steps} · {self.scored} of {self.rows} rows "
+                f"scored · {eta}")
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def eta_seconds(fold: int, folds: int, step: int, steps: int, fold_elapsed: float,
+                finished: Sequence[float]) -> float | None:
+    """Seconds left: this fold's remaining steps at its own pace, then each later fold as long as the finished
+    folds took on average (their time includes scoring the held-out rows), or, before any has finished, as long
+    as this one is taking. None while nothing has been timed (the first fold's first steps)."""
+    if finished:
+        per_fold = sum(finished) / len(finished)
+    elif step:
+        per_fold = fold_elapsed / step * steps
+    else:
+        return None
+    here = fold_elapsed / step * (steps - step) if step else per_fold
+    return max(0.0, here) + (folds - fold) * per_fold
 
 
 @dataclass(frozen=True)
@@ -74,23 +106,36 @@ def out_of_sample_probabilities(texts: Sequence[str], labels: Sequence[str], con
     frame = pd.DataFrame({"text": list(texts), "label": list(labels), "row": np.arange(len(texts))})
     probs = np.full((len(frame), len(names)), np.nan, dtype=np.float32)
     splitter = _splits(y, folds, config.seed)
+    began, finished, scored = time.monotonic(), [], 0
+
+    def progress(fold: int, step: int, steps: int, fold_began: float) -> FoldProgress:
+        now = time.monotonic()
+        return FoldProgress(fold=fold, folds=folds, step=step, steps=steps, scored=scored, rows=len(frame),
+                            elapsed_s=now - began,
+                            eta_s=eta_seconds(fold, folds, step, steps, now - fold_began, finished))
+
     for fold, (train_rows, held_rows) in enumerate(splitter, start=1):
+        fold_began = time.monotonic()
         data = frames_data(frame.iloc[train_rows], frame.iloc[held_rows], names, source="folds",
                            max_length=config.max_length)
         with out_of_memory_as_message(config, lost="no labels were scored"):  # the loop's own rules
             s = start_session(dataclasses.replace(config, seed=config.seed + fold), data)
             steps = len(s.loader) * s.epochs
+            yield progress(fold, 0, steps, fold_began)
             s.model.train()
             for step, batch in enumerate(itertools.chain.from_iterable(itertools.repeat(s.loader, s.epochs)), 1):
                 if should_stop():
                     return
                 finite_loss(training_step(s, batch, config.max_grad_norm), step, config,
                             lost=f"fold {fold} could not score its labels")
-                if step % 5 == 0 or step == steps:
-                    yield FoldProgress(fold=fold, folds=folds, step=step, steps=steps)
+                if step % 5 == 0 and step < steps:
+                    yield progress(fold, step, steps, fold_began)
             logits, _ = validation_logits(s)
             probs[s.val_frame["row"].to_numpy()] = _softmax(logits.numpy())
             s = batch = None  # freed on the way out of the block
+        scored += len(held_rows)
+        finished.append(time.monotonic() - fold_began)
+        yield progress(fold, steps, steps, fold_began)  # this fold's rows are scored
     yield probs
 
 

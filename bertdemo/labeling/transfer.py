@@ -17,7 +17,7 @@ import pandas as pd
 
 from bertdemo.data.clean import cut_texts, sort_labels
 from bertdemo.data.tables import guess_columns, guess_text_column, read_table
-from bertdemo.labeling.history import annotator_name
+from bertdemo.labeling.history import IMPORTER, annotator_name
 from bertdemo.labeling.store import LabelStore, check_name, now_iso, text_key
 from bertdemo.limits import Limits
 from bertdemo.spreadsheet import write_csv
@@ -61,8 +61,9 @@ class ImportReport:
 
 
 def import_file(store: LabelStore, project: str, path: str | Path, *, text_col: str | None = None,
-                label_col: str | None = None, annotator: str = "anonymous", owner: str = "") -> ImportReport:
-    """Import a CSV/TSV into ``project`` (created when missing). Without a label column every row is unlabeled."""
+                label_col: str | None = None, annotator: str = IMPORTER, owner: str = "") -> ImportReport:
+    """Import a CSV/TSV into ``project`` (created when missing). Without a label column every row is unlabeled.
+    The file's labels are credited to ``annotator`` (default ``IMPORTER``, "import"), never to a person's name."""
     table = read_table(path)
     text_col, label_col = _columns(table, text_col, label_col)
     labels = table[label_col] if label_col is not None else None
@@ -71,8 +72,8 @@ def import_file(store: LabelStore, project: str, path: str | Path, *, text_col: 
 
 
 def import_rows(store: LabelStore, project: str, texts: Sequence, labels: Sequence | None = None, *,
-                annotator: str = "anonymous", owner: str = "", source: str = "rows") -> ImportReport:
-    annotator = annotator_name(annotator)
+                annotator: str = IMPORTER, owner: str = "", source: str = "rows") -> ImportReport:
+    annotator = annotator_name(annotator, how="imported")
     limit = Limits.current().max_cell_chars
     rows, long_labels = _clean(texts, labels, limit)
     name = check_name(project)

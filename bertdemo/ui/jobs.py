@@ -34,8 +34,9 @@ class JobView:
     name: str
     kinds: tuple[str, ...]
     outputs: list  # the components ``draw`` fills
-    draw: Callable  # (job, events, ahead, request, page_memo) -> {component: value}; page_memo: what this view
-    # keeps per page between draws (e.g. which plots the page has already), in the page's state
+    draw: Callable  # (job, events, ahead, request, page_memo, *inputs) -> {component: value}; page_memo: what this
+    # view keeps per page between draws (e.g. which plots the page has already), in the page's state
+    inputs: tuple = ()  # components whose values ``draw`` gets after page_memo (the Label tab's session, say)
 
 
 def state_line(job: JobInfo, ahead: int) -> str:
@@ -70,12 +71,17 @@ class JobWatch:
 
     @property
     def outputs(self) -> list:
-        return [self.seen, self.timer] + [c for v in self.views for c in v.outputs]
+        both = [self.seen, self.timer] + [c for v in self.views for c in v.outputs]
+        return list({id(c): c for c in both}.values())  # two views may fill one component (the Label tab's)
 
     def follow(self) -> dict:
         """Event kwargs that refresh every view now: ``.then(**watch.follow())`` after a Start."""
         self._wired = True
-        return dict(fn=self.on_tick, inputs=[self.seen], outputs=self.outputs, **TICK)
+        return dict(fn=self._tick, inputs=[self.seen] + [c for v in self.views for c in v.inputs],
+                    outputs=self.outputs, **TICK)
+
+    def _tick(self, request: gr.Request, seen: dict | None, *values):
+        return self.on_tick(seen, request, *values)  # gradio passes the request by position before a *values
 
     def wire(self) -> None:
         self.timer.tick(**self.follow())
@@ -95,12 +101,16 @@ class JobWatch:
         return job
 
     @at_edge
-    def on_tick(self, seen: dict | None, request: gr.Request) -> dict:
+    def on_tick(self, seen: dict | None, request: gr.Request, *values) -> dict:
+        """Redraw each view whose job changed; ``values`` are the views' inputs in order (missing ones: None)."""
         seen = dict(seen or {})
+        values = list(values)
         owner = self.page.user(request)
         updates: dict = {}
         active = False
         for view in self.views:
+            mine, values = values[:len(view.inputs)], values[len(view.inputs):]
+            mine += [None] * (len(view.inputs) - len(mine))
             job = self.latest(owner, view.kinds)
             if job is None:
                 continue
@@ -112,7 +122,7 @@ class JobWatch:
             seen[view.name] = mark
             memo = seen.setdefault(view.name + "/memo", {})
             try:
-                updates.update(view.draw(job, self.events(job), ahead, request, memo))
+                updates.update(view.draw(job, self.events(job), ahead, request, memo, *mine))
             except Exception:  # noqa: BLE001 - one view's failure must not stop the others or repeat each second
                 log.exception("drawing job %s in the %s view failed", job.id, view.name)
         return {self.seen: seen, self.timer: gr.Timer(active=active), **updates}

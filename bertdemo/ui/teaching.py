@@ -107,6 +107,8 @@ Download a run as a zip to share it or use it outside this app.
 LABEL = """### How it works: labeling with the model in the loop
 A model you trained can help you label more data — and find labels that are wrong.
 
+- **A new project** starts in import order: the uncertain queues need a model, and the first one comes when you
+  Retrain. From then on the project's latest run suggests labels (or one you pick under *Suggestions from*).
 - **Uncertain** queues show the texts the model is least sure of first. *Margin* is the gap between its two
   likeliest classes: a small gap means the text sits near the border between them, where a new label teaches
   the model most. Labeling those first usually beats labeling at random (try the active-learning curve).

@@ -7,6 +7,9 @@ started, claimed for this session (others do not get them for a few minutes), an
 in the background while the current one is answered. Every answer names the item it answers (the one on the
 page's screen at the key press, ``label_view.Shown``) and is saved only if that is the item this session has
 current: the page may run ahead of the server by a few presses, never label another item than the one it showed.
+
+The model that suggests is the project's own latest run (``labeling.ranking.project_model``) or one picked for it
+in "Suggestions from"; when a retrain of the project ends, its run takes over by itself (``draw_compare``).
 """
 from __future__ import annotations
 
@@ -19,12 +22,14 @@ import pandas as pd
 import bertdemo.ui.teaching as teaching
 from bertdemo.inference.predict import get_predictor
 from bertdemo.labeling import queues
-from bertdemo.labeling.history import (LabelChanged, annotator_name, changes_since, last_change, set_label,
-                                       set_labels, undo)
+from bertdemo.labeling.history import (IMPORTER, LabelChanged, annotator_name, changes_since, last_change,
+                                       set_label, set_labels, undo)
 from bertdemo.labeling.retrain import compare, project_runs
 from bertdemo.labeling.store import LabelStore, label_counts
 from bertdemo.jobs.kinds import suspicious_work
-from bertdemo.labeling.ranking import rank_queue
+from bertdemo.labeling.ranking import (NO_MODEL_NOTE, default_strategy, project_model, rank_queue, rerank,
+                                       suggesting_runs)
+from bertdemo.labeling.suspicious import FoldProgress
 from bertdemo.labeling.transfer import export_csv, import_file
 from bertdemo.runs import load_run_info, run_in
 from bertdemo.ui.edge import at_edge, refusing, user_error
@@ -33,7 +38,6 @@ from bertdemo.ui.label_view import (HIGHLIGHTS_NOTE, KEYS_HELP, PRESSES_JS, SCRE
 from bertdemo.ui.jobs import JobView, state_line
 from bertdemo.ui.page import INSTANT, LABEL_QUEUE, PREDICT_QUEUE, Page, esc
 from bertdemo.ui.tabs.curve import CurvePanel
-from bertdemo.ui.tabs.train import progress_html
 from bertdemo.ui.upload import upload_file
 
 KEYS = 9  # labels with a number key; more are set from the dropdown
@@ -44,6 +48,9 @@ LOOKAHEAD = 5
 QUEUES = {"uncertain (margin)": "margin", "uncertain (entropy)": "entropy",
           "uncertain (least confidence)": "least_confidence", "suspicious labels": "suspicious",
           "misclassified (last run)": "misclassified", "random": "random", "in order": "in_order"}
+QUEUE_NAMES = {kind: name for name, kind in QUEUES.items()}
+NO_SUGGESTIONS = "none"  # "Suggestions from": no model (the plain orders without suggestions)
+MODEL_NOTE = "Uncertainty queues rank this project's unlabeled items with the model chosen under Suggestions from."
 # An answer is a store write and a lookup (tens of ms); the page shows the next item before the reply comes
 # (KEYBOARD_JS), and the reply goes through the queue without a limit so that a refusal is shown (page.INSTANT).
 # The page sends one answer at a time, so gradio's own "once" guard (a click while the last one is pending is
@@ -65,6 +72,7 @@ class Labeling:
     current: object = None  # the QueueEntry on screen (None: the queue is done)
     upcoming: tuple = ()  # the entries claimed after it, in the order they will come
     skipped: frozenset = field(default_factory=frozenset)
+    diversity: int = 0  # the first picks spread over this many clusters (uncertainty queues), when ranked again
 
 
 class LabelTab:
@@ -74,6 +82,7 @@ class LabelTab:
         self.prefetch = Prefetcher()
         self.state = gr.State(None)
         self._views = itertools.count(1)  # a stamp per render of the item: the page tells a new view from an old one
+        self.name_memory = gr.BrowserState("", storage_key="bertdemo-annotator")  # the name, asked once per browser
         self.help_shown = gr.State(False)
         with gr.Column(elem_id="label-panel"):
             self._project_layout()
@@ -91,16 +100,23 @@ class LabelTab:
         page.page_loads.append(([self.project], lambda: {self.project: gr.Dropdown(choices=self.project_choices())}))
         page.watch.add(JobView("suspicious", ("suspicious",), outputs=[*self.view_outputs, self.status],
                                draw=self.draw_suspicious))
-        page.watch.add(JobView("retrain", ("retrain",), outputs=[self.compare], draw=self.draw_compare))
+        page.watch.add(JobView("retrain", ("retrain",), draw=self.draw_compare,
+                               outputs=[self.compare, self.model, self.strategy, *self.view_outputs, self.status],
+                               inputs=(self.state, self.project, self.highlights)))
 
     def _project_layout(self) -> None:
         with gr.Row():
             self.project = gr.Dropdown(label="Project", choices=self.project_choices(), allow_custom_value=True,
                                        elem_id="label-project", scale=2)
-            self.annotator = gr.Textbox(label="Your name (for the history)", value="anonymous", scale=1,
+            self.annotator = gr.Textbox(label="Your name (for the history)", value="", scale=1,
+                                        placeholder="type it once: your labels are credited to it",
                                         elem_id="label-annotator")
-            self.strategy = gr.Dropdown(label="Queue", choices=list(QUEUES), value="uncertain (margin)", scale=2,
-                                        elem_id="label-strategy")
+            self.strategy = gr.Dropdown(label="Queue", choices=list(QUEUES), value=QUEUE_NAMES["in_order"], scale=2,
+                                        info=NO_MODEL_NOTE, elem_id="label-strategy")
+            self.model = gr.Dropdown(label="Suggestions from", choices=[], value=None, scale=2,
+                                     info="this project's latest run, unless you pick another",
+                                     allow_custom_value=True,  # any run by name (API scripts); _usable checks it
+                                     elem_id="label-model")
             self.diversity = gr.Checkbox(label="Spread picks over clusters", value=False, scale=1)
             self.start_btn = gr.Button("Start labeling", variant="primary", scale=1, elem_id="label-start")
         with gr.Accordion("New project, or import more texts (CSV/TSV; empty label cells are unlabeled)",
@@ -179,10 +195,19 @@ class LabelTab:
         page = self.page
         view = self.view_outputs
         self.start_btn.click(self.on_start, [self.project, self.annotator, self.strategy, self.diversity,
-                                             page.run_state, self.highlights],
+                                             self.highlights, self.model],
                              [*view, self.status], api_name="label_start", **LABEL_QUEUE).success(
             **page.watch.follow())
+        self.project.change(self.on_project, [self.project], [self.strategy, self.model], api_name="label_project")
+        self.model.input(self.on_model, [self.state, self.project, self.model, self.highlights], [*view, self.status],
+                         api_name="label_model", **LABEL_QUEUE)
         page.parts_tab("label").select(**page.watch.follow())
+        page.parts_tab("label").select(lambda remembered, typed: typed or remembered or "",
+                                       [self.name_memory, self.annotator], [self.annotator],
+                                       api_visibility="private", queue=False)
+        # .change, not .input: from .input the value never reached localStorage (seen in Chromium, gradio 6)
+        self.annotator.change(lambda typed: (typed or "").strip(), [self.annotator], [self.name_memory],
+                              api_visibility="private", queue=False)
         # The answer path: each event's first input after the state is the item on screen at the press (``shown``),
         # which SHOWN_JS fills in from the page's loop; a refusal comes back as the view and one message.
         answer = dict(outputs=[*view, self.status], js=SHOWN_JS, **ANSWER)
@@ -206,7 +231,7 @@ class LabelTab:
         self.add_label_btn.click(self._answering(self.on_add_label), [*first, self.new_label, self.highlights],
                                  answer["outputs"] + [self.new_label], api_name="label_add",
                                  **{k: v for k, v in answer.items() if k != "outputs"})
-        self.import_btn.click(self.on_import, [self.import_file, self.new_name, self.annotator],
+        self.import_btn.click(self.on_import, [self.import_file, self.new_name],
                               [self.import_report, self.project, self.status], api_name="label_import")
         self.export_btn.click(self.on_export, [self.project, self.provenance], [self.export_file],
                               api_name="label_export")
@@ -236,48 +261,120 @@ class LabelTab:
         return [p.name for p in self.store.projects()]
 
     @at_edge
-    def on_start(self, project: str | None, annotator: str, strategy: str, diversity: bool, run_dir: str | None,
-                 highlights: bool, request: gr.Request) -> dict:
+    def on_start(self, project: str | None, annotator: str, strategy: str, diversity: bool, highlights: bool,
+                 model: str | None = None, request: gr.Request = None) -> dict:
         """Rank the queue and show the first item; suspicious labels (k-fold training, minutes) become a job whose
-        ranking the page picks up when it is done (``draw_suspicious``)."""
+        ranking the page picks up when it is done (``draw_suspicious``). ``model``: a run name, ``NO_SUGGESTIONS``,
+        or empty for the project's latest run. What cannot start yet (no name, no model for an uncertainty queue)
+        is said in the status line, once, instead of painting every output as an error."""
         if not project:
-            raise ValueError("Choose a project first, or import a file to start one.")
-        annotator_name(annotator)  # a bad name is refused before minutes of ranking
+            return self._start_refusal("Choose a project first, or import a file to start one.")
+        try:
+            annotator_name(annotator)  # a bad name is refused before minutes of ranking
+        except ValueError as err:
+            return self._start_refusal(str(err))
         kind = QUEUES.get(strategy, strategy)
-        run = str(run_in(self.page.workspace, run_dir)) if run_dir else None
-        note = ""
-        if run:
-            theirs, ours = load_run_info(run).labels, self.store.project(project).labels
-            if ours and not set(theirs) <= set(ours):  # it would suggest labels this project does not have
-                if kind not in queues.ORDERS:
-                    raise ValueError(f"The model in use was trained on other labels ({', '.join(theirs)}) than "
-                                     f"project {project} has ({', '.join(ours)}). Retrain on this project (below) "
-                                     "or load one of its runs on the Models tab; the random and in-order queues "
-                                     "work without a model.")
-                run, note = None, " The model in use was trained on other labels, so it suggests nothing here."
+        run, note = self._usable(project, self._suggesting_run(project, model), kind)
+        if run is None and (kind in queues.UNCERTAINTY or kind == "misclassified"):
+            picked = " picked" if model == NO_SUGGESTIONS else ""
+            return self._start_refusal(f"The {strategy} queue needs a model, and project {project} has none yet"
+                                       f"{picked}: its uncertainty queues come once it has a run (Retrain below, "
+                                       "or pick a compatible run under Suggestions from). Label in order or at "
+                                       "random meanwhile.")
         holder = request.session_hash if request is not None else "api"
         self.store.release(holder)
         if kind == "suspicious":
-            info = self.store.project(project)
-            job = self.page.runner.submit("suspicious", self.page.user(request),
-                                          suspicious_work(self.store.path, info.name),
-                                          title=f"suspicious labels in {info.name} ({info.labeled} labeled)",
-                                          params={"project": info.name})
-            return {self.status: progress_html(0, 100, note="suspicious labels: " + state_line(
-                job, self.page.runner.ahead(job)) + " — the first item shows when the ranking is done; you may "
-                "reload or close this page meanwhile.")}
+            return self._start_suspicious(project, run, request)
         entries = next(rank_queue(self.store, project, kind, run=run, diversity=10 if diversity else 0))
-        session = Labeling(project=project, holder=holder, strategy=kind, run=run, queue=tuple(entries))
+        session = Labeling(project=project, holder=holder, strategy=kind, run=run, queue=tuple(entries),
+                           diversity=10 if diversity else 0)
         return self._move(session, 0, highlights, keys=True, status=f"Queue **{esc(strategy)}**: {len(entries)} items"
                           + (f", suggestions from `{esc(run.rsplit('/', 1)[-1])}`." if run else ", no suggestions.")
                           + note)
+
+    def _start_refusal(self, message: str) -> dict:
+        """Something the user can fix before labeling starts: one warning and the status line, the rest of the tab
+        as it was."""
+        gr.Warning(esc(message))
+        return {self.status: f"**{esc(message)}**"}
+
+    def _suggesting_run(self, project: str, model: str | None) -> str | None:
+        """The run folder that suggests labels: the one picked, none, or (empty) the project's latest run."""
+        if model == NO_SUGGESTIONS:
+            return None
+        if model:
+            return str(run_in(self.page.workspace, model))
+        found = project_model(self.store, project, self.page.workspace)
+        return str(found) if found else None
+
+    def _usable(self, project: str, run: str | None, kind: str) -> tuple[str | None, str]:
+        """``run`` unless it was trained on labels this project lacks: then a model queue is refused, and the
+        plain orders go on without suggestions (and a note saying so)."""
+        if not run:
+            return None, ""
+        theirs, ours = load_run_info(run).labels, self.store.project(project).labels
+        if not ours or set(theirs) <= set(ours):
+            return run, ""
+        if kind not in queues.ORDERS:
+            raise ValueError(f"The model in use was trained on other labels ({', '.join(theirs)}) than project "
+                             f"{project} has ({', '.join(ours)}). Retrain on this project (below) or pick one of its "
+                             "runs under Suggestions from; the random and in-order queues work without a model.")
+        return None, " The model in use was trained on other labels, so it suggests nothing here."
+
+    def _start_suspicious(self, project: str, run: str | None, request) -> dict:
+        info = self.store.project(project)
+        job = self.page.runner.submit("suspicious", self.page.user(request),
+                                      suspicious_work(self.store.path, info.name),
+                                      title=f"suspicious labels in {info.name} ({info.labeled} labeled)",
+                                      params={"project": info.name})
+        return {self.status: fold_progress_html(None, note="suspicious labels: " + state_line(
+            job, self.page.runner.ahead(job)) + " — the first item shows when the ranking is done; you may reload "
+            "or close this page meanwhile.")}
+
+    @at_edge
+    def on_project(self, project: str | None) -> dict:
+        """Another project chosen (or just imported): its models under Suggestions from, and the queue it starts
+        with — the smallest margin once it has a model of its own, else import order."""
+        known = project in self.project_choices()
+        run = project_model(self.store, project, self.page.workspace) if known else None
+        return {self.strategy: gr.Dropdown(value=QUEUE_NAMES[default_strategy(run)],
+                                           info=MODEL_NOTE if run else NO_MODEL_NOTE),
+                self.model: self._model_dropdown(project if known else None, run.name if run else None)}
+
+    def _model_dropdown(self, project: str | None, value: str | None) -> gr.Dropdown:
+        runs = suggesting_runs(self.store, project, self.page.workspace) if project else []
+        choices = [(f"{r.name} · this project's run" if r.provenance.get("project") == project else
+                    f"{r.name} · trained on {r.data_source}", r.name) for r in runs]
+        return gr.Dropdown(choices=choices + [("no suggestions", NO_SUGGESTIONS)], value=value or NO_SUGGESTIONS)
+
+    @at_edge
+    def on_model(self, session: Labeling | None, project: str | None, model: str | None, highlights: bool) -> dict:
+        """Another model picked under Suggestions from: the session goes on with its suggestions and ranking."""
+        if session is None or session.project != project:
+            return {}  # not labeling this project yet: Start uses the model picked
+        run, note = self._usable(project, self._suggesting_run(project, model), session.strategy)
+        if run == session.run:
+            return {}
+        name = f"`{esc(run.rsplit('/', 1)[-1])}`" if run else "no model"
+        return self._switch_model(session, run, highlights, status=f"Suggestions now come from {name}.{note}")
+
+    def _switch_model(self, session: Labeling, run: str | None, highlights: bool, *, status: str) -> dict:
+        """Go on labeling with ``run`` suggesting: the queue ranked again, the item on screen first (if it still
+        waits for an answer), as the new model sees it."""
+        entries = rerank(self.store, session.project, session.strategy, session.queue[session.position:], run=run,
+                         keep=session.current, diversity=session.diversity)
+        self.store.release(session.holder, [e.id for e in session.upcoming])
+        moved = replace(session, run=run, queue=tuple(entries), position=0, current=None, upcoming=())
+        return self._move(moved, 0, highlights, status=status)
 
     def draw_suspicious(self, job, events: list[dict], ahead: int, request, page_memo: dict) -> dict:
         """The suspicious-label job's progress; once done, its ranking becomes this page's queue."""
         project = job.params.get("project", "")
         if job.active:
-            return {self.status: progress_html(round(100 * job.progress), 100, note=(
-                f"suspicious labels in {project}: " + state_line(job, ahead)))}
+            progress = next((e for e in reversed(events) if e["event"] == "FoldProgress"), None)
+            waiting = job.state == "queued" or job.stop_requested or progress is None  # else the bar says it all
+            return {self.status: fold_progress_html(progress, note=f"suspicious labels in {project}"
+                                                    + (": " + state_line(job, ahead) if waiting else ""))}
         if job.state != "done":
             return {self.status: f"Suspicious-label scoring of **{esc(project)}** {esc(state_line(job, 0))}"}
         if page_memo.get("applied") == job.id:  # once per page: the annotator may have moved on since
@@ -504,13 +601,14 @@ class LabelTab:
     # project files, bulk, retrain
 
     @at_edge
-    def on_import(self, path: str | None, name: str | None, annotator: str, request: gr.Request) -> dict:
+    def on_import(self, path: str | None, name: str | None, request: gr.Request) -> dict:
+        """A file's labels are credited to "import" in the history, never to the name in the box (a person's)."""
         if not path:
             raise ValueError("Choose a CSV/TSV file to import first.")
         from pathlib import Path
 
         name = (name or "").strip() or Path(path).stem
-        report = import_file(self.store, name, path, annotator=annotator_name(annotator), owner=self.page.user(request))
+        report = import_file(self.store, name, path, annotator=IMPORTER, owner=self.page.user(request))
         conflicts = "".join(f"\n- item {c['item']}: kept **{esc(c['stored'])}**, the file says **{esc(c['file'])}** — "
                             f"{esc(c['text'][:80])}" for c in report.conflicts[:10])
         return {self.import_report: esc(report.summary()) + conflicts,
@@ -595,17 +693,31 @@ class LabelTab:
         return {self.page.data_state: source, self.page.tabs: gr.Tabs(selected="train"),
                 self.compare: f"Retraining on **{esc(project)}** ({info.labeled} labels): watch it on the Train tab."}
 
-    def draw_compare(self, job, events: list[dict], ahead: int, request, page_memo: dict) -> dict:
+    def draw_compare(self, job, events: list[dict], ahead: int, request, page_memo: dict, session=None,
+                     project=None, highlights=True) -> dict:
         """While a retrain job runs, where to watch it; once it has a run, before/after on the project's frozen
-        validation set and the label changes in between."""
-        project = job.params.get("project") or ""
+        validation set and the label changes in between — and, on a page labeling that project, the new run
+        takes over the suggestions and the ranking by itself (once per page and job)."""
+        trained = job.params.get("project") or ""
         if job.active:
-            return {self.compare: f"Retraining on **{esc(project)}** (job `{job.id}`): {esc(state_line(job, ahead))} "
+            return {self.compare: f"Retraining on **{esc(trained)}** (job `{job.id}`): {esc(state_line(job, ahead))} "
                                   "— watch it on the Train tab."}
         run = job.result.get("run")
         if not run or not (self.page.workspace.root / run).exists():
-            return {self.compare: f"Retraining on **{esc(project)}** {esc(state_line(job, 0))}"}
-        return {self.compare: self.compare_text(project, run)}
+            return {self.compare: f"Retraining on **{esc(trained)}** {esc(state_line(job, 0))}"}
+        updates = {self.compare: self.compare_text(trained, run)}
+        if project != trained or page_memo.get("applied") == job.id:
+            return updates
+        page_memo["applied"] = job.id
+        updates[self.model] = self._model_dropdown(trained, run)
+        updates[self.strategy] = gr.Dropdown(info=MODEL_NOTE)
+        run_dir = str(run_in(self.page.workspace, run))
+        if session is not None and session.project == trained and session.run != run_dir \
+                and session.strategy != "suspicious":
+            updates.update(self._switch_model(session, run_dir, bool(highlights),
+                                              status=f"Retrained: suggestions and scores now come from `{esc(run)}`, "
+                                                     "this project's new run."))
+        return updates
 
     def compare_text(self, project: str, run_name: str) -> str:
         runs = project_runs(self.store, project)
@@ -638,10 +750,32 @@ def compare_markdown(result: dict, moved: dict | None) -> str:
                     f"items{': ' + classes if classes else ''}.")
 
 
+def fold_progress_html(progress: dict | None, *, note: str = "") -> str:
+    """The suspicious-label job's bar from its latest ``FoldProgress`` record (None before the first): fold k of
+    K, the step in that fold, the rows scored so far and the time left (``note`` is escaped)."""
+    fields = {f: progress[f] for f in FoldProgress.__dataclass_fields__ if f in progress} if progress else None
+    fold = FoldProgress(**fields) if fields else None
+    pct = 100.0 * fold.fraction if fold else 0.0
+    text = " · ".join(part for part in (f"{pct:.0f}% · {fold.line()}" if fold else "", esc(note)) if part)
+    return (f'<div class="bd-progress"><div class="bd-bar" style="width:{pct:.1f}%"></div></div>'
+            f'<div class="bd-progress-text">{text}</div>')
+
+
 def _entry_info(entry, current, strategy: str) -> str:
     now = f"current label **{esc(current.label)}** ({esc(current.how)}, {esc(current.annotator)})" \
         if current.label else "unlabeled"
     suggested = f" · the model suggests **{esc(entry.suggested)}**" if entry.suggested else ""
-    what = {"suspicious": "how likely the label is wrong", "misclassified": "the run's confidence"}.get(
-        strategy, "uncertainty" if strategy in queues.UNCERTAINTY else "order")
-    return f"Item {entry.id}: {now}{suggested} · {what} {entry.score:.3f}"
+    if entry.suggested and entry.suggested in entry.probabilities:
+        suggested += f" ({entry.probabilities[entry.suggested]:.0%})"
+    return f"Item {entry.id}: {now}{suggested} · {_why_served(entry, strategy)}"
+
+
+def _why_served(entry, strategy: str) -> str:
+    """Why the queue serves this item, in the queue's own terms; the plain orders have no score to show."""
+    return {"random": "a random pick",
+            "in_order": "next in import order",
+            "margin": f"margin {1 - entry.score:.3f} between the two likeliest classes",
+            "entropy": f"entropy {entry.score:.3f}",
+            "least_confidence": f"top probability only {1 - entry.score:.3f}",
+            "suspicious": f"the given label's out-of-sample probability {1 - entry.score:.3f}",
+            "misclassified": f"the run's confidence in its wrong answer {entry.score:.3f}"}.get(strategy, "")
