@@ -59,7 +59,7 @@ def _project(app_url, tmp_path, name: str, unlabeled: int) -> None:
     rows = [(f"Text number {i:03d} about {LABELS[i % 3]} and other things", "") for i in range(unlabeled)]
     rows += [(f"A labeled text about {label}", label) for label in LABELS]  # the label set: keys 1, 2, 3
     path = write_csv(tmp_path / f"{name}.csv", rows)
-    report, _, _ = Client(app_url[0], verbose=False).predict(handle_file(str(path)), name, "ann",
+    report, _, _ = Client(app_url[0], verbose=False).predict(handle_file(str(path)), name,
                                                              api_name="/label_import")
     assert f"{unlabeled + 3} new items" in report
 
@@ -69,6 +69,7 @@ def _start(tab, app_url, name: str) -> None:
     tab.get_by_role("tab", name="5 · Label").click()
     tab.locator("#label-project input").click()
     tab.get_by_role("option", name=name).click()
+    tab.locator("#label-annotator input, #label-annotator textarea").first.fill("ann")  # asked once, then kept
     tab.locator("#label-strategy input").click()
     tab.get_by_role("option", name="in order").click()
     tab.locator("#label-start").click()
