@@ -142,7 +142,9 @@ class DataTab:
     def on_load(self, path: str | None, text_col: str | None = None, label_col: str | None = None,
                 max_length: int = 128, model: str = "default", loaded: Loaded | None = None):
         """Other columns chosen for the same file (or the API's load with explicit columns)."""
-        table = loaded.table if loaded is not None and path and loaded.path == str(path) else None
+        # after a Retrain the page holds a labeling project (ProjectSource), which has no file to reuse
+        same_file = isinstance(loaded, Loaded) and path and loaded.path == str(path)
+        table = loaded.table if same_file else None
         yield from self._load(path, text_col or None, label_col or None, max_length, model, table=table, fresh=False)
 
     @at_edge
