@@ -270,3 +270,11 @@ def test_a_run_with_broken_or_pickled_weights_is_listed_as_damaged_and_refused(t
     if how == "pickle":  # a person who trusts the file may opt in
         monkeypatch.setenv("BERTDEMO_ALLOW_PICKLE", "1")
         assert Predictor.from_run(run).predict("rain and snow")
+
+
+def test_a_labeling_import_of_only_empty_texts_is_a_report_not_a_crash(tmp_path):
+    from bertdemo.labeling.store import LabelStore
+    from bertdemo.labeling.transfer import import_rows
+
+    report = import_rows(LabelStore(tmp_path / "labels.sqlite3"), "blank", ["", "  "], ["x", "y"])
+    assert (report.added, report.empty) == (0, 2)

@@ -129,8 +129,10 @@ def _clean(texts: Sequence, labels: Sequence | None, limit: int) -> tuple[pd.Dat
     values = pd.Series(list(labels) if labels is not None else [None] * len(rows), dtype=object)
     rows["label"] = values.map(lambda v: None if v is None or pd.isna(v) or not str(v).strip() else str(v).strip())
     rows = rows[rows["text"] != ""]
-    long_labels = rows["label"].map(lambda v: isinstance(v, str) and len(v) > limit)  # a missing label is NaN here
-    rows = rows[~long_labels].copy()
+    # a missing label is NaN here; astype(bool): on no rows at all the map is an object Series, which would
+    # select columns rather than rows
+    long_labels = rows["label"].map(lambda v: isinstance(v, str) and len(v) > limit).astype(bool)
+    rows = rows.loc[~long_labels].copy()
     rows["text"], rows["cut"] = cut_texts(rows["text"], limit)
     rows["key"] = rows["text"].map(text_key)
     return rows, int(long_labels.sum())
