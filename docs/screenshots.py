@@ -108,6 +108,7 @@ def walk(url: str, out: Path, width: int, scratch: Path) -> None:
         page.locator("#label-new-name input, #label-new-name textarea").first.fill("news")
         page.locator("#label-import").click()
         expect(page.locator("#label-import-report")).to_contain_text("new items", timeout=WAIT_MS)
+        page.locator("#label-annotator input, #label-annotator textarea").first.fill("kim")  # Start asks for it
         page.locator("#label-strategy input").click()
         page.get_by_role("option", name="in order").click()
         page.locator("#label-start").click()
