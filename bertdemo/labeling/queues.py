@@ -147,6 +147,16 @@ def serve(store: LabelStore, project: str, queue: Sequence[QueueEntry], start: i
     return chosen, first
 
 
+def held_elsewhere(store: LabelStore, project: str, queue: Sequence[QueueEntry], holder: str, *,
+                   skip: Collection[int] = ()) -> int:
+    """How many entries of ``queue`` are still to answer but claimed by other sessions: what ``serve`` could not
+    give ``holder`` (0 means the queue is really done for it)."""
+    held = store.locked_by_others(project, holder)
+    ids = [e.id for e in queue if e.id in held and e.id not in skip]
+    current = _labels_now(store, project, ids)
+    return sum(1 for e in queue if e.id in current and current[e.id] == e.label)
+
+
 def _labels_now(store: LabelStore, project: str, ids: list[int]) -> dict[int, str | None]:
     if not ids:
         return {}

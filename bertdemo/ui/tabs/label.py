@@ -25,7 +25,7 @@ from bertdemo.labeling import queues
 from bertdemo.labeling.history import (IMPORTER, LabelChanged, annotator_name, changes_since, last_change,
                                        set_label, set_labels, undo)
 from bertdemo.labeling.retrain import compare, project_runs
-from bertdemo.labeling.store import LabelStore, label_counts
+from bertdemo.labeling.store import LOCK_SECONDS, LabelStore, label_counts
 from bertdemo.jobs.kinds import suspicious_work
 from bertdemo.labeling.ranking import (NO_MODEL_NOTE, default_strategy, project_model, rank_queue, rerank,
                                        suggesting_runs)
@@ -58,6 +58,8 @@ MODEL_NOTE = "Uncertainty queues rank this project's unlabeled items with the mo
 ANSWER = dict(show_progress="hidden", trigger_mode="multiple", **INSTANT)
 EMPTY = "Choose a project and a queue, then Start labeling."
 DONE = "This queue is done: nothing left to label in it."
+HELD = ("The {n} item{s} left in this queue {are} on screen in other sessions right now. An item comes back when "
+        "its tab closes, or {minutes} minutes after that tab last showed it: press Start again then.")
 
 
 @dataclass(frozen=True)
@@ -566,7 +568,8 @@ class LabelTab:
             updates[self.status] = status
         stamp = next(self._views)
         if entry is None:
-            updates.update({self.item: served_html(stamp, None, empty=DONE, ticket=ticket, refused=refused),
+            updates.update({self.item: served_html(stamp, None, empty=self._empty_note(session), ticket=ticket,
+                                                   refused=refused),
                             self.info: "", self.probs: None,
                             self.accept_btn: gr.Button("⏎ Accept the suggestion", interactive=False)})
             return updates
@@ -580,6 +583,14 @@ class LabelTab:
             self.accept_btn: gr.Button(f"⏎ Accept: {entry.suggested}" if entry.suggested else "⏎ Accept the suggestion",
                                        interactive=entry.suggested is not None)})
         return updates
+
+    def _empty_note(self, session: Labeling) -> str:
+        """Nothing to serve: done, or the rest is claimed by other sessions (which a newcomer would take for done)."""
+        n = queues.held_elsewhere(self.store, session.project, session.queue, session.holder, skip=session.skipped)
+        if not n:
+            return DONE
+        return HELD.format(n=n, s="" if n == 1 else "s", are="is" if n == 1 else "are",
+                           minutes=round(LOCK_SECONDS / 60))
 
     def _card(self, session: Labeling, entry, highlights: bool) -> str:
         """One item as the page holds it; while its highlights are being computed it says so, and the page asks
