@@ -41,6 +41,8 @@ class EvalEvent:
     accuracy: float
     macro_f1: float
     is_best: bool  # this evaluation beat every earlier one on macro-F1 (the checkpoint that will be saved)
+    objective: str = "classify"  # "mlm" in pretraining: val_loss is the held-out masked-LM loss, accuracy the
+    # masked-token accuracy, macro_f1 repeats it (there are no classes), and is_best goes by the loss
 
 
 @dataclass(frozen=True)
