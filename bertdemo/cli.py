@@ -1,6 +1,7 @@
-"""Command line: ``python -m bertdemo train|predict|explain|runs|project|al-curve|jobs``. Same engine and events
-as the app; the labeling commands are in ``bertdemo.cli_labeling``, the server's jobs in ``bertdemo.cli_jobs``, and
-what they share (the training flags, the progress bar, who the CLI is) in ``bertdemo.cli_common``.
+"""Command line: ``python -m bertdemo train|predict|explain|runs|project|al-curve|jobs|pretrain``. Same engine and
+events as the app; the labeling commands are in ``bertdemo.cli_labeling``, the server's jobs in ``bertdemo.cli_jobs``,
+pretraining in ``bertdemo.cli_pretrain``, and what they share (the training flags, the progress bar, who the CLI is)
+in ``bertdemo.cli_common``.
 
 ``train``'s settings are generated from ``TrainConfig``'s fields, with their help taken from the field comments,
 so a new setting is a flag without touching this file. Errors in the user's input print one line and exit with
@@ -21,6 +22,8 @@ from bertdemo.cli_jobs import add_commands as add_job_commands
 from bertdemo.cli_jobs import cmd_jobs
 from bertdemo.cli_labeling import add_commands as add_labeling_commands
 from bertdemo.cli_labeling import cmd_al_curve, cmd_project
+from bertdemo.cli_pretrain import add_commands as add_pretrain_commands
+from bertdemo.cli_pretrain import cmd_pretrain
 
 EXPLAIN_METHODS = ("integrated_gradients", "grad_x_input", "occlusion", "attention_cls", "rollout_cls")  # short names the README and the benchmarks use
 
@@ -66,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true")
     add_labeling_commands(sub, add_config_flags)
     add_job_commands(sub)
+    add_pretrain_commands(sub)
     for command in _leaf_parsers(sub):  # the top-level flags also work after the command, where people type them
         command.add_argument("--allow-pickle", action="store_true", dest="allow_pickle_after", help=argparse.SUPPRESS)
         command.add_argument("--limit", action="append", default=[], dest="limit_after", metavar="NAME=VALUE",
@@ -85,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     commands = {"train": cmd_train, "predict": cmd_predict, "explain": cmd_explain, "runs": cmd_runs,
-                "project": cmd_project, "al-curve": cmd_al_curve, "jobs": cmd_jobs}
+                "project": cmd_project, "al-curve": cmd_al_curve, "jobs": cmd_jobs,
+                "pretrain": cmd_pretrain}
     try:
         from bertdemo.limits import apply_overrides
 

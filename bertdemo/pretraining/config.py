@@ -21,7 +21,7 @@ class PretrainConfig:
     objective: str = "mlm"  # "mlm", or "mlm+nsp" (next-sentence prediction on sentence pairs from the texts)
     whole_word_mask: bool = False  # mask all pieces of a word together (needs a tokenizer with word boundaries)
     mask_probability: float = 0.15  # BERT's share of tokens chosen; of those 80% [MASK], 10% random, 10% kept
-    minutes: float = 5.0  # the time budget: the learning-rate schedule ends when it does. 0: epochs decide
+    minutes: float = 5.0  # the time budget: the learning-rate schedule ends when it does. 0: max_steps decides
     epochs: int = 40  # at most this many passes over the texts (the budget usually ends sooner)
     max_steps: int = 0  # 0: no step limit
     batch_size: int = 32  # sequences per step
@@ -49,8 +49,11 @@ class PretrainConfig:
         if not problems:
             if self.minutes < 0 or self.minutes > 24 * 60:
                 problems.append(f"minutes must be between 0 and {24 * 60} (got {self.minutes})")
-            if self.minutes == 0 and self.epochs <= 0 and self.max_steps <= 0:
-                problems.append("a budget of 0 minutes needs epochs or max_steps: give --minutes 5, say")
+            if self.minutes == 0 and self.max_steps <= 0:
+                problems.append("a budget of 0 minutes trains nothing: give minutes (5, say), or a number of "
+                                "steps (max_steps)")
+            if self.epochs < 1:
+                problems.append(f"epochs must be at least 1 (got {self.epochs})")
             if not 0 < self.mask_probability < 1:
                 problems.append(f"mask_probability must be between 0 and 1 (got {self.mask_probability})")
             if not 0 < self.held_out < 0.5:

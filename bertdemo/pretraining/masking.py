@@ -43,7 +43,12 @@ class PretrainCollator:
         nsp = [f["next_sentence_label"] for f in features if "next_sentence_label" in f]
         keep = ("input_ids", "token_type_ids", "special_tokens_mask") + (("offset_mapping",) if self.whole_word_mask
                                                                           else ())
-        batch = self.mlm([{k: f[k] for k in keep if k in f} for f in features])
+        features = [{k: f[k] for k in keep if k in f} for f in features]
+        if self.whole_word_mask:  # tokenizer.pad pads the ids but not the offsets: pad them alike, (0, 0) = none
+            longest = max(len(f["input_ids"]) for f in features)
+            features = [{**f, "offset_mapping": [tuple(o) for o in f["offset_mapping"]]
+                         + [(0, 0)] * (longest - len(f["offset_mapping"]))} for f in features]
+        batch = self.mlm(features)
         batch["attention_mask"] = (batch["input_ids"] != self.tokenizer.pad_token_id).long() \
             if "attention_mask" not in batch else batch["attention_mask"]
         if nsp:
