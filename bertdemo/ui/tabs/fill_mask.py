@@ -16,7 +16,7 @@ from bertdemo import plots
 from bertdemo.jobs.checkpoints import checkpoint_space
 from bertdemo.jobs.kinds import pretraining_snapshots
 from bertdemo.models import report_tokenizer
-from bertdemo.pretraining.fill import fill_mask, load_fill_model
+from bertdemo.pretraining.fill import HOW_TO, fill_mask, load_fill_model
 from bertdemo.pretraining.loop import latest_snapshot
 from bertdemo.pretraining.masking import masking_example
 from bertdemo.pretraining.saved import find_pretrained
@@ -117,8 +117,9 @@ class FillMaskBox:
 
     @at_edge
     def on_fill(self, text: str, ask: str, saved: str | None, request: gr.Request) -> dict:
-        if (text or "").strip():  # an empty one gets fill_mask's how-to, not the classifier's wording
-            self.page.limits.check_text(text)
+        if not (text or "").strip():  # said before "no model yet": typing comes first, and needs no model
+            raise ValueError("Type a sentence first. " + HOW_TO)
+        self.page.limits.check_text(text)
         for attempt in range(2):
             folder, asked = self.folder(ask, saved, request)
             try:
