@@ -144,7 +144,8 @@ class PretrainPanel:
             self.objective = gr.Radio(list(OBJECTIVES), value=d["objective"], label="Objective",
                                       info="mlm+nsp adds next-sentence prediction (texts of 2+ sentences).")
             self.whole_word_mask = gr.Checkbox(value=d["whole_word_mask"], label="Whole-word masking")
-        with gr.Accordion("Shape and advanced settings", open=False):
+        with gr.Accordion("Model shape, steps, batch size, seed", open=False):  # not "Advanced settings": the
+            # fine-tuning one below is found by that name (tests/test_browser.py, docs/screenshots.py)
             with gr.Row():
                 self.layers = gr.Number(value=d["layers"], precision=0, label="Layers (0: the size's)")
                 self.hidden = gr.Number(value=d["hidden"], precision=0, label="Hidden (0: the size's)")
