@@ -62,15 +62,17 @@ def browser(app_url):
 
 @pytest.fixture(scope="module")
 def pretrained(browser, small_csv):
-    """Pretrain on the Data tab's file; the live box is asked once the first evaluation is in."""
-    client, _ = browser
+    """Pretrain on the Data tab's file; once the first evaluation is in, the live box is asked and a page reloaded
+    (both while the job runs)."""
+    client, reload = browser
     client.predict(handle_file(small_csv), None, None, 64, api_name="/load_data")
     job_id = _pretrain(client)
     running = wait_job(client, job_id, timeout=120,
                        until=lambda s: any(e["event"] == "EvalEvent" for e in s["events"]))
     assert running["state"] == "running", running["line"]  # 15 s of budget, the first evaluation at a third
     live = _fill(client, "The striker [scored] twice.", LIVE)
-    return wait_job(client, job_id, timeout=120), live
+    mid_reload = reload()
+    return wait_job(client, job_id, timeout=120), (live, mid_reload)
 
 
 def test_a_pretraining_job_runs_to_a_saved_model(pretrained, app_url):
@@ -88,7 +90,7 @@ def test_a_pretraining_job_runs_to_a_saved_model(pretrained, app_url):
 
 
 def test_the_live_box_asks_the_running_job_and_the_saved_model_after(pretrained, browser):
-    status, live = pretrained
+    status, (live, _) = pretrained
     client, _ = browser
     assert "the running pretraining at step" in live[0]
     summary, plot = _fill(client, "The striker [scored] twice and the [MASK] won.", SAVED, status["result"]["model"])
@@ -124,6 +126,16 @@ def test_a_reloaded_page_draws_the_job_and_lists_its_model(pretrained, browser, 
     assert len(figure["data"][0]["x"]) == steps and len(figure["data"][2]["x"]) == 3
     assert updates[panel.saved].value == status["result"]["model"]
     assert updates[panel.fill.ask] == SAVED
+
+
+def test_a_page_reloaded_mid_job_follows_it_live(pretrained, app_url):
+    _, (_, updates) = pretrained
+    panel = app_url[2].bertdemo_page.parts["train"].pretrain
+    assert "last evaluation: step" in updates[panel.progress] and "held-out MLM loss" in updates[panel.progress]
+    assert updates[panel.fill.ask] == LIVE  # the box asks the running job
+    held_out = json.loads(updates[panel.plot].to_json())["data"][2]
+    assert len(held_out["x"]) >= 1
+    assert updates[app_url[2].bertdemo_page.watch.timer].active  # and the page keeps polling it
 
 
 def _refused(client: Client, api_name: str, *args, **kwargs) -> str:

@@ -145,13 +145,19 @@ class MaskingLesson:
                 self.again = gr.Button("Mask again", scale=0, min_width=120, elem_id="mask-again")
             self.tokens = gr.HTML(elem_id="masking-view")
             self.seed = gr.State(0)
-        page.page_loads.append(([self.tokens], lambda: {self.tokens: self.example(EXAMPLE, 0)}))
+        page.page_loads.append(([self.tokens], self.on_page_load))
 
     def wire(self) -> None:
         self.again.click(self.on_again, [self.text, self.seed], [self.tokens, self.seed], api_name="mask_again",
                          **PREDICT_QUEUE)
         self.text.submit(self.on_again, [self.text, self.seed], [self.tokens, self.seed], api_visibility="private",
                          **PREDICT_QUEUE)
+
+    def on_page_load(self) -> dict:
+        try:
+            return {self.tokens: self.example(EXAMPLE, 0)}
+        except ValueError as err:  # a page load must not fail for the lesson: it says why it is empty instead
+            return {self.tokens: f"<p>{esc(err)}</p>"}
 
     def example(self, text: str, seed: int) -> str:
         text = (text or "").strip()
