@@ -20,9 +20,9 @@ pytestmark = pytest.mark.slow  # an app server and real jobs
 
 LIVE, SAVED = "the pretraining running now", "the saved model chosen above"
 DATA_TAB, UPLOAD = "the Data tab's file", "a file of unlabeled text (below)"
-# 15 s of the tiny size, whatever the machine's speed (no epoch cap): three evaluations, so the live box has time
+# 9 s of the tiny size, whatever the machine's speed (no epoch cap): three evaluations, so the live box has time
 TINY = dict(start="scratch", size="tiny", layers=0, hidden=0, heads=0, objective="mlm", whole_word_mask=False,
-            minutes=0.25, epochs=0, max_steps=0, batch_size=16, learning_rate=0, max_length=64, evals=3, seed=1)
+            minutes=0.15, epochs=0, max_steps=0, batch_size=16, learning_rate=0, max_length=64, evals=3, seed=1)
 FINETUNE = dict(epochs=1, batch_size=16, learning_rate=1e-3, max_length=64, max_train_rows=0, warmup_ratio=0.0,
                 weight_decay=0.01, seed=1, validation_split=0.2, evals_per_epoch=1, patience=0,
                 freeze_word_embeddings=True, min_steps=0)
@@ -69,7 +69,7 @@ def pretrained(browser, small_csv):
     job_id = _pretrain(client)
     running = wait_job(client, job_id, timeout=120,
                        until=lambda s: any(e["event"] == "EvalEvent" for e in s["events"]))
-    assert running["state"] == "running", running["line"]  # 15 s of budget, the first evaluation at a third
+    assert running["state"] == "running", running["line"]  # 9 s of budget, the first evaluation at a third
     live = _fill(client, "The striker [scored] twice.", LIVE)
     mid_reload = reload()
     return wait_job(client, job_id, timeout=120), (live, mid_reload)
@@ -82,7 +82,7 @@ def test_a_pretraining_job_runs_to_a_saved_model(pretrained, app_url):
     assert kinds[:2] == ["Preparing", "StartEvent"] and kinds[-1] == "DoneEvent" and kinds.count("EvalEvent") == 3
     evals = [e for e in status["events"] if e["event"] == "EvalEvent"]
     assert [e["snapshot"] for e in evals] == [f"step-{e['step']:07d}" for e in evals]
-    assert evals[-1]["val_loss"] < evals[0]["val_loss"]  # it learns something, even in 15 s
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"]  # it learns something, even in 9 s
     name = status["result"]["model"]
     assert "/" not in name and (Path(app_url[1]) / "pretrained" / name / "pretrain.json").is_file()
     assert status["result"]["metrics"]["steps"] == evals[-1]["step"]
@@ -136,6 +136,19 @@ def test_a_page_reloaded_mid_job_follows_it_live(pretrained, app_url):
     held_out = json.loads(updates[panel.plot].to_json())["data"][2]
     assert len(held_out["x"]) >= 1
     assert updates[app_url[2].bertdemo_page.watch.timer].active  # and the page keeps polling it
+
+
+def test_stop_mid_pretraining_keeps_the_best_weights_so_far(pretrained, browser, app_url):
+    client, _ = browser
+    job_id = _pretrain(client, minutes=2, evals=20)  # 6 s an evaluation; stopped long before its end
+    wait_job(client, job_id, timeout=120, until=lambda s: any(e["event"] == "EvalEvent" for e in s["events"]))
+    assert "Stopping after the current step" in client.predict(api_name="/stop_pretraining")
+    status = wait_job(client, job_id, timeout=60)
+    assert status["state"] == "stopped" and status["events"][-1]["event"] == "CancelledEvent", status["line"]
+    name = status["result"]["model"]
+    info = json.loads((Path(app_url[1]) / "pretrained" / name / "pretrain.json").read_text())
+    assert info["status"] == "stopped" and info["steps"] == status["events"][-1]["step"]
+    assert "No pretraining job of yours is running" in client.predict(api_name="/stop_pretraining")
 
 
 def _refused(client: Client, api_name: str, *args, **kwargs) -> str:
