@@ -136,3 +136,25 @@ def test_masking_html_colours_each_kind_and_escapes_the_sentence():
         assert f"background:{color};font-family" in page, what
     assert "3 of 4 word-pieces chosen" in page
     assert re.search(r"No piece was chosen", masking_html([rows[0], rows[4]]))
+
+
+def test_whole_word_masking_takes_a_batch_with_the_shorter_last_sequence():
+    """Packed sequences are full but the last: whole-word masking's offsets must pad like the ids (it failed with
+    "Unable to create tensor" on every such batch, in the app's Start with the box ticked)."""
+    from bertdemo.models import load_tokenizer
+    from bertdemo.pretraining import corpus
+    from bertdemo.pretraining.masking import IGNORE, PretrainCollator
+
+    tokenizer = load_tokenizer("default")
+    texts = [f"unbelievably photosynthesis happened {i} times near the riverbank" for i in range(12)]
+    sequences = corpus.pack(texts, tokenizer, 32, offsets=True)
+    assert len({len(s["input_ids"]) for s in sequences}) == 2  # full ones and a shorter last one
+    batch = PretrainCollator(tokenizer, 0.5, whole_word_mask=True, seed=0)(sequences)
+    assert batch["input_ids"].shape == batch["labels"].shape == (len(sequences), 32)
+    short = len(sequences[-1]["input_ids"])
+    assert (batch["labels"][-1, short:] == IGNORE).all()  # padding is never a blank
+    pieces = tokenizer.convert_ids_to_tokens(sequences[0]["input_ids"])
+    chosen = (batch["labels"][0] != IGNORE).tolist()
+    for i, piece in enumerate(pieces):  # a word's pieces are chosen together
+        if piece.startswith("##"):
+            assert chosen[i] == chosen[i - 1], (pieces[i - 1], piece)
