@@ -72,8 +72,8 @@ def test_the_fill_box_before_during_and_after_a_pretraining(page, tmp_path):
     page.locator("#start-pretrain").click()
     page.locator("#fill-ask").get_by_label("the pretraining running now").check()
     _ask(page, "The striker [scored] late.")  # at once: no evaluation yet (or, on a fast machine, the first)
-    expect(page.locator("#fill-summary").or_(page.get_by_text("not reached its first evaluation").first)
-           ).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("not reached its first evaluation").or_(
+        page.locator("#fill-summary").get_by_text("the running pretraining at step")).first).to_be_visible(timeout=30_000)
 
     # the live plot fills in; after the first evaluation the running job answers
     page.wait_for_function("() => { const el = document.querySelector('#pretrain-plot .js-plotly-plot');"
