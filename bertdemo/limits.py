@@ -56,6 +56,15 @@ class Limits:
         if problems:
             raise ValueError("Training settings over this server's limits: " + "; ".join(problems) + ".")
 
+    def check_pretraining(self, config) -> None:
+        """Refuse pretraining settings beyond the limits (``config``: a ``PretrainConfig``): those of training, and a
+        time budget longer than one job may run (the job would be cut off before its schedule ends)."""
+        self.check_training(config)
+        if config.minutes > self.max_job_minutes:
+            raise ValueError(f"A pretraining budget of {config.minutes:g} minutes is longer than one job may run on "
+                             f"this server {self.hint('max_job_minutes')}. Choose {self.max_job_minutes:g} minutes "
+                             "or fewer.")
+
     def check_text(self, text) -> str:
         """The text to predict or explain, refused when empty or longer than ``max_text_chars``."""
         text = "" if text is None else str(text)

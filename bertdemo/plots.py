@@ -112,6 +112,54 @@ def learning_rate_figure(steps: Sequence[Mapping]) -> go.Figure:
     return _layout(fig, "Learning rate", height=260)
 
 
+def pretraining_figure(steps: Sequence[Mapping], evals: Sequence[Mapping] = (), *,
+                       smoothing: float = 0.9) -> go.Figure:
+    """Masked-LM pretraining: the loss per step (raw, faint; smoothed) and held-out, beside the held-out
+    masked-token accuracy. ``steps``: StepEvent dicts; ``evals``: EvalEvent dicts (``val_loss``, ``accuracy``)."""
+    if not steps and not evals:
+        return empty_figure("The masked-LM loss and accuracy appear here once pretraining starts")
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                        subplot_titles=("MLM loss (lower is better)", "masked-token accuracy, held out"))
+    x = [s["step"] for s in steps]
+    y = [s["loss"] for s in steps]
+    fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="train loss (per step)",
+                             line=dict(color=_TRAIN_COLOR, width=1), opacity=0.3), row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=smooth(y, smoothing) if y else [], mode="lines", name="train loss (smoothed)",
+                             line=dict(color=_TRAIN_COLOR, width=3)), row=1, col=1)
+    ex = [e["step"] for e in evals]
+    fig.add_trace(go.Scatter(x=ex, y=[e["val_loss"] for e in evals], mode="lines+markers", name="held-out loss",
+                             line=dict(color=_VAL_COLOR, width=2), marker=dict(size=8)), row=1, col=1)
+    fig.add_trace(go.Scatter(x=ex, y=[e["accuracy"] for e in evals], mode="lines+markers",
+                             name="masked-token accuracy", line=dict(color="#2ca02c", width=2),
+                             marker=dict(size=8)), row=1, col=2)
+    fig.update_xaxes(title="optimizer step", rangemode="tozero")
+    fig.update_yaxes(title="cross-entropy on masked tokens", rangemode="tozero", row=1, col=1)
+    # a fixed 0–1 axis: a small model's first accuracies (a few %) must not look like a steep climb
+    fig.update_yaxes(title="share guessed right", range=[0, 1.02], tickformat=".0%", row=1, col=2)
+    return _layout(fig, "", height=_HEIGHT, legend=dict(orientation="h", y=-0.3))
+
+
+def fill_mask_figure(blanks: Sequence[Mapping]) -> go.Figure:
+    """The top guesses of each blank (``fill_mask``'s entries) as horizontal bars of probability, most likely on
+    top; the hidden word's bar, when it is among them, in green."""
+    if not blanks:
+        return empty_figure("Mark a word with [brackets] and ask")
+    fig = make_subplots(rows=len(blanks), cols=1, vertical_spacing=0.12 if len(blanks) > 1 else 0.0,
+                        subplot_titles=[f"blank {i + 1}" + (f" (hidden: {b['answer']})" if b.get("answer") else "")
+                                        for i, b in enumerate(blanks)])
+    for i, blank in enumerate(blanks, start=1):
+        pieces = [g[0] for g in blank["guesses"]][::-1]
+        probs = [g[1] for g in blank["guesses"]][::-1]
+        colors = ["#2ca02c" if p == blank.get("answer") else _TRAIN_COLOR for p in pieces]
+        # positions, not names, on the axis: two blanks may share a guess, and plotly merges equal categories
+        fig.add_trace(go.Bar(x=probs, y=list(range(len(pieces))), orientation="h", marker_color=colors,
+                             text=[f"{p:.1%}" for p in probs], textposition="auto", showlegend=False), row=i, col=1)
+        fig.update_yaxes(tickmode="array", tickvals=list(range(len(pieces))), ticktext=pieces, row=i, col=1)
+        fig.update_xaxes(range=[0, 1], tickformat=".0%", row=i, col=1)
+    _layout(fig, "", height=max(220, 170 * len(blanks)))
+    return fig.update_layout(margin=dict(l=90, r=20, t=40, b=30))  # room for the word-pieces on the left
+
+
 # data
 
 

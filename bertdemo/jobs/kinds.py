@@ -6,6 +6,8 @@ generator of JSON-ready event records whose return value is the job's result.
 - ``suspicious_work``: rank a project's labels by how likely they are wrong (k-fold fine-tuning).
 - ``curve_work``: the active-learning simulation.
 - ``batch_predict_work``: a whole file through a run, in chunks, to a spreadsheet-safe CSV.
+- ``pretraining_work``: masked-LM pretraining on texts; each evaluation's weights are a snapshot in the job's
+  checkpoint folder (``pretraining_snapshots``) that the fill-the-mask box reads while the job runs.
 
 Every record may carry ``fraction`` (0…1) and ``note``: the runner keeps them as the job's progress line.
 Records hold names, never server paths (``run`` is a run folder's name).
@@ -30,8 +32,12 @@ from bertdemo.labeling.store import LabelStore
 from bertdemo.labeling.simulate import al_curve, curve_table
 from bertdemo.labeling.suspicious import FoldProgress
 from bertdemo.models import report_tokenizer
+from bertdemo.pretraining import PretrainConfig, pretrain
+from bertdemo.pretraining.loop import latest_snapshot
 from bertdemo.training import train
+from bertdemo.workspace import Workspace
 
+SNAPSHOTS_DIR = "snapshots"  # in a pretraining job's checkpoint folder: the weights of its newest evaluation
 PREDICT_CHUNK = 512  # rows per predict_proba call in a batch prediction: progress and Stop between chunks
 
 
@@ -158,3 +164,56 @@ def batch_predict_work(run_dir: str | Path, path: str | Path, dest: str | Path) 
         out = save_predictions(prediction_columns(table, probs, predictor.labels), dest)
         return {"file": str(out), "rows": len(texts), "name": Path(out).name}
     return work
+
+
+def pretraining_snapshots(checkpoints: Workspace) -> Workspace:
+    """Where a pretraining job writes its evaluations' weights: inside its checkpoint folder, so the runner removes
+    them with it when the job ends (the saved model is the result), and never a run a crash would promote (a
+    snapshot folder has no run.json)."""
+    return Workspace(checkpoints.root / SNAPSHOTS_DIR)
+
+
+def pretraining_work(config: PretrainConfig, *, owner: str, texts: Sequence[str], source: str) -> Work:
+    """Pretrain on ``texts`` (already read and checked by the caller: a refusal belongs before the job exists);
+    the saved folder is ``<workspace>/pretrained/<name>``."""
+    def work(ctx: JobContext) -> Iterator[dict]:
+        snapshots = pretraining_snapshots(ctx.checkpoints)
+        yield {"event": "Preparing", "fraction": 0.0,
+               "note": f"building the model and packing {len(texts):,} texts"}
+        events = pretrain(config, list(texts), ctx.should_stop, ctx.workspace, source=source, owner=owner,
+                          snapshots=snapshots)
+        return (yield from pretraining_records(events, snapshots))
+    return work
+
+
+def pretraining_records(events, snapshots: Workspace | None = None) -> Iterator[dict]:
+    """``pretrain``'s events as records with a progress line; returns {"model", "state", "metrics"} with "model"
+    the saved folder's name. An evaluation's record names its snapshot ("snapshot"), when there is one."""
+    result: dict = {}
+    for event in events:
+        record = event_to_dict(event)
+        if "run_dir" in record:
+            run_dir = record.pop("run_dir")
+            record["model"] = Path(run_dir).name if run_dir else None
+        if isinstance(event, StartEvent):
+            record["model"] = public_model(event.model)
+            record["note"] = f"pretraining on {event.train_rows:,} texts on {event.device} ({event.precision})"
+        elif isinstance(event, StepEvent):
+            # total_steps is the running estimate of a time budget: the time share is the steadier progress
+            elapsed = event.elapsed_s + event.eta_s
+            record["fraction"] = event.elapsed_s / elapsed if elapsed else event.step / max(1, event.total_steps)
+            record["note"] = f"step {event.step} of about {event.total_steps}"
+        elif isinstance(event, EvalEvent):
+            snapshot = latest_snapshot(snapshots) if snapshots is not None else None
+            record["snapshot"] = snapshot.name if snapshot else None
+            record["note"] = (f"step {event.step}: held-out MLM loss {event.val_loss:.3f}, masked-token accuracy "
+                              f"{event.accuracy:.1%}")
+        elif isinstance(event, DoneEvent):
+            record["fraction"], record["note"] = 1.0, "done"
+            result = {"model": record.get("model"), "state": "done", "metrics": dict(event.metrics)}
+        elif isinstance(event, CancelledEvent):
+            record["note"] = ("stopped: the best weights so far are saved" if record.get("model") else
+                              "stopped before the first step: nothing saved")
+            result = {"model": record.get("model"), "state": "stopped"}
+        yield record
+    return result

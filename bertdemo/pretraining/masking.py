@@ -44,16 +44,25 @@ class PretrainCollator:
         keep = ("input_ids", "token_type_ids", "special_tokens_mask") + (("offset_mapping",) if self.whole_word_mask
                                                                           else ())
         features = [{k: f[k] for k in keep if k in f} for f in features]
-        if self.whole_word_mask:  # tokenizer.pad pads the ids but not the offsets: pad them alike, (0, 0) = none
-            longest = max(len(f["input_ids"]) for f in features)
-            features = [{**f, "offset_mapping": [tuple(o) for o in f["offset_mapping"]]
-                         + [(0, 0)] * (longest - len(f["offset_mapping"]))} for f in features]
+        if self.whole_word_mask:
+            features = _pad_offsets(features, self.pad_to_multiple_of)
         batch = self.mlm(features)
         batch["attention_mask"] = (batch["input_ids"] != self.tokenizer.pad_token_id).long() \
             if "attention_mask" not in batch else batch["attention_mask"]
         if nsp:
             batch["next_sentence_label"] = torch.tensor(nsp)
         return batch
+
+
+def _pad_offsets(features: list[dict], multiple: int | None) -> list[dict]:
+    """Offsets padded with (0, 0) to the batch's padded length: ``tokenizer.pad`` pads the ids but cannot pad a
+    list of pairs, so a batch holding the shorter last packed sequence failed to become a tensor."""
+    longest = max(len(f["input_ids"]) for f in features)
+    if multiple:
+        longest = -(-longest // multiple) * multiple
+    return [{**f, "offset_mapping": [*map(tuple, f["offset_mapping"]),
+                                     *[(0, 0)] * (longest - len(f["offset_mapping"]))]}
+            if "offset_mapping" in f else f for f in features]
 
 
 def has_fast_head(model: torch.nn.Module) -> bool:

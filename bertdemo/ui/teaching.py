@@ -119,3 +119,33 @@ A model you trained can help you label more data — and find labels that are wr
 - **Retrain** trains on your current labels. The first retrain sets aside a *frozen validation set*, so that
   every later run is scored on the same texts and you can see whether your labels helped.
 """
+
+PRETRAIN = """### How it works: pretraining
+Before BERT can be fine-tuned to classify, it has to learn the language itself. **Pretraining** teaches it
+that from plain text, with no labels at all: hide some words and ask the model to guess them back.
+
+- **Masked-language modelling (MLM)**: in every sequence 15 % of the word-pieces are chosen. Of those, 80 %
+  become `[MASK]`, 10 % a random word-piece and 10 % stay as they were — so the model cannot just wait for a
+  `[MASK]`: it has to understand every word. The loss counts the chosen pieces only.
+- **MLM loss** is the cross-entropy on those pieces: `−log(probability of the hidden piece)`. A model guessing
+  at random among 8,000 pieces has a loss of about 9; every point lower is e (2.7×) more sure of the right one.
+  **Held-out** loss and **masked-token accuracy** are measured on texts the model never trains on.
+- **Next-sentence prediction** (mlm+nsp, the original BERT's second task): does sentence B follow A? Later
+  models (RoBERTa) dropped it: it helps little.
+- **Whole-word masking** hides every piece of a word together, so `play ##ing` cannot be guessed from `##ing`.
+- **From scratch** the model also learns its vocabulary from your texts. **Continuing** from a model adapts
+  one that already knows a language to your domain: cheaper, and usually better.
+- The budget is **time**: the learning rate warms up, then falls to zero exactly when the minutes are up.
+  A few minutes on a CPU give a toy model; BERT-base read 3.3 billion words for days on 16 TPU chips.
+
+Then **fine-tune from this model**: the classifier starts from what pretraining learnt, instead of from zero.
+"""
+
+FILL_MASK = """Type a sentence and put **[brackets]** around a word (or a Chinese character) to hide it, or type
+**[MASK]** for a blank with no answer. The model sees only the rest and ranks every word-piece of its vocabulary:
+the bars are its five best guesses, green when one is the hidden word. While a pretraining runs, *the pretraining
+running now* answers with the weights of its newest evaluation — ask again after the next one and watch the guesses
+improve."""
+
+MASKING = """**One sentence as the model sees it** in one training step. Each time it reads the sentence, other
+pieces are chosen: press *Mask again*."""

@@ -25,7 +25,7 @@ def _when(t: float | None) -> str:
 
 
 def job_row(job: JobInfo, ahead: int) -> list:
-    result = job.result.get("run") or job.result.get("name") or ""
+    result = job.result.get("run") or job.result.get("name") or job.result.get("model") or ""  # model: pretraining
     progress = f"{job.progress:.0%}" + (f" · {state_line(job, ahead)}" if job.active else "")
     return [job.id, job.kind, job.title, job.state + (f" ({job.reason})" if job.reason else ""), progress,
             _when(job.created), _when(job.started), _when(job.ended), result, job.owner]
@@ -41,7 +41,7 @@ def job_status(job: JobInfo, ahead: int, events: list[dict]) -> dict:
 class JobsTab:
     def __init__(self, page: Page):
         self.page = page
-        gr.Markdown("Long work — training, retraining, suspicious-label scoring, the active-learning simulation, "
+        gr.Markdown("Long work — training, pretraining, retraining, suspicious-label scoring, the active-learning simulation, "
                     "batch predictions — runs as a **job** on the server: it goes on when you reload or close the "
                     "page, and any page of yours (or the API, with the job id) follows it and can stop it.")
         self.table = gr.Dataframe(label="Your jobs (newest first)", interactive=False, wrap=True, elem_id="jobs-table",

@@ -1,4 +1,5 @@
-"""The Train tab: the model and settings, Start and Stop, and the live view of a training job.
+"""The Train tab: the model and settings, Start and Stop, and the live view of a training job; above them, closed
+at first, the pretraining panel (``bertdemo.ui.tabs.pretrain``).
 
 Settings arrive as the fields of ``TrainConfig`` (the sliders are named after them), so the config the app trains
 with is built exactly like the CLI's. Start queues a job in the server's runner and returns at once; the view is
@@ -22,6 +23,7 @@ from bertdemo.ui.edge import at_edge
 from bertdemo.ui.jobs import JobView, state_line
 from bertdemo.ui.page import INSTANT, Page, esc, teach
 from bertdemo.ui.tabs.data import ProjectSource
+from bertdemo.ui.tabs.pretrain import PretrainPanel
 
 
 
@@ -69,6 +71,7 @@ class TrainTab:
         self._figures: dict[str, tuple] = {}  # job id -> (built at, seq, evaluations, figures)
         self._figures_lock = threading.Lock()
         d = config_defaults()
+        self.pretrain = PretrainPanel(page, self)  # closed at first: fine-tuning the default model is the main path
         with gr.Row():
             with gr.Column(scale=3):
                 self._settings_layout(d)
@@ -145,6 +148,7 @@ class TrainTab:
         self.start_btn.click(**self.start_event(api_name="start_training")).success(**page.watch.follow())
         self.stop_btn.click(self.on_stop, None, [self.stop_note], api_name="stop", **INSTANT)
         page.parts_tab("train").select(**page.watch.follow())  # a job started elsewhere (another tab, the API)
+        self.pretrain.wire()
 
     @property
     def view_outputs(self) -> list:
