@@ -22,7 +22,7 @@ class PretrainConfig:
     whole_word_mask: bool = False  # mask all pieces of a word together (needs a tokenizer with word boundaries)
     mask_probability: float = 0.15  # BERT's share of tokens chosen; of those 80% [MASK], 10% random, 10% kept
     minutes: float = 5.0  # the time budget: the learning-rate schedule ends when it does. 0: max_steps decides
-    epochs: int = 40  # at most this many passes over the texts (the budget usually ends sooner)
+    epochs: int = 40  # at most this many passes over the texts (the budget usually ends sooner); 0: no cap
     max_steps: int = 0  # 0: no step limit
     batch_size: int = 32  # sequences per step
     learning_rate: float = 0.0  # 0: 1e-3 from scratch (small BERTs take a high rate), 1e-4 continuing
@@ -52,8 +52,6 @@ class PretrainConfig:
             if self.minutes == 0 and self.max_steps <= 0:
                 problems.append("a budget of 0 minutes trains nothing: give minutes (5, say), or a number of "
                                 "steps (max_steps)")
-            if self.epochs < 1:
-                problems.append(f"epochs must be at least 1 (got {self.epochs})")
             if not 0 < self.mask_probability < 1:
                 problems.append(f"mask_probability must be between 0 and 1 (got {self.mask_probability})")
             if not 0 < self.held_out < 0.5:
