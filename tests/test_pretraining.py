@@ -17,19 +17,24 @@ from bertdemo.pretraining import corpus
 from bertdemo.pretraining.masking import IGNORE, PretrainCollator, masked_lm_loss
 from tests.conftest import toy_rows, write_csv
 
-ANIMALS = {"dog": "woof", "cat": "meow", "cow": "moo", "duck": "quack", "sheep": "baa", "owl": "hoot"}
+SAYINGS = {"worm": "the early bird catches the [worm]", "nine": "a stitch in time saves [nine]",
+           "doctor": "an apple a day keeps the [doctor] away", "gold": "all that glitters is not [gold]",
+           "dog": "the quick brown fox jumps over the lazy [dog]", "fox": "the quick brown [fox] jumps over the lazy dog"}
 NAMES = ["anna", "ben", "carl", "dora", "eve", "finn", "gina", "hugo"]
 
 
-def farm_texts(n: int = 400, seed: int = 0) -> list[str]:
-    """A repetitive corpus: each animal always makes its own sound, so the blank in "the dog says [woof]" has one
-    answer a model can learn from these texts alone."""
-    rng = random.Random(seed)
-    texts = []
-    for i in range(n):
-        animal = rng.choice(list(ANIMALS))
-        texts.append(f"{rng.choice(NAMES)} heard that the {animal} says {ANIMALS[animal]} on day {i}")
+def sayings_texts(seed: int = 0) -> list[str]:
+    """A repetitive corpus: five fixed sayings, each said by two of eight people (320 different texts), so the
+    blank in "the early bird catches the [worm]" has one answer a model can learn from these texts alone,
+    and the names around it keep the texts from being copies (pretraining drops duplicates)."""
+    sayings = sorted({s.replace("[", "").replace("]", "") for s in SAYINGS.values()})
+    texts = [f"{a} and {b} said {s}" for a in NAMES for b in NAMES for s in sayings]
+    random.Random(seed).shuffle(texts)
     return texts
+
+
+def animal(text: str) -> str:
+    return "animal" if any(w in text for w in ("bird", "fox")) else "thing"
 
 
 @pytest.fixture(scope="module")
@@ -98,59 +103,62 @@ def test_packing_fills_whole_sequences_and_keeps_every_token(tokenizer):
 
 
 @pytest.fixture(scope="module")
-def farm_model(tmp_path_factory):
+def sayings_model(tmp_path_factory):
     workspace = tmp_path_factory.mktemp("pretrain")
-    config = PretrainConfig(size="tiny", minutes=0, max_steps=200, epochs=1000, batch_size=32, max_length=32,
-                            evals=3, precision="fp32")
-    events = list(pretrain(config, farm_texts(), workspace=workspace, source="farm.csv"))
+    # Packed texts start anywhere in a sequence, so the model must read the words around a blank, not learn
+    # "position 5 is always worm": a tiny BERT needs a high rate and a few hundred steps for that (~20 s).
+    config = PretrainConfig(size="tiny", minutes=0, max_steps=400, epochs=0, batch_size=32, max_length=32,
+                            learning_rate=2e-3, evals=3, precision="fp32")
+    events = list(pretrain(config, sayings_texts(), workspace=workspace, source="sayings.csv"))
     return events, workspace
 
 
-def test_a_tiny_model_learns_to_fill_an_obvious_blank(farm_model):
+def test_a_tiny_model_learns_to_fill_an_obvious_blank(sayings_model):
     from bertdemo.pretraining.fill import fill_mask, load_fill_model
 
-    events, _ = farm_model
+    events, _ = sayings_model
     done = events[-1]
-    assert isinstance(done, DoneEvent) and done.metrics["steps"] == 200
+    assert isinstance(done, DoneEvent) and done.metrics["steps"] == 400
     evals = [e for e in events if isinstance(e, EvalEvent)]
     assert len(evals) == 3 and all(e.objective == "mlm" for e in evals)
     assert evals[-1].val_loss < evals[0].val_loss  # it learned
     model, tokenizer = load_fill_model(done.run_dir)
-    answers = [fill_mask(model, tokenizer, f"gina heard that the {animal} says [{sound}] on day 7")[0]
-               for animal, sound in ANIMALS.items()]
-    assert sum(a["rank"] == 1 for a in answers) >= 5, answers  # each animal's own sound, not just any sound
-    assert all(a["rank"] <= 5 for a in answers)
+    answers = [fill_mask(model, tokenizer, f"{NAMES[i]} and {NAMES[-1 - i]} said {saying}")[0]
+               for i, saying in enumerate(SAYINGS.values())]
+    assert [a["answer"] for a in answers] == list(SAYINGS)
+    assert sum(a["rank"] == 1 for a in answers) >= 5, answers  # each saying's own word, not just a frequent one
+    assert all(a["rank"] <= 3 for a in answers), answers
 
 
-def test_the_saved_folder_loads_in_the_fill_mask_pipeline_and_says_what_made_it(farm_model):
+def test_the_saved_folder_loads_in_the_fill_mask_pipeline_and_says_what_made_it(sayings_model):
     from transformers import pipeline
 
     from bertdemo.pretraining.saved import list_pretrained
 
-    events, workspace = farm_model
+    events, workspace = sayings_model
     folder = events[-1].run_dir
-    guesses = pipeline("fill-mask", model=folder)("ben heard that the cow says [MASK] on day 3")
-    assert len(guesses) == 5 and guesses[0]["token_str"] == "moo"
+    guesses = pipeline("fill-mask", model=folder)("ben and dora said the early bird catches the [MASK]")
+    assert len(guesses) == 5 and guesses[0]["token_str"] == "worm"
     saved = list_pretrained(workspace)
     assert [s["path"] for s in saved] == [folder]
     info = saved[0]
-    assert info["objective"] == "mlm" and info["steps"] == 200 and info["fingerprint"] == corpus.fingerprint(
-        farm_texts()) and info["held_out"]["accuracy"] == events[-1].metrics["mlm_accuracy"]
+    assert info["objective"] == "mlm" and info["steps"] == 400 and info["fingerprint"] == corpus.fingerprint(
+        sayings_texts()) and info["held_out"]["accuracy"] == events[-1].metrics["mlm_accuracy"]
     card = (__import__("pathlib").Path(folder) / "README.md").read_text()
     assert info["fingerprint"] in card and "2 layers × hidden 128 × 2 heads" in card and "masked-token" in card
 
 
-def test_fine_tuning_starts_from_a_pretrained_folder(farm_model, tmp_path):
+def test_fine_tuning_starts_from_a_pretrained_folder(sayings_model, tmp_path):
     from bertdemo.config import TrainConfig
     from bertdemo.data import load_data
     from bertdemo.runs import load_run_info
     from bertdemo.training import train
 
-    folder = farm_model[0][-1].run_dir
-    rows = [(t, "loud" if any(a in t for a in ("dog", "cow", "sheep")) else "quiet") for t in farm_texts(120, 4)]
+    folder = sayings_model[0][-1].run_dir
+    rows = [(t, animal(t)) for t in sayings_texts(4)[:120]]
     config = TrainConfig(model=folder, epochs=2, batch_size=16, learning_rate=1e-3, max_length=32, min_steps=0,
                          precision="fp32", freeze_word_embeddings=False, patience=0)
-    data = load_data(write_csv(tmp_path / "farm.csv", rows), config)
+    data = load_data(write_csv(tmp_path / "sayings.csv", rows), config)
     done = list(train(config, data, workspace=tmp_path / "ws"))[-1]
     assert isinstance(done, DoneEvent) and load_run_info(done.run_dir).base_model == folder
 
@@ -161,7 +169,7 @@ def test_stop_keeps_the_last_good_state(tmp_path):
     steps = []
     config = PretrainConfig(size="tiny", minutes=0, max_steps=1000, max_length=32, evals=100, precision="fp32")
     events = []
-    for event in pretrain(config, farm_texts(200), lambda: len(steps) >= 15, workspace=tmp_path):
+    for event in pretrain(config, sayings_texts()[:200], lambda: len(steps) >= 15, workspace=tmp_path):
         events.append(event)
         if isinstance(event, StepEvent):
             steps.append(event)
@@ -216,7 +224,7 @@ def test_too_few_texts_are_refused_with_what_would_do(tmp_path):
 @pytest.mark.slow
 def test_the_cli_pretrains_an_unlabeled_file_and_train_fine_tunes_from_it(tmp_path):
     path = tmp_path / "notes.csv"
-    path.write_text("note\n" + "\n".join(farm_texts(150)), encoding="utf-8")  # one column, no labels
+    path.write_text("note\n" + "\n".join(sayings_texts()[:150]), encoding="utf-8")  # one column, no labels
     cmd = [sys.executable, "-m", "bertdemo", "pretrain", str(path), "--size", "tiny", "--minutes", "0",
            "--max-steps", "30", "--max-length", "32", "--workspace", str(tmp_path / "ws"), "--json"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -225,7 +233,7 @@ def test_the_cli_pretrains_an_unlabeled_file_and_train_fine_tunes_from_it(tmp_pa
     assert summary["metrics"]["steps"] == 30 and "held out @ step 30" in out.stderr
     bad = subprocess.run(cmd[:5] + ["--minutes", "0"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "a budget of 0 minutes trains nothing" in bad.stderr
-    rows = [(t, "loud" if "dog" in t else "quiet") for t in farm_texts(60, 2)]
+    rows = [(t, animal(t)) for t in sayings_texts(2)[:60]]
     train = subprocess.run([sys.executable, "-m", "bertdemo", "train", str(write_csv(tmp_path / "l.csv", rows)),
                             "--model", summary["model"], "--epochs", "1", "--max-length", "32", "--min-steps", "0",
                             "--workspace", str(tmp_path / "ws"), "--json"], capture_output=True, text=True,
