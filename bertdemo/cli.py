@@ -1,6 +1,6 @@
-"""Command line: ``python -m bertdemo train|predict|explain|runs|project|al-curve|jobs|pretrain``. Same engine and
+"""Command line: ``python -m bertdemo train|predict|explain|runs|project|al-curve|jobs|pretrain|lesson``. Same engine and
 events as the app; the labeling commands are in ``bertdemo.cli_labeling``, the server's jobs in ``bertdemo.cli_jobs``,
-pretraining in ``bertdemo.cli_pretrain``, and what they share (the training flags, the progress bar, who the CLI is)
+pretraining in ``bertdemo.cli_pretrain``, the lesson in ``bertdemo.cli_lesson``, and what they share (the training flags, the progress bar, who the CLI is)
 in ``bertdemo.cli_common``.
 
 ``train``'s settings are generated from ``TrainConfig``'s fields, with their help taken from the field comments,
@@ -22,6 +22,8 @@ from bertdemo.cli_jobs import add_commands as add_job_commands
 from bertdemo.cli_jobs import cmd_jobs
 from bertdemo.cli_labeling import add_commands as add_labeling_commands
 from bertdemo.cli_labeling import cmd_al_curve, cmd_project
+from bertdemo.cli_lesson import add_commands as add_lesson_commands
+from bertdemo.cli_lesson import cmd_lesson
 from bertdemo.cli_pretrain import add_commands as add_pretrain_commands
 from bertdemo.cli_pretrain import cmd_pretrain
 
@@ -70,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     add_labeling_commands(sub, add_config_flags)
     add_job_commands(sub)
     add_pretrain_commands(sub)
+    add_lesson_commands(sub)
     for command in _leaf_parsers(sub):  # the top-level flags also work after the command, where people type them
         command.add_argument("--allow-pickle", action="store_true", dest="allow_pickle_after", help=argparse.SUPPRESS)
         command.add_argument("--limit", action="append", default=[], dest="limit_after", metavar="NAME=VALUE",
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     commands = {"train": cmd_train, "predict": cmd_predict, "explain": cmd_explain, "runs": cmd_runs,
                 "project": cmd_project, "al-curve": cmd_al_curve, "jobs": cmd_jobs,
-                "pretrain": cmd_pretrain}
+                "pretrain": cmd_pretrain, "lesson": cmd_lesson}
     try:
         from bertdemo.limits import apply_overrides
 

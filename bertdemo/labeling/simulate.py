@@ -61,7 +61,7 @@ def al_curve(train_texts: Sequence[str], train_labels: Sequence[str], test_texts
                 if should_stop():
                     return
                 started = time.perf_counter()
-                predictor, metrics = _train_and_test(pool.iloc[labeled], names, test_texts, test_labels,
+                predictor, metrics = train_and_test(pool.iloc[labeled], names, test_texts, test_labels,
                                                      dataclasses.replace(config, seed=config.seed + seed))
                 if round_ < rounds:
                     labeled += _query(pool, labeled, predictor, strategy, step, seed * 1000 + round_)
@@ -118,7 +118,7 @@ def curve_table(points: Sequence[CurvePoint]) -> dict:
     return table
 
 
-def _train_and_test(rows: pd.DataFrame, names: tuple[str, ...], test_texts, test_labels,
+def train_and_test(rows: pd.DataFrame, names: tuple[str, ...], test_texts, test_labels,
                     config: TrainConfig) -> tuple[Predictor, dict]:
     labels = tuple(label for label in names if label in set(rows["label"]))
     # The simulated annotator has no validation set to spare: checkpoints are chosen on the labeled rows
