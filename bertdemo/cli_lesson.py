@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 
-from bertdemo.lesson import ALL, LessonConfig
+from bertdemo.lesson import LessonConfig, parse_counts
 
 
 def add_commands(sub) -> None:
@@ -29,18 +29,6 @@ def add_commands(sub) -> None:
     p.add_argument("--model", default="", help="a fourth arm: a Hugging Face id or folder")
     p.add_argument("--workspace", help="where the pretrained model is saved (under pretrained/)")
     p.add_argument("--json", action="store_true", help="print a JSON result as the last line")
-
-
-def parse_counts(text: str) -> tuple[int, ...]:
-    counts = []
-    for part in (p.strip().lower() for p in text.split(",") if p.strip()):
-        if part == "all":
-            counts.append(ALL)
-        elif part.isdigit():
-            counts.append(int(part))
-        else:
-            raise ValueError(f'--labels takes numbers and "all", comma-separated (got {part!r}); e.g. 100,500,all')
-    return tuple(counts)
 
 
 def cmd_lesson(args) -> int:

@@ -124,6 +124,19 @@ def lesson(train_texts: Sequence[str], train_labels: Sequence[str], test_texts: 
                        pretrain_metrics=dict(pretrained.metrics), seconds=round(time.perf_counter() - started, 1))
 
 
+def parse_counts(text: str) -> tuple[int, ...]:
+    """Label counts as people type them: "100, 500, all"."""
+    counts = []
+    for part in (p.strip().lower() for p in text.split(",") if p.strip()):
+        if part == "all":
+            counts.append(ALL)
+        elif part.isdigit():
+            counts.append(int(part))
+        else:
+            raise ValueError(f'--labels takes numbers and "all", comma-separated (got {part!r}); e.g. 100,500,all')
+    return tuple(counts)
+
+
 def lesson_table(points: Sequence[LessonPoint]) -> dict:
     """{"labels": [counts], "arms": {arm: [mean accuracy per count]}, "macro_f1": {…}, "spread": {arm: [[min,
     max], …]}}: what the CLI prints and the plot draws."""

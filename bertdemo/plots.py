@@ -326,6 +326,24 @@ def al_curve_figure(table: Mapping) -> go.Figure:
     return _layout(fig, "Active learning: accuracy as labels are added", legend=dict(orientation="h", y=-0.25))
 
 
+def lesson_figure(table: Mapping) -> go.Figure:
+    """The lesson "what pretraining buys": test accuracy against labels, one line per starting point, the
+    spread over seeds as error bars. ``table``: ``bertdemo.lesson.lesson_table``'s dict."""
+    counts, arms = list(table.get("labels", [])), dict(table.get("arms", {}))
+    if not counts or not arms:
+        return empty_figure("The lines appear here as the fine-tunes finish")
+    fig = go.Figure()
+    for arm, means in arms.items():
+        spread = table.get("spread", {}).get(arm) or [None] * len(means)
+        upper = [(s[1] - m) if s and m is not None else 0 for s, m in zip(spread, means)]
+        lower = [(m - s[0]) if s and m is not None else 0 for s, m in zip(spread, means)]
+        fig.add_trace(go.Scatter(x=counts[:len(means)], y=means, mode="lines+markers", name=str(arm),
+                                 error_y=dict(type="data", array=upper, arrayminus=lower, visible=True)))
+    fig.update_xaxes(title="labels (log scale)", type="log")
+    fig.update_yaxes(title="test accuracy", range=[0, 1.02])
+    return _layout(fig, "What pretraining buys: accuracy against labels", legend=dict(orientation="h", y=-0.25))
+
+
 def deletion_curve_figure(curves: Mapping[str, Sequence[float]], random_curve: Sequence[float],
                           removed: Sequence[int], pieces: int, target: str) -> go.Figure:
     """The deletion test: p(target) as the top-scored word-pieces are removed, one line per explanation method

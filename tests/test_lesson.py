@@ -9,8 +9,9 @@ import sys
 import pytest
 import torch
 
-from bertdemo.cli_lesson import format_table, parse_counts
-from bertdemo.lesson import ALL, HERE, RANDOM, LessonConfig, LessonPoint, LessonResult, lesson, lesson_table
+from bertdemo.cli_lesson import format_table
+from bertdemo.lesson import (ALL, HERE, RANDOM, LessonConfig, LessonPoint, LessonResult, lesson, lesson_table,
+                             parse_counts)
 from tests.conftest import toy_rows, write_csv
 
 

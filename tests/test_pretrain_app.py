@@ -158,3 +158,36 @@ def test_whole_word_masking_takes_a_batch_with_the_shorter_last_sequence():
     for i, piece in enumerate(pieces):  # a word's pieces are chosen together
         if piece.startswith("##"):
             assert chosen[i] == chosen[i - 1], (pieces[i - 1], piece)
+
+
+def test_the_lesson_job_records_every_point_and_returns_the_table(tmp_path, monkeypatch):
+    """The lesson's work as the runner drives it, with the engine's generator replaced by a scripted one."""
+    import bertdemo.jobs.kinds as kinds
+    from bertdemo.jobs.runner import JobContext
+    from bertdemo.lesson import LessonConfig, LessonPoint, LessonProgress, LessonResult, lesson_table
+
+    points = [LessonPoint("random init", 0, 100, 0.4, 0.3, 2.0), LessonPoint("pretrained here", 0, 100, 0.6, 0.5, 2.0)]
+
+    def scripted(*args, **kwargs):
+        yield LessonProgress("pretraining", "pretraining: held-out masked-LM loss 5.000", 0, 2)
+        yield LessonProgress("fine-tuning", "fine-tuning random init on 100 labels (seed 0)", 0, 2)
+        yield points[0]
+        yield LessonProgress("fine-tuning", "fine-tuning pretrained here on 100 labels (seed 0)", 1, 2)
+        yield points[1]
+        yield LessonResult(table=lesson_table(points), pretrained="/srv/ws/pretrained/lesson-1", pretrain_metrics={},
+                           seconds=9.0)
+    monkeypatch.setattr(kinds, "lesson", scripted)
+
+    class Job:
+        id = "job1"
+
+    records, result = _drain(kinds.lesson_work([], [], [], [], LessonConfig())(
+        JobContext(job=Job(), workspace=Workspace(tmp_path), should_stop=lambda: False)))
+    assert [r["event"] for r in records] == ["LessonProgress", "LessonProgress", "LessonPoint", "LessonProgress",
+                                             "LessonPoint"]
+    assert "fraction" not in records[0] and records[1]["fraction"] == pytest.approx(0.3)
+    assert records[3]["fraction"] == pytest.approx(0.65) and records[2]["accuracy"] == 0.4
+    assert result["state"] == "done" and result["model"] == "lesson-1" and "/srv" not in repr(records + [result])
+    figure = plots.lesson_figure(result["table"])
+    assert [t.name for t in figure.data] == ["random init", "pretrained here"] and list(figure.data[1].y) == [0.6]
+    assert "appear here" in plots.lesson_figure({}).layout.annotations[0].text

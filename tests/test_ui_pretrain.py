@@ -169,7 +169,7 @@ def test_hostile_inputs_get_a_message_and_the_server_goes_on(app_url, tmp_path, 
     many = write_csv(tmp_path / "many.csv", [(f"sentence number {i} about a cat",) for i in range(40)],
                      header=("body",))
     client.predict(handle_file(str(many)), api_name="/pretrain_upload")
-    assert "needs epochs or max_steps" in _refused(client, "/start_pretraining", UPLOAD, "body",
+    assert "a budget of 0 minutes trains nothing" in _refused(client, "/start_pretraining", UPLOAD, "body",
                                                    **{**TINY, "minutes": 0})
     assert "No column 'nope'" in _refused(client, "/start_pretraining", UPLOAD, "nope", **TINY)
     assert "huge" in _refused(client, "/start_pretraining", UPLOAD, "body", **{**TINY, "size": "huge"})

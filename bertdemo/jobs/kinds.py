@@ -8,6 +8,7 @@ generator of JSON-ready event records whose return value is the job's result.
 - ``batch_predict_work``: a whole file through a run, in chunks, to a spreadsheet-safe CSV.
 - ``pretraining_work``: masked-LM pretraining on texts; each evaluation's weights are a snapshot in the job's
   checkpoint folder (``pretraining_snapshots``) that the fill-the-mask box reads while the job runs.
+- ``lesson_work``: the lesson "what pretraining buys" (``bertdemo.lesson``).
 
 Every record may carry ``fraction`` (0…1) and ``note``: the runner keeps them as the job's progress line.
 Records hold names, never server paths (``run`` is a run folder's name).
@@ -31,6 +32,7 @@ from bertdemo.labeling.retrain import project_data, train_project
 from bertdemo.labeling.store import LabelStore
 from bertdemo.labeling.simulate import al_curve, curve_table
 from bertdemo.labeling.suspicious import FoldProgress
+from bertdemo.lesson import LessonConfig, LessonPoint, LessonProgress, LessonResult, lesson
 from bertdemo.models import report_tokenizer
 from bertdemo.pretraining import PretrainConfig, pretrain
 from bertdemo.pretraining.loop import latest_snapshot
@@ -217,3 +219,28 @@ def pretraining_records(events, snapshots: Workspace | None = None) -> Iterator[
             result = {"model": record.get("model"), "state": "stopped"}
         yield record
     return result
+
+
+def lesson_work(texts: Sequence[str], labels: Sequence[str], test_texts: Sequence[str],
+                test_labels: Sequence[str], config: LessonConfig) -> Work:
+    """The lesson: a "LessonPoint" record per fine-tune, progress lines between; the table as the result, with
+    the pretrained model's folder name (it is saved in the workspace like any pretraining)."""
+    def work(ctx: JobContext) -> Iterator[dict]:
+        pretrain_share = 0.3  # of the progress bar: roughly the default lesson's share of time
+        result: dict = {"state": "stopped"}
+        for event in lesson(texts, labels, test_texts, test_labels, config, workspace=ctx.workspace,
+                            should_stop=ctx.should_stop):
+            if isinstance(event, LessonProgress):
+                record = {"event": "LessonProgress", "stage": event.stage, "note": event.message}
+                if event.stage == "fine-tuning":
+                    record["fraction"] = pretrain_share + (1 - pretrain_share) * event.done / max(1, event.total)
+                yield record
+            elif isinstance(event, LessonPoint):
+                yield {"event": "LessonPoint", **dataclasses.asdict(event),
+                       "note": f"{event.arm}, {event.labels:,} labels: accuracy {event.accuracy:.3f}"}
+            elif isinstance(event, LessonResult):
+                result = {"state": "stopped" if ctx.stop_reason else "done", "table": event.table,
+                          "model": Path(event.pretrained).name, "pretrain_metrics": event.pretrain_metrics,
+                          "seconds": event.seconds}
+        return result
+    return work

@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS job_events (
 class JobInfo:
     id: str
     owner: str  # the logged-in user, else the browser ("browser 3fa4…"), "cli:<user>" from the command line
-    kind: str  # "train", "retrain", "suspicious", "curve", "batch_predict"
+    kind: str  # "train", "retrain", "suspicious", "curve", "batch_predict", "pretrain", "lesson"
     lane: str  # jobs of one lane run one at a time, in order ("train": every kind that trains; "predict")
     title: str  # what the Jobs view shows: "train news_topics_en.csv on default"
     state: str  # one of STATES

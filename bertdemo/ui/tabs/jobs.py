@@ -42,6 +42,7 @@ class JobsTab:
     def __init__(self, page: Page):
         self.page = page
         gr.Markdown("Long work — training, pretraining, retraining, suspicious-label scoring, the active-learning simulation, "
+                    "the pretraining lesson, "
                     "batch predictions — runs as a **job** on the server: it goes on when you reload or close the "
                     "page, and any page of yours (or the API, with the job id) follows it and can stop it.")
         self.table = gr.Dataframe(label="Your jobs (newest first)", interactive=False, wrap=True, elem_id="jobs-table",

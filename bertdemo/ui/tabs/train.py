@@ -1,5 +1,6 @@
 """The Train tab: the model and settings, Start and Stop, and the live view of a training job; above them, closed
-at first, the pretraining panel (``bertdemo.ui.tabs.pretrain``).
+at first, the pretraining panel (``bertdemo.ui.tabs.pretrain``) and the lesson "what pretraining buys"
+(``bertdemo.ui.tabs.lesson``).
 
 Settings arrive as the fields of ``TrainConfig`` (the sliders are named after them), so the config the app trains
 with is built exactly like the CLI's. Start queues a job in the server's runner and returns at once; the view is
@@ -23,6 +24,7 @@ from bertdemo.ui.edge import at_edge
 from bertdemo.ui.jobs import JobView, state_line
 from bertdemo.ui.page import INSTANT, Page, esc, teach
 from bertdemo.ui.tabs.data import ProjectSource
+from bertdemo.ui.tabs.lesson import LessonPanel
 from bertdemo.ui.tabs.pretrain import PretrainPanel
 
 
@@ -72,6 +74,7 @@ class TrainTab:
         self._figures_lock = threading.Lock()
         d = config_defaults()
         self.pretrain = PretrainPanel(page, self)  # closed at first: fine-tuning the default model is the main path
+        self.lesson = LessonPanel(page)
         with gr.Row():
             with gr.Column(scale=3):
                 self._settings_layout(d)
@@ -149,6 +152,7 @@ class TrainTab:
         self.stop_btn.click(self.on_stop, None, [self.stop_note], api_name="stop", **INSTANT)
         page.parts_tab("train").select(**page.watch.follow())  # a job started elsewhere (another tab, the API)
         self.pretrain.wire()
+        self.lesson.wire()
 
     @property
     def view_outputs(self) -> list:
