@@ -20,6 +20,7 @@ from tests.conftest import toy_rows, write_csv
 SAYINGS = {"worm": "the early bird catches the [worm]", "nine": "a stitch in time saves [nine]",
            "doctor": "an apple a day keeps the [doctor] away", "gold": "all that glitters is not [gold]",
            "dog": "the quick brown fox jumps over the lazy [dog]", "fox": "the quick brown [fox] jumps over the lazy dog"}
+STEPS = 600
 NAMES = ["anna", "ben", "carl", "dora", "eve", "finn", "gina", "hugo"]
 
 
@@ -42,6 +43,30 @@ def tokenizer():
     from bertdemo.training.scratch import build_scratch_tokenizer
 
     return build_scratch_tokenizer([t for t, _ in toy_rows(per_class=40)] * 2)
+
+
+def test_the_same_texts_learn_the_same_vocabulary_every_time():
+    """tokenizers' trainer breaks ties by hash-map order (tokenizers#1794): without a fixed alphabet and fixed
+    inner pieces, five builds from these texts gave up to five vocabularies, so a scratch run was not repeatable."""
+    from bertdemo.training.scratch import build_scratch_tokenizer
+
+    chinese = [f"{a}{b}的新闻{c}" for a in "天地人和春夏秋冬" for b in "山水风云花草" for c in "一二三四五"]
+    for texts in (sayings_texts(), chinese + sayings_texts()[:40]):
+        vocabularies = [build_scratch_tokenizer(texts).get_vocab() for _ in range(5)]
+        assert all(v == vocabularies[0] for v in vocabularies[1:])
+        assert [t for t, i in sorted(vocabularies[0].items(), key=lambda x: x[1])][:5] == [
+            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def test_a_character_seen_once_in_a_long_corpus_is_unknown_and_the_rest_are_kept():
+    from bertdemo.training.scratch import build_scratch_tokenizer
+
+    common = "春夏秋冬山水风云花草天地人和"
+    texts = ["".join(random.Random(i).choices(common, k=30)) for i in range(400)] + ["罕见"]
+    tokenizer = build_scratch_tokenizer(texts)
+    assert all(c in tokenizer.get_vocab() for c in common)
+    assert tokenizer.tokenize("罕春") == ["[UNK]", "春"]
+    assert "罕" in build_scratch_tokenizer(["罕见", "春天"]).get_vocab()  # a handful of texts keeps every character
 
 
 def test_masking_follows_berts_rule_and_never_masks_special_tokens(tokenizer):
@@ -106,8 +131,10 @@ def test_packing_fills_whole_sequences_and_keeps_every_token(tokenizer):
 def sayings_model(tmp_path_factory):
     workspace = tmp_path_factory.mktemp("pretrain")
     # Packed texts start anywhere in a sequence, so the model must read the words around a blank, not learn
-    # "position 5 is always worm": a tiny BERT needs a high rate and a few hundred steps for that (~20 s).
-    config = PretrainConfig(size="tiny", minutes=0, max_steps=400, epochs=0, batch_size=32, max_length=32,
+    # "position 5 is always worm": a tiny BERT needs a high rate and a few hundred steps for that (~30 s). At 400
+    # steps two or three of the six blanks still ranked their word second, by the seed; at 600 all six were first
+    # for seeds 1, 2 and 42 (the vocabulary and so the run are the same in every process).
+    config = PretrainConfig(size="tiny", minutes=0, max_steps=STEPS, epochs=0, batch_size=32, max_length=32,
                             learning_rate=2e-3, evals=3, precision="fp32")
     events = list(pretrain(config, sayings_texts(), workspace=workspace, source="sayings.csv"))
     return events, workspace
@@ -118,7 +145,7 @@ def test_a_tiny_model_learns_to_fill_an_obvious_blank(sayings_model):
 
     events, _ = sayings_model
     done = events[-1]
-    assert isinstance(done, DoneEvent) and done.metrics["steps"] == 400
+    assert isinstance(done, DoneEvent) and done.metrics["steps"] == STEPS
     evals = [e for e in events if isinstance(e, EvalEvent)]
     assert len(evals) == 3 and all(e.objective == "mlm" for e in evals)
     assert evals[-1].val_loss < evals[0].val_loss  # it learned
@@ -142,7 +169,7 @@ def test_the_saved_folder_loads_in_the_fill_mask_pipeline_and_says_what_made_it(
     saved = list_pretrained(workspace)
     assert [s["path"] for s in saved] == [folder]
     info = saved[0]
-    assert info["objective"] == "mlm" and info["steps"] == 400 and info["fingerprint"] == corpus.fingerprint(
+    assert info["objective"] == "mlm" and info["steps"] == STEPS and info["fingerprint"] == corpus.fingerprint(
         sayings_texts()) and info["held_out"]["accuracy"] == events[-1].metrics["mlm_accuracy"]
     card = (__import__("pathlib").Path(folder) / "README.md").read_text()
     assert info["fingerprint"] in card and "2 layers × hidden 128 × 2 heads" in card and "masked-token" in card
