@@ -82,7 +82,10 @@ def test_a_pretraining_job_runs_to_a_saved_model(pretrained, app_url):
     assert kinds[:2] == ["Preparing", "StartEvent"] and kinds[-1] == "DoneEvent" and kinds.count("EvalEvent") == 3
     evals = [e for e in status["events"] if e["event"] == "EvalEvent"]
     assert [e["snapshot"] for e in evals] == [f"step-{e['step']:07d}" for e in evals]
-    assert evals[-1]["val_loss"] < evals[0]["val_loss"]  # it learns something, even in 9 s
+    # It learns something, even in 9 s: the training loss falls. (Not the held-out loss between evaluations: six
+    # held-out texts of this file give a dozen blanks, and a loaded machine fits few steps in 9 s; CI saw it rise.)
+    losses = [e["loss"] for e in status["events"] if e["event"] == "StepEvent"]
+    assert len(losses) >= 20 and sum(losses[-5:]) < sum(losses[:5]) - 1.0, losses
     name = status["result"]["model"]
     assert "/" not in name and (Path(app_url[1]) / "pretrained" / name / "pretrain.json").is_file()
     assert status["result"]["metrics"]["steps"] == evals[-1]["step"]
