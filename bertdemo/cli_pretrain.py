@@ -18,7 +18,7 @@ def add_commands(sub) -> None:
     p.add_argument("--from", dest="start", default=SCRATCH,
                    help='"scratch" (a new BERT, vocabulary learned from the texts) or a model to go on '
                         'pretraining: "default", a Hugging Face id or a folder')
-    p.add_argument("--size", default="mini", choices=sorted(SIZES), help="scratch model size: " +
+    p.add_argument("--size", default=PretrainConfig.size, choices=sorted(SIZES), help="scratch model size: " +
                    ", ".join(f"{k} = {v[0]} layers × {v[1]} hidden × {v[2]} heads" for k, v in SIZES.items()))
     p.add_argument("--layers", type=int, default=0, help="override the size's layers")
     p.add_argument("--hidden", type=int, default=0, help="override the size's hidden size")

@@ -35,7 +35,7 @@ ALL = 0  # a label count meaning "every training row"
 class LessonConfig:
     labels: tuple[int, ...] = (100, 500, 2000)  # label counts; ALL (0) is every training row
     pretrain_minutes: float = 5.0  # the pretraining budget of arm 2 (the CLI's pretrain default)
-    size: str = "mini"  # arm 2's (and so arm 1's) shape: a key of pretraining's SIZES
+    size: str = "tiny"  # arm 2's (and so arm 1's) shape: a key of pretraining's SIZES
     seeds: tuple[int, ...] = (0,)  # each seed draws its own labeled rows and fine-tunes every arm again
     test_rows: int = 1000  # a seeded sample of the test file keeps scoring short; 0 scores it all
     extra_model: str = ""  # a fourth arm: a Hugging Face id or folder (needs a network for a hub id)

@@ -127,6 +127,36 @@ def test_packing_fills_whole_sequences_and_keeps_every_token(tokenizer):
     assert body[:len(expected) - 8] == expected[:len(expected) - 8]  # in order, nothing lost (up to a short tail)
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_packed_texts_attend_only_to_themselves_as_if_they_were_apart(tokenizer, attention):
+    """Isolated packing: each text in a packed sequence gets the hidden states it gets alone (positions from 1
+    after [CLS], as fine-tuning numbers them), so neighbours from other texts change nothing."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    model = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                                       num_attention_heads=2, intermediate_size=64,
+                                       attn_implementation=attention)).eval()
+    texts = [t for t, _ in toy_rows(per_class=2, seed=7)][:5]
+    sequences = corpus.pack(texts, tokenizer, 40, isolate=True)
+    batch = PretrainCollator(tokenizer, 0.15, seed=0)(sequences)
+    assert batch["attention_mask"].shape == (len(sequences), 1, 40, 40)
+    with torch.no_grad():
+        packed = model.bert(input_ids=torch.tensor([s["input_ids"] for s in sequences[:1]]),
+                            attention_mask=batch["attention_mask"][:1],
+                            position_ids=batch["position_ids"][:1]).last_hidden_state[0]
+        first = tokenizer(texts[0])["input_ids"]  # [CLS] text [SEP], as fine-tuning sees it
+        alone = model.bert(input_ids=torch.tensor([first])).last_hidden_state[0]
+        assert torch.allclose(packed[:len(first)], alone, atol=1e-5)
+        second = tokenizer(texts[1], add_special_tokens=False)["input_ids"] + [tokenizer.sep_token_id]
+        end = min(40, len(first) + len(second))
+        alone = model.bert(input_ids=torch.tensor([second[:end - len(first)]]),
+                           position_ids=torch.arange(1, end - len(first) + 1)[None]).last_hidden_state[0]
+        assert end < 40  # the second text whole in the first sequence: its [SEP] is its own
+        assert torch.allclose(packed[len(first):end], alone, atol=1e-5)
+        mixed = model.bert(input_ids=torch.tensor([s["input_ids"] for s in sequences[:1]])).last_hidden_state[0]
+        assert not torch.allclose(mixed[:len(first)], packed[:len(first)], atol=1e-3)  # plain packing mixes them
+
+
 @pytest.fixture(scope="module")
 def sayings_model(tmp_path_factory):
     workspace = tmp_path_factory.mktemp("pretrain")

@@ -14,7 +14,8 @@ SIZES = {"tiny": (2, 128, 2), "mini": (4, 256, 4), "small": (4, 512, 8)}
 @dataclass(frozen=True)
 class PretrainConfig:
     start: str = SCRATCH  # "scratch", or a model to go on pretraining: "default", a hub id, a folder
-    size: str = "mini"  # a key of SIZES (scratch only); layers/hidden/heads below override it
+    size: str = "tiny"  # a key of SIZES (scratch only); layers/hidden/heads below override it. tiny: the one that
+    # leaves the unigram plateau within 5 minutes on 2 CPU cores (bench/RESULTS.md); mini and small want a GPU
     layers: int = 0  # 0: the size's
     hidden: int = 0
     heads: int = 0
@@ -24,11 +25,12 @@ class PretrainConfig:
     minutes: float = 5.0  # the time budget: the learning-rate schedule ends when it does. 0: max_steps decides
     epochs: int = 40  # at most this many passes over the texts (the budget usually ends sooner); 0: no cap
     max_steps: int = 0  # 0: no step limit
-    batch_size: int = 32  # sequences per step
+    batch_size: int = 8  # sequences per step: 8 × 128 word-pieces; small budgets gain more from steps than tokens
     learning_rate: float = 0.0  # 0: 1e-3 from scratch (small BERTs take a high rate), 1e-4 continuing
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06  # share of the budget spent warming the rate up
     max_length: int = 128  # word-pieces per packed sequence
+    isolate_texts: bool = True  # packed texts attend only to themselves, positions restarting per text (BERTs)
     vocab_size: int = 8000  # scratch vocabulary cap
     held_out: float = 0.05  # share of the texts kept aside for the held-out MLM loss and accuracy
     evals: int = 10  # held-out evaluations over the run (also when the fill-the-mask box sees new weights)

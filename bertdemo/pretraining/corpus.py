@@ -5,6 +5,10 @@
 - ``pack``: texts tokenized and concatenated, then cut into full ``max_length`` sequences, each
   ``[CLS] … [SEP]``, texts separated by ``[SEP]``. Short texts padded one by one waste most of each batch (a
   tweet is 20 word-pieces of 128); packed, every position is a real token (RoBERTa's FULL-SENTENCES input).
+  With ``isolate``, each sequence also says which text each position belongs to (``text_index``) and where in
+  its text it stands (``position_ids``, from 1 after ``[CLS]`` as fine-tuning numbers a text), so that the
+  collator can let each text attend only to itself: packed titles then learn as if they were apart (measured
+  in bench/RESULTS.md: unrelated neighbours kept a small model on the unigram plateau).
 - ``sentence_pairs``: for next-sentence prediction, ``[CLS] A [SEP] B [SEP]`` with B the sentence that follows A in
   its text half of the time and a sentence of another text otherwise (BERT's recipe; not packed).
 """
@@ -77,8 +81,10 @@ def split_texts(texts: Sequence[str], share: float, seed: int) -> tuple[list[str
     return [t for i, t in enumerate(texts) if i not in held], [t for i, t in enumerate(texts) if i in held]
 
 
-def pack(texts: Sequence[str], tokenizer, max_length: int, *, offsets: bool = False) -> list[dict]:
-    """Full sequences of ``max_length`` word-pieces (the last one shorter) made of the texts end to end."""
+def pack(texts: Sequence[str], tokenizer, max_length: int, *, offsets: bool = False,
+         isolate: bool = False) -> list[dict]:
+    """Full sequences of ``max_length`` word-pieces (the last one shorter) made of the texts end to end; with
+    ``isolate``, each also has ``text_index`` and ``position_ids`` per position (see the module's docstring)."""
     body = max_length - 2
     encoded = tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=body * 4,
                         return_offsets_mapping=offsets)
@@ -100,8 +106,23 @@ def pack(texts: Sequence[str], tokenizer, max_length: int, *, offsets: bool = Fa
         sequence = {"input_ids": [cls, *chunk, sep], "special_tokens_mask": [1, *(int(t == sep) for t in chunk), 1]}
         if offsets:
             sequence["offset_mapping"] = [(0, 0), *spans[start:start + body], (0, 0)]
+        if isolate:
+            sequence.update(_text_positions(sequence["input_ids"], sep))
         sequences.append(sequence)
     return sequences
+
+
+def _text_positions(ids: list[int], sep: int) -> dict:
+    """Which text each position of a packed sequence belongs to, and its place in that text. A text's closing
+    [SEP] is its own, as in fine-tuning's ``[CLS] text [SEP]``; [CLS] belongs to the first text."""
+    index, positions, text, place = [], [], 0, 0
+    for i, token in enumerate(ids):
+        index.append(text)
+        positions.append(place)
+        place += 1
+        if token == sep and i < len(ids) - 1:
+            text, place = text + 1, 1
+    return {"text_index": index, "position_ids": positions}
 
 
 def sentences(text: str) -> list[str]:

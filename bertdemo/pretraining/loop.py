@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from bertdemo.events import CancelledEvent, DoneEvent, EvalEvent, Event, StartEvent, StepEvent, event_to_dict
 import bertdemo.pretraining.corpus as corpus
 from bertdemo.pretraining.config import PretrainConfig
-from bertdemo.pretraining.masking import PretrainCollator, masked_lm_loss
+from bertdemo.pretraining.masking import PretrainCollator, has_fast_head, masked_lm_loss
 from bertdemo.pretraining.model import build
 from bertdemo.pretraining.saved import save_pretrained
 from bertdemo.seeding import TorchRng
@@ -135,8 +135,12 @@ def _start(config: PretrainConfig, texts: list[str]) -> Run:
         held = corpus.sentence_pairs(held_texts, tokenizer, config.max_length, config.seed + 1) \
             if len(held_texts) >= corpus.MIN_TEXTS else sequences[:EVAL_BATCH]
     else:
-        sequences = corpus.pack(train_texts, tokenizer, config.max_length, offsets=config.whole_word_mask)
-        held = corpus.pack(held_texts, tokenizer, config.max_length, offsets=config.whole_word_mask)
+        # Only a BERT numbers positions from 0 without an offset, as the restarted position_ids assume.
+        isolate = config.isolate_texts and has_fast_head(model)
+        sequences = corpus.pack(train_texts, tokenizer, config.max_length, offsets=config.whole_word_mask,
+                                isolate=isolate)
+        held = corpus.pack(held_texts, tokenizer, config.max_length, offsets=config.whole_word_mask,
+                           isolate=isolate)
     precision = precision_strategy(config.precision, accelerator, model)
     collator = PretrainCollator(tokenizer, config.mask_probability, config.whole_word_mask, seed=config.seed)
     loader = DataLoader(sequences, batch_size=max(1, min(config.batch_size, len(sequences))), shuffle=True,
@@ -172,7 +176,7 @@ def _steps(r: Run, should_stop: Callable[[], bool], snapshots: Workspace | None,
             c["step"] = step = c["step"] + 1
             loss = _step(r, batch, step)
             c["seen"] += len(batch["input_ids"])
-            c["real"] += int(batch["attention_mask"].sum())
+            c["real"] += int((batch["input_ids"] != r.tokenizer.pad_token_id).sum())
             c["padded"] += batch["input_ids"].numel()
             elapsed = r.budget.elapsed()
             yield emit(StepEvent(step=step, total_steps=r.budget.estimated_steps(), epoch=step / len(r.loader),

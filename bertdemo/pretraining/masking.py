@@ -41,6 +41,7 @@ class PretrainCollator:
 
     def __call__(self, features: list[dict]) -> dict:
         nsp = [f["next_sentence_label"] for f in features if "next_sentence_label" in f]
+        texts = [(f["text_index"], f["position_ids"]) for f in features if "text_index" in f]
         keep = ("input_ids", "token_type_ids", "special_tokens_mask") + (("offset_mapping",) if self.whole_word_mask
                                                                           else ())
         features = [{k: f[k] for k in keep if k in f} for f in features]
@@ -49,9 +50,26 @@ class PretrainCollator:
         batch = self.mlm(features)
         batch["attention_mask"] = (batch["input_ids"] != self.tokenizer.pad_token_id).long() \
             if "attention_mask" not in batch else batch["attention_mask"]
+        if texts and len(texts) == len(features):
+            batch.update(_isolating_mask(texts, batch["input_ids"].shape[1]))
         if nsp:
             batch["next_sentence_label"] = torch.tensor(nsp)
         return batch
+
+
+def _isolating_mask(texts: list[tuple[list[int], list[int]]], length: int) -> dict:
+    """A packed batch's attention as if its texts were apart: ``attention_mask`` becomes additive (B, 1, T, T),
+    0 where the key is in the query's own text and the dtype's lowest value elsewhere (the form both SDPA and eager
+    attention take); ``position_ids`` restart with each text. Padding is a text of its own, so its rows are never
+    empty."""
+    index = torch.full((len(texts), length), -1, dtype=torch.long)
+    positions = torch.zeros((len(texts), length), dtype=torch.long)
+    for row, (text, place) in enumerate(texts):
+        index[row, :len(text)] = torch.tensor(text)
+        positions[row, :len(place)] = torch.tensor(place)
+    same = index[:, :, None] == index[:, None, :]  # (B, T, T)
+    mask = torch.zeros(same.shape, dtype=torch.float32).masked_fill_(~same, torch.finfo(torch.float32).min)
+    return {"attention_mask": mask[:, None], "position_ids": positions}
 
 
 def _pad_offsets(features: list[dict], multiple: int | None) -> list[dict]:
@@ -74,7 +92,7 @@ def masked_lm_loss(model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, d
     """The MLM loss (plus NSP's when the batch has next-sentence labels) and what evaluation counts:
     {"correct", "masked", "nsp_correct", "nsp_total"} as tensors."""
     labels = batch["labels"]
-    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids", "position_ids") if k in batch}
     chosen = labels != IGNORE
     if has_fast_head(model):
         out = model.bert(**inputs)
