@@ -157,6 +157,18 @@ def test_packed_texts_attend_only_to_themselves_as_if_they_were_apart(tokenizer,
         assert not torch.allclose(mixed[:len(first)], packed[:len(first)], atol=1e-3)  # plain packing mixes them
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_the_isolating_mask_works_in_bf16_weights(tokenizer, attention):
+    from transformers import BertConfig, BertForMaskedLM
+
+    model = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                                       num_attention_heads=2, intermediate_size=64, attn_implementation=attention))
+    batch = PretrainCollator(tokenizer, 0.15, seed=0)(corpus.pack([t for t, _ in toy_rows(10)], tokenizer, 32,
+                                                                  isolate=True))
+    loss, _ = masked_lm_loss(model.to(torch.bfloat16), batch)
+    assert torch.isfinite(loss)
+
+
 @pytest.fixture(scope="module")
 def sayings_model(tmp_path_factory):
     workspace = tmp_path_factory.mktemp("pretrain")

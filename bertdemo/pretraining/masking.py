@@ -93,6 +93,9 @@ def masked_lm_loss(model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, d
     {"correct", "masked", "nsp_correct", "nsp_total"} as tensors."""
     labels = batch["labels"]
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids", "position_ids") if k in batch}
+    if inputs.get("attention_mask") is not None and inputs["attention_mask"].is_floating_point():
+        # an isolating mask is added to the scores: in bf16 weights, eager attention wants it in their dtype
+        inputs["attention_mask"] = inputs["attention_mask"].to(next(model.parameters()).dtype)
     chosen = labels != IGNORE
     if has_fast_head(model):
         out = model.bert(**inputs)
