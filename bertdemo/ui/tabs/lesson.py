@@ -30,7 +30,7 @@ INTRO = ("**What does pretraining buy?** Three starting points, each fine-tuned 
          "texts (labels unused: masked-language modelling, as above); and the **embedded default**, pretrained on "
          "a billion sentences. Each is trained on a small random sample of labels, then a larger one, and scored "
          "on test rows. Watch where the lines part: pretraining matters most when labels are few. The default "
-         "lesson takes about 15 minutes on a 2-core CPU (README).")
+         "lesson takes about 13 minutes on a 2-core CPU (README).")
 
 
 class LessonPanel:
