@@ -116,7 +116,7 @@ def training_start() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--out", default="bench/out")
+    parser.add_argument("--out", default="", help="JSON path (default: bench/out/job-start-TIMESTAMP.json)")
     args = parser.parse_args()
     ms = lambda xs: round(1000 * statistics.median(xs), 2)  # noqa: E731
     thread = thread_start(args.repeats)

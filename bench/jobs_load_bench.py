@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=30)
     parser.add_argument("--trainers", type=int, default=6)
     parser.add_argument("--idle-seconds", type=float, default=30)
-    parser.add_argument("--out", default="bench/out")
+    parser.add_argument("--out", default="", help="JSON path (default: bench/out/jobs-load-TIMESTAMP.json)")
     args = parser.parse_args()
     rng = random.Random(0)
     work = Path(tempfile.mkdtemp(prefix="bertdemo-load-"))
