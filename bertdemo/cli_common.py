@@ -91,17 +91,21 @@ def cli_owner() -> str:
         return "cli"
 
 
-def train_with_progress(config: TrainConfig, data, workspace, out, main_process: bool, owner: str = ""):
-    """Train with a progress bar on ``out``; the ``DoneEvent``, or None when training was cancelled."""
+def train_with_progress(config: TrainConfig, data, workspace, out, main_process: bool, owner: str = "",
+                        notes: tuple[str, ...] = ()):
+    """Train with a progress bar on ``out``, the plan's notes first; the ``DoneEvent``, or None when training was
+    cancelled."""
     from tqdm import tqdm
 
     from bertdemo.events import DoneEvent, EvalEvent, StartEvent, StepEvent
     from bertdemo.training import train
 
     bar, done = None, None
-    for event in train(config, data, workspace=workspace, owner=owner):
+    for event in train(config, data, workspace=workspace, owner=owner, notes=notes):
         if isinstance(event, StartEvent):
             print(f"training {event.model} on {event.device} ({event.precision}), {event.total_steps} steps", file=out)
+            for note in event.notes:
+                print(f"  note: {note}", file=out)
             bar = tqdm(total=event.total_steps, file=out, unit="step", dynamic_ncols=True, mininterval=1.0,
                        disable=not main_process)
         elif isinstance(event, StepEvent):

@@ -184,6 +184,33 @@ def test_retrain_records_the_project_snapshot_and_compares_on_frozen_rows(retrai
     assert run["data_source"] == "toy" and run["validation_rows"] == run["provenance"]["validation_items"]
 
 
+def test_retrain_continues_the_projects_last_run(ui_model_dir, app_url, tmp_path):
+    """Retrain's default (issue 18): a labeling round from the project's last run, said in the run's notes. The
+    first has no run to continue (it starts from the base model, no refusal); the second continues it; the model
+    the Train tab shows (the base) is the run's lineage, and settings typed there are kept."""
+    import json
+    from pathlib import Path
+
+    # another browser, and labels of its own: neither this page's jobs nor "toy"'s suggesting runs see it
+    client = Client(app_url[0], verbose=False)
+    rows = [(text, label.upper()) for text, label in toy_rows(per_class=8, seed=11)]
+    client.predict(handle_file(str(write_csv(tmp_path / "rounds.csv", rows))), "rounds", api_name="/label_import")
+    runs = []
+    for _ in range(2):
+        note = client.predict("rounds", "the last run's weights", api_name="/label_retrain")
+        assert "Retraining on **rounds**" in note
+        status = train_to_end(client, model=ui_model_dir, **{**TINY, "epochs": 2})
+        assert status["state"] == "done" and status["kind"] == "retrain", status
+        runs.append((status, json.loads((Path(app_url[1]) / status["result"]["run"] / "run.json").read_text())))
+    (_, first), (second_status, second) = runs
+    assert first["provenance"]["warm_from"] is None
+    start = next(e for e in second_status["events"] if e["event"] == "StartEvent")
+    assert any(n.startswith(f"continues from {first['name']}'s weights") for n in start["notes"]), start["notes"]
+    assert start["epochs"] == 2  # typed on the Train tab: kept
+    assert second["provenance"]["warm_from"] == first["name"]
+    assert second["provenance"]["base_model"] == str(ui_model_dir)
+
+
 def test_a_model_suggests_and_bulk_accept_is_one_undoable_step(app_url, client, retrained, imported):
     from bertdemo.labeling.store import LabelStore
 

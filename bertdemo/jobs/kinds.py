@@ -30,7 +30,7 @@ from bertdemo.labeling.history import last_change
 from bertdemo.labeling.ranking import rank_queue
 from bertdemo.labeling.retrain import project_data, train_project
 from bertdemo.labeling.store import LabelStore
-from bertdemo.labeling.simulate import al_curve, curve_table
+from bertdemo.labeling.simulate import RoundProgress, al_curve, curve_table
 from bertdemo.labeling.suspicious import FoldProgress
 from bertdemo.lesson import LessonConfig, LessonPoint, LessonProgress, LessonResult, lesson
 from bertdemo.models import report_tokenizer
@@ -46,22 +46,23 @@ PREDICT_CHUNK = 512  # rows per predict_proba call in a batch prediction: progre
 def training_work(config: TrainConfig, *, owner: str, table: pd.DataFrame | None = None, text_col: str = "",
                   label_col: str = "", store_path: str | Path | None = None, project: str | None = None,
                   from_run: str | Path | None = None) -> Work:
-    """Train on ``table`` (its ``text_col``/``label_col``), or on ``project``'s labels from the store at
-    ``store_path`` (from ``from_run``'s weights when given)."""
+    """Train on ``table`` (its ``text_col``/``label_col``), or a labeling round on ``project``'s labels from the
+    store at ``store_path`` (continuing ``from_run``, the project's last run, when given and it can be continued:
+    ``labeling.rounds``)."""
     def work(ctx: JobContext) -> Iterator[dict]:
-        run_config = dataclasses.replace(config, model=str(from_run)) if from_run else config
         store = LabelStore(store_path) if project else None
         yield {"event": "Preparing", "note": "reading and tokenizing the data", "fraction": 0.0}
-        data = (project_data(store, project, run_config) if project else
-                load_data(table, run_config, text_col=text_col, label_col=label_col))
-        tokenizer = report_tokenizer(run_config.model)
+        data = (project_data(store, project, config) if project else
+                load_data(table, config, text_col=text_col, label_col=label_col))
+        tokenizer = report_tokenizer(config.model)
         if tokenizer is not None:  # the run's data report measures with the model it trains
             data = measure_tokens(data, tokenizer)
         if project:
-            events = train_project(store, project, run_config, should_stop=ctx.should_stop, workspace=ctx.workspace,
-                                   data=data, owner=owner, checkpoints=ctx.checkpoints)
+            events = train_project(store, project, config, previous=from_run, warm=from_run is not None,
+                                   should_stop=ctx.should_stop, workspace=ctx.workspace, data=data, owner=owner,
+                                   checkpoints=ctx.checkpoints)
         else:
-            events = train(run_config, data, should_stop=ctx.should_stop, workspace=ctx.workspace, owner=owner,
+            events = train(config, data, should_stop=ctx.should_stop, workspace=ctx.workspace, owner=owner,
                            checkpoints=ctx.checkpoints)
         return (yield from training_records(events))
     return work
@@ -126,20 +127,25 @@ def suspicious_work(store_path: str | Path, project: str, *, run: str | Path | N
 def curve_work(texts: Sequence[str], labels: Sequence[str], test_texts: Sequence[str], test_labels: Sequence[str],
                *, strategies: Sequence[str], start: int, step: int, rounds: int, seeds: int,
                config: TrainConfig) -> Work:
-    """The active-learning simulation; one ``CurvePoint`` record per round, the table as the result."""
+    """The active-learning simulation: ``RoundProgress`` records while it works (which seed, strategy, round and
+    step), one ``CurvePoint`` record per round, the table as the result."""
     total = len(strategies) * (rounds + 1) * max(1, seeds)
 
     def work(ctx: JobContext) -> Iterator[dict]:
         points = []
         yield {"event": "CurveStart", "train_rows": len(texts), "test_rows": len(test_texts), "fraction": 0.0,
                "note": f"simulating on {len(texts)} rows, testing on {len(test_texts)}"}
-        for point in al_curve(texts, labels, test_texts, test_labels, strategies=strategies, start=start, step=step,
+        for event in al_curve(texts, labels, test_texts, test_labels, strategies=strategies, start=start, step=step,
                               rounds=rounds, seeds=range(max(1, seeds)), config=config,
                               should_stop=ctx.should_stop):
-            points.append(point)
-            yield {"event": "CurvePoint", **dataclasses.asdict(point), "fraction": len(points) / total,
-                   "note": f"{point.strategy}, seed {point.seed}: {point.labels} labels → accuracy "
-                           f"{point.accuracy:.3f}"}
+            if isinstance(event, RoundProgress):
+                yield {"event": "RoundProgress", **dataclasses.asdict(event), "fraction": event.fraction,
+                       "note": event.line()}
+                continue
+            points.append(event)
+            yield {"event": "CurvePoint", **dataclasses.asdict(event), "fraction": len(points) / total,
+                   "note": f"{event.strategy}, seed {event.seed}: {event.labels} labels → accuracy "
+                           f"{event.accuracy:.3f}"}
         return {"table": curve_table(points), "state": "stopped" if ctx.stop_reason else "done"}
     return work
 

@@ -22,6 +22,7 @@ from bertdemo.events import CancelledEvent, DoneEvent, Event
 from bertdemo.inference.evaluate import evaluate_rows
 from bertdemo.inference.predict import get_predictor
 from bertdemo.labeling.history import last_change
+from bertdemo.labeling.rounds import plan_round
 from bertdemo.labeling.store import Item, LabelStore, now_iso
 from bertdemo.training import train
 from bertdemo.workspace import Workspace
@@ -81,17 +82,20 @@ def project_data(store: LabelStore, project: str, config: TrainConfig) -> Labele
                                                  "labeled": len(labeled), "validation_items": len(val_rows)})
 
 
-def train_project(store: LabelStore, project: str, config: TrainConfig, *, from_run: str | Path | None = None,
-                  should_stop: Callable[[], bool] = lambda: False, workspace: Workspace | str | Path | None = None,
-                  data: LabeledData | None = None, owner: str = "", checkpoints: Workspace | None = None
-                  ) -> Iterator[Event]:
-    """Train on the project's current labels (from the base model, or from ``from_run``'s weights) and record
-    the run with its label snapshot. Yields ``train``'s events (``checkpoints``: as for ``train``)."""
-    if from_run is not None:
-        config = dataclasses.replace(config, model=str(from_run))
+def train_project(store: LabelStore, project: str, config: TrainConfig, *, previous: str | Path | None = None,
+                  warm: bool = True, should_stop: Callable[[], bool] = lambda: False,
+                  workspace: Workspace | str | Path | None = None, data: LabeledData | None = None, owner: str = "",
+                  checkpoints: Workspace | None = None) -> Iterator[Event]:
+    """One labeling round on the project's current labels (``labeling.rounds``): from ``previous``'s weights (the
+    project's last run) where ``warm`` and that run can be continued, else from ``config.model``, with the round's
+    step budget; the run is recorded with its label snapshot. Yields ``train``'s events (``checkpoints``: as for
+    ``train``)."""
     data = data or project_data(store, project, config)
-    for event in train(config, data, should_stop=should_stop, workspace=workspace, owner=owner,
-                       checkpoints=checkpoints):
+    plan = plan_round(config, data.labels, previous, warm=warm)
+    data = dataclasses.replace(data, provenance={**data.provenance, "base_model": plan.base_model,
+                                                 "warm_from": plan.warm_from})
+    for event in train(plan.config, data, should_stop=should_stop, workspace=workspace, owner=owner,
+                       checkpoints=checkpoints, notes=plan.notes):
         if isinstance(event, (DoneEvent, CancelledEvent)) and event.run_dir:
             record_run(store, project, Path(event.run_dir).name, data.provenance["snapshot"])
         yield event

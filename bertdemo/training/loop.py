@@ -31,7 +31,7 @@ from bertdemo.workspace import Workspace, as_workspace
 
 def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool] = lambda: False,
           workspace: Workspace | str | Path | None = None, *, owner: str = "",
-          checkpoints: Workspace | None = None) -> Iterator[Event]:
+          checkpoints: Workspace | None = None, notes: tuple[str, ...] = ()) -> Iterator[Event]:
     """Fine-tune ``config.model`` on ``data``; yield events; save the best checkpoint as a run (owned by ``owner``).
 
     ``should_stop`` is polled before every step: when it returns True training ends within one step, the
@@ -42,13 +42,16 @@ def train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool
     ``checkpoints``: where each new best checkpoint is also written at once as a complete run (status
     "interrupted"), replacing the one before, so that a server killed mid-training still has it
     (``bertdemo.jobs.checkpoints`` turns it into a run at the next start). The caller removes the folder.
+
+    ``notes``: what the caller decided about this run (a labeling round's warm start, say), said in the start
+    event before the plan's own notes.
     """
     with out_of_memory_as_message(config):
-        yield from _train(config, data, should_stop, as_workspace(workspace), owner, checkpoints)
+        yield from _train(config, data, should_stop, as_workspace(workspace), owner, checkpoints, tuple(notes))
 
 
 def _train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], bool], workspace: Workspace,
-           owner: str, checkpoints: Workspace | None) -> Iterator[Event]:
+           owner: str, checkpoints: Workspace | None, notes: tuple[str, ...] = ()) -> Iterator[Event]:
     """The loop itself (``train``'s docstring says what it does)."""
     s = start_session(config, data)
     steps_per_epoch = len(s.loader)
@@ -59,7 +62,7 @@ def _train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], boo
         history.append(event_to_dict(event))
         return event
 
-    start = emit(_start_event(config, data, s))
+    start = emit(_start_event(config, data, s, notes))
     yield start
     best: Checkpoint | None = None
     step = seen = evals_since = last_eval = 0
@@ -106,11 +109,11 @@ def _train(config: TrainConfig, data: LabeledData, should_stop: Callable[[], boo
         free_memory()
 
 
-def _start_event(config: TrainConfig, data: LabeledData, s: Session) -> StartEvent:
+def _start_event(config: TrainConfig, data: LabeledData, s: Session, notes: tuple[str, ...] = ()) -> StartEvent:
     return StartEvent(total_steps=len(s.loader) * s.epochs, epochs=s.epochs, steps_per_epoch=len(s.loader),
                       train_rows=len(data.train), validation_rows=len(data.validation), labels=data.labels,
                       model=config.model, device=s.device.type, precision=s.precision.name,
-                      num_processes=s.accelerator.num_processes, notes=s.notes)
+                      num_processes=s.accelerator.num_processes, notes=notes + s.notes)
 
 
 def _step_event(s: Session, start: StartEvent, step: int, loss: float, seen: int, elapsed: float) -> StepEvent:

@@ -168,8 +168,11 @@ class LabelTab:
             self.bulk_sample = gr.Dataframe(label="A sample of them", interactive=False, wrap=True)
         with gr.Accordion("Retrain on this project's labels", open=True):
             with gr.Row():
-                self.retrain_from = gr.Radio(["the base model", "the last run's weights"], value="the base model",
-                                             label="Start from")
+                self.retrain_from = gr.Radio(["the last run's weights", "the base model"],
+                                             value="the last run's weights", label="Start from",
+                                             info="The last run's weights: a round in seconds, not minutes (its "
+                                                  "first run, or one after the classes changed, starts from the "
+                                                  "base model anyway).")
                 self.retrain_btn = gr.Button("Retrain (opens the Train tab)", variant="primary",
                                              elem_id="label-retrain")
             self.compare = gr.Markdown(elem_id="label-compare")
@@ -694,11 +697,9 @@ class LabelTab:
         if info.labeled < 4:
             raise ValueError(f"Project {project!r} has {info.labeled} labels: label a few per class first.")
         from_run = None
-        if start_from != "the base model":
-            runs = project_runs(self.store, project)
-            if not runs:
-                raise ValueError(f"Project {project!r} has no earlier run to start from: start from the base model.")
-            from_run = str(run_in(self.page.workspace, runs[-1]["run"]))
+        if start_from != "the base model":  # the round continues it where it can (labeling.rounds), else says why not
+            last = project_model(self.store, project, self.page.workspace)
+            from_run = str(last) if last else None
         source = ProjectSource(store_path=str(self.store.path), project=project, from_run=from_run,
                                source=project, labels=info.labels, rows=info.labeled)
         return {self.page.data_state: source, self.page.tabs: gr.Tabs(selected="train"),
