@@ -6,7 +6,7 @@
     python -m bertdemo project queue NAME [--strategy margin|entropy|least_confidence|random|in_order|suspicious]
                                           [--run RUN] [--top K] [--json]
     python -m bertdemo project export NAME OUT.csv [--provenance]
-    python -m bertdemo project retrain NAME [train options] [--from-last-run] [--json]
+    python -m bertdemo project retrain NAME [train options] [--from-last-run | --from-base] [--json]
     python -m bertdemo al-curve TRAIN.csv --test TEST.csv --strategies random,margin --start 50 --step 50
                                 --rounds 4 [--seeds 3] [--json]
 
@@ -55,7 +55,12 @@ def add_commands(sub, add_config_flags) -> None:
     export.add_argument("--provenance", action="store_true", help="also how, annotator, updated and split")
     retrain = commands.add_parser("retrain", help="train on the project's current labels")
     retrain.add_argument("name")
-    retrain.add_argument("--from-last-run", action="store_true", help="start from the last run's weights")
+    start = retrain.add_mutually_exclusive_group()
+    start.add_argument("--from-last-run", action="store_true",
+                       help="continue the project's last run (the default when it can be continued: same base model "
+                            "and classes); refused when it cannot")
+    start.add_argument("--from-base", action="store_true",
+                       help="start from the base model (--model), not from the project's last run")
     add_config_flags(retrain)
     for parser in (imp, status, label, queue, export, retrain):
         parser.add_argument("--workspace")
@@ -69,7 +74,10 @@ def add_commands(sub, add_config_flags) -> None:
     curve.add_argument("--step", type=int, default=50)
     curve.add_argument("--rounds", type=int, default=4)
     curve.add_argument("--seeds", type=int, default=1, help="repeat with seeds 0..N-1; the table gives means")
+    curve.add_argument("--first-seed", type=int, default=0, help="seeds start here (more seeds in a second run)")
     curve.add_argument("--model", default="default")
+    curve.add_argument("--cold", action="store_true",
+                       help="train every round from the base model (default: from the last round's weights)")
     curve.add_argument("--json", action="store_true")
 
 
@@ -196,23 +204,37 @@ def _export(store, args) -> int:
     return _emit(args, {"path": str(path), "rows": rows}, f"wrote {rows} labeled rows to {path}")
 
 
+def _saved(run: str, workspace) -> Path | None:
+    """The folder of a run the project recorded, or None when it has been deleted since."""
+    from bertdemo.runs import find_run
+
+    try:
+        return find_run(run, workspace)
+    except ValueError:
+        return None
+
+
 def _retrain(store, args) -> int:
     from bertdemo.cli_common import cli_owner, config_from_args, train_with_progress
     from bertdemo.labeling.history import changes_since
     from bertdemo.labeling.retrain import compare, project_data, project_runs, record_run
-    from bertdemo.runs import find_run
+    from bertdemo.labeling.rounds import continuable, plan_round
 
     config = config_from_args(args)
     previous = project_runs(store, args.name)
-    before = find_run(previous[-1]["run"], args.workspace) if previous else None
+    before = _saved(previous[-1]["run"], args.workspace) if previous else None
     if args.from_last_run and before is None:
         raise ValueError(f"Project {args.name!r} has no earlier run to start from; retrain without --from-last-run.")
-    if args.from_last_run:
-        config = dataclasses.replace(config, model=str(before))
     data = project_data(store, args.name, config)
+    plan = plan_round(config, data.labels, before, warm=not args.from_base)
+    if args.from_last_run and plan.warm_from is None:
+        raise ValueError(f"Cannot continue project {args.name!r}'s last run: {continuable(before, config.model, data.labels)}. "
+                         "Retrain without --from-last-run to start from the base model.")
+    data = dataclasses.replace(data, provenance={**data.provenance, "base_model": plan.base_model,
+                                                 "warm_from": plan.warm_from})
     out = sys.stderr if args.json else sys.stdout
     print(f"{args.name}: {len(data.train)} training items, {len(data.validation)} frozen validation items", file=out)
-    done = train_with_progress(config, data, args.workspace, out, True, owner=cli_owner())
+    done = train_with_progress(plan.config, data, args.workspace, out, True, owner=cli_owner(), notes=plan.notes)
     if done is None or done.run_dir is None:
         raise ValueError("Training ended without a run.")
     record_run(store, args.name, Path(done.run_dir).name, data.provenance["snapshot"])
@@ -229,17 +251,27 @@ def _retrain(store, args) -> int:
 
 def cmd_al_curve(args) -> int:
     from bertdemo.config import TrainConfig
-    from bertdemo.labeling.simulate import CURVE_CONFIG, al_curve, curve_table, labeled_rows
+    from bertdemo.labeling.simulate import CURVE_CONFIG, RoundProgress, al_curve, curve_table, labeled_rows
 
     train_texts, train_labels = labeled_rows(args.train_file)
     test_texts, test_labels = labeled_rows(args.test)
     points = []
     config = TrainConfig(model=args.model, **CURVE_CONFIG)
-    for point in al_curve(train_texts, train_labels, test_texts, test_labels,
+    out = sys.stderr if args.json else sys.stdout
+    shown = None
+    for event in al_curve(train_texts, train_labels, test_texts, test_labels,
                           strategies=[s.strip() for s in args.strategies.split(",") if s.strip()], start=args.start,
-                          step=args.step, rounds=args.rounds, seeds=range(args.seeds), config=config):
-        points.append(point)
-        print(f"seed {point.seed} {point.strategy:<16} {point.labels:>5} labels: accuracy {point.accuracy:.3f} "
-              f"macro-F1 {point.macro_f1:.3f} ({point.seconds:.0f} s)", file=sys.stderr if args.json else sys.stdout)
+                          step=args.step, rounds=args.rounds,
+                          seeds=range(args.first_seed, args.first_seed + args.seeds), config=config,
+                          warm=not args.cold):
+        if isinstance(event, RoundProgress):
+            where = (event.seed, event.strategy, event.round, event.phase)
+            if where != shown:  # a line when the simulation moves on, not one every few steps
+                print(f"  {event.line()}", file=out, flush=True)
+                shown = where
+            continue
+        points.append(event)
+        print(f"seed {event.seed} {event.strategy:<16} {event.labels:>5} labels: accuracy {event.accuracy:.3f} "
+              f"macro-F1 {event.macro_f1:.3f} ({event.seconds:.0f} s)", file=out, flush=True)
     table = curve_table(points)
     return _emit(args, table, json.dumps(table))

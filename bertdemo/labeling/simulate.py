@@ -2,9 +2,10 @@
 the queue helps.
 
 For each seed, every strategy starts from the same ``start`` labels drawn at random; each round trains a model on
-the labels so far (the engine's ``train()``, from the base model), scores it on the test rows, and reveals ``step``
-more labels from the file, chosen by the strategy (``random``, or an uncertainty ranking from
-``labeling.queues``) over the rest of the pool. The result is test accuracy against the number of labels.
+the labels so far (the engine's ``train()`` with a labeling round's settings, ``labeling.rounds``: from the
+previous round's weights), scores it on the test rows, and reveals ``step`` more labels from the file, chosen by
+the strategy (``random``, or an uncertainty ranking from ``labeling.queues``) over the rest of the pool. The result
+is test accuracy against the number of labels.
 """
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ import pandas as pd
 
 from bertdemo.config import TrainConfig
 from bertdemo.data import frames_data, sort_labels
-from bertdemo.events import DoneEvent
+from bertdemo.events import DoneEvent, StartEvent, StepEvent
 from bertdemo.inference.evaluate import evaluate_rows
 from bertdemo.inference.predict import Predictor
 from bertdemo.labeling.queues import UNCERTAINTY, uncertainty
+from bertdemo.labeling.rounds import plan_round
 from bertdemo.training import train
 
 CURVE_STRATEGIES = ("random",) + UNCERTAINTY
@@ -37,37 +39,124 @@ class CurvePoint:
     labels: int  # labels the model was trained on
     accuracy: float  # on the test rows
     macro_f1: float
-    seconds: float  # this round: training, testing and choosing the next labels
+    seconds: float  # this round: training, testing and choosing the next labels (a strategy's start round,
+    # trained once for all, counts only its choosing after the first)
 
 
 CURVE_FIELDS = tuple(f.name for f in fields(CurvePoint))
 
 
+@dataclass(frozen=True)
+class RoundProgress:
+    """Where the simulation is: which seed, strategy and round, and what that round is doing."""
+    seed: int
+    seed_number: int  # 1-based position of ``seed`` among the seeds
+    seeds: int
+    strategy: str
+    round: int  # 0 = the start labels
+    rounds: int
+    labels: int
+    phase: str  # "training", "testing" or "choosing" (scoring the pool for the next labels)
+    step: int = 0  # training steps done in this round
+    steps: int = 0
+    done: int = 0  # rounds finished so far
+    total: int = 0  # rounds in the whole simulation
+    warm: bool = False  # this round continues from the previous round's weights
+
+    @property
+    def fraction(self) -> float:
+        # training is most of a round: its steps fill the first 80%, testing and choosing the rest
+        within = 0.8 * self.step / self.steps if self.phase == "training" and self.steps else \
+            {"training": 0.0, "testing": 0.8, "choosing": 0.9}.get(self.phase, 0.0)
+        return round(min(1.0, (self.done + within) / max(1, self.total)), 6)
+
+    def line(self) -> str:
+        """"seed 1 of 2 · margin · round 2 of 3 (150 labels) · training step 12/63 (warm)"."""
+        what = f"training step {self.step}/{self.steps}" if self.phase == "training" else \
+            {"testing": "testing", "choosing": "choosing the next labels"}.get(self.phase, self.phase)
+        start = "start" if self.round == 0 else f"round {self.round} of {self.rounds}"
+        return (f"seed {self.seed_number} of {self.seeds} · {self.strategy} · {start} ({self.labels} labels) · "
+                f"{what}{' (from the last round' + chr(39) + 's weights)' if self.warm and self.phase == 'training' else ''}")
+
+
 def al_curve(train_texts: Sequence[str], train_labels: Sequence[str], test_texts: Sequence[str],
              test_labels: Sequence[str], *, strategies: Sequence[str] = ("random", "margin"), start: int = 50,
              step: int = 50, rounds: int = 4, seeds: Sequence[int] = (0,), config: TrainConfig | None = None,
-             should_stop: Callable[[], bool] = lambda: False) -> Iterator[CurvePoint]:
-    """Yield one point per (seed, strategy, round): ``rounds`` rounds after the start, so budgets are
-    ``start, start + step, …, start + rounds·step``."""
+             should_stop: Callable[[], bool] = lambda: False, warm: bool = True
+             ) -> Iterator[CurvePoint | RoundProgress]:
+    """Yield ``RoundProgress`` while it works and one ``CurvePoint`` per (seed, strategy, round): ``rounds`` rounds
+    after the start, so budgets are ``start, start + step, …, start + rounds·step``.
+
+    The start round is the same for every strategy of a seed (the same random labels): it is trained once. Each
+    later round trains as a labeling round does (``labeling.rounds``): from the strategy's previous round's
+    weights where ``warm`` and the classes are the same, with the round's step budget. Stop ends the simulation
+    within a training step; the round under way is dropped."""
     check_curve(len(train_texts), strategies, start=start, step=step, rounds=rounds)
     config = config or TrainConfig(**CURVE_CONFIG)
     pool = pd.DataFrame({"text": list(train_texts), "label": list(train_labels)})
     names = sort_labels(pool["label"])
-    for seed in seeds:
+    seeds = list(seeds)
+    total = len(seeds) * len(strategies) * (rounds + 1)
+    done = 0
+    for number, seed in enumerate(seeds, start=1):
         first = np.random.default_rng(seed).choice(len(pool), size=start, replace=False)
-        for strategy in strategies:
-            labeled = list(first)
-            for round_ in range(rounds + 1):
-                if should_stop():
-                    return
-                started = time.perf_counter()
-                predictor, metrics = train_and_test(pool.iloc[labeled], names, test_texts, test_labels,
-                                                     dataclasses.replace(config, seed=config.seed + seed))
-                if round_ < rounds:
-                    labeled += _query(pool, labeled, predictor, strategy, step, seed * 1000 + round_)
-                yield CurvePoint(strategy=strategy, seed=seed, labels=start + round_ * step,
-                                 accuracy=metrics["accuracy"], macro_f1=metrics["macro_f1"],
-                                 seconds=round(time.perf_counter() - started, 1))
+        seed_config = dataclasses.replace(config, seed=config.seed + seed)
+        with tempfile.TemporaryDirectory(prefix="bertdemo-al-") as workspace:
+            start_run = start_metrics = None
+            for strategy in strategies:
+                labeled, previous = list(first), start_run
+                for round_ in range(rounds + 1):
+                    where = dict(seed=seed, seed_number=number, seeds=len(seeds), strategy=strategy, round=round_,
+                                 rounds=rounds, labels=start + round_ * step, done=done, total=total)
+                    started = time.perf_counter()
+                    if round_ == 0 and start_run is not None:  # the start labels were trained for the first strategy
+                        run, metrics = start_run, start_metrics
+                    else:
+                        run = None
+                        for event in train_round(pool.iloc[labeled], names, seed_config, previous, workspace,
+                                                 where, warm=warm, should_stop=should_stop):
+                            if isinstance(event, RoundProgress):
+                                yield event
+                            else:
+                                run = event
+                        if run is None:  # stopped
+                            return
+                        yield RoundProgress(**where, phase="testing")
+                        metrics = evaluate_rows(Predictor.from_run(run), test_texts, test_labels)
+                        if round_ == 0:
+                            start_run, start_metrics = run, metrics
+                    if should_stop():
+                        return
+                    if round_ < rounds:
+                        yield RoundProgress(**where, phase="choosing")
+                        labeled += _query(pool, labeled, Predictor.from_run(run), strategy, step,
+                                          seed * 1000 + round_)
+                    previous = run
+                    done += 1
+                    yield CurvePoint(strategy=strategy, seed=seed, labels=start + round_ * step,
+                                     accuracy=metrics["accuracy"], macro_f1=metrics["macro_f1"],
+                                     seconds=round(time.perf_counter() - started, 1))
+
+
+def train_round(rows: pd.DataFrame, names: tuple[str, ...], config: TrainConfig, previous: str | None,
+                workspace: str, where: dict, *, warm: bool = True,
+                should_stop: Callable[[], bool] = lambda: False) -> Iterator[RoundProgress | str]:
+    """Train one simulated round on ``rows``: ``RoundProgress`` events, then the run's folder (nothing when
+    stopped). The simulated annotator has no validation set to spare: checkpoints are chosen on the labeled rows
+    themselves (patience off, so the last, best-fitting epoch wins), as the loop's first runs would be."""
+    labels = tuple(label for label in names if label in set(rows["label"]))
+    plan = plan_round(config, labels, previous, warm=warm)
+    data = frames_data(rows, rows, labels, source="simulation", max_length=config.max_length)
+    data = dataclasses.replace(data, provenance={"base_model": plan.base_model})
+    steps = 0
+    for event in train(plan.config, data, workspace=workspace, should_stop=should_stop):
+        if isinstance(event, StartEvent):
+            steps = event.total_steps
+        elif isinstance(event, StepEvent) and (event.step == 1 or event.step % 5 == 0 or event.step == steps):
+            yield RoundProgress(**where, phase="training", step=event.step, steps=steps,
+                                warm=plan.warm_from is not None)
+        elif isinstance(event, DoneEvent) and event.run_dir:
+            yield event.run_dir
 
 
 def check_curve(rows: int, strategies: Sequence[str], *, start: int, step: int, rounds: int) -> None:
@@ -119,10 +208,10 @@ def curve_table(points: Sequence[CurvePoint]) -> dict:
 
 
 def train_and_test(rows: pd.DataFrame, names: tuple[str, ...], test_texts, test_labels,
-                    config: TrainConfig) -> tuple[Predictor, dict]:
+                   config: TrainConfig) -> tuple[Predictor, dict]:
+    """One model trained on ``rows`` with ``config`` exactly (no round settings) and its test metrics; checkpoints
+    chosen on the rows themselves, as in ``train_round``."""
     labels = tuple(label for label in names if label in set(rows["label"]))
-    # The simulated annotator has no validation set to spare: checkpoints are chosen on the labeled rows
-    # themselves (patience off, so the last, best-fitting epoch wins), as the loop's first runs would be.
     data = frames_data(rows, rows, labels, source="simulation", max_length=config.max_length)
     with tempfile.TemporaryDirectory(prefix="bertdemo-al-") as workspace:
         done = [e for e in train(config, data, workspace=workspace) if isinstance(e, DoneEvent)][-1]

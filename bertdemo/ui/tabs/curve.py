@@ -1,7 +1,8 @@
 """The active-learning curve panel of the Label tab: simulate the labeling loop on a fully labeled file and draw
 accuracy against labels, one line per strategy, as the rounds finish. It trains many small models, so it is a job
-in the runner's training lane (one at a time), drawn from its recorded rounds, and Stop ends it after the current
-round."""
+in the runner's training lane (one at a time), drawn from its recorded rounds; while it runs, the status says which
+seed, strategy, round and training step it is on, and Stop ends it within a training step (the round under way is
+dropped, the finished ones stay on the plot)."""
 from __future__ import annotations
 
 import gradio as gr
@@ -26,7 +27,8 @@ class CurvePanel:
         with gr.Accordion("Active-learning curve: does the queue beat random labels? (a simulation)", open=False):
             gr.Markdown("Pick a **fully labeled** file. The simulation starts from a few random labels, trains, "
                         "reveals more labels chosen by each strategy, trains again… and draws test accuracy "
-                        "against the number of labels. Each point trains a model: expect minutes.")
+                        "against the number of labels. Each point trains a model, each later round from the "
+                        "round before's weights: about 5–15 minutes for the defaults on a 2-core CPU.")
             with gr.Row():
                 self.train_file = upload_file(label="Labeled CSV/TSV", file_types=[".csv", ".tsv", ".txt"],
                                           type="filepath", elem_id="curve-train")
@@ -41,7 +43,7 @@ class CurvePanel:
                 self.seeds = gr.Number(value=1, precision=0, label="Seeds")
             with gr.Row():
                 self.run_btn = gr.Button("Run the simulation", variant="primary", elem_id="curve-run")
-                self.stop_btn = gr.Button("Stop after this round", variant="stop")
+                self.stop_btn = gr.Button("Stop the simulation", variant="stop")
             self.status = gr.Markdown()
             self.plot = gr.Plot(label="Accuracy against labels", elem_id="curve-plot")
             self.table = gr.Dataframe(label="Accuracy per strategy (mean over seeds)", interactive=False)
@@ -58,7 +60,7 @@ class CurvePanel:
     def on_stop(self, request: gr.Request) -> str:
         if self.page.watch.stop_newest(request, ("curve",)) is None:
             return "No simulation of yours is running."
-        return "Stopping after the current round…"
+        return "Stopping: the rounds finished so far stay on the plot."
 
     @at_edge
     def on_run(self, train_path, test_path, strategies, start, step, rounds, seeds, model,
