@@ -26,7 +26,7 @@ from bertdemo.runs import RUN_FILE, load_run_info
 # twice the seconds), and a cold round of 100 steps as well as 300 (early stopping on the frozen validation set's
 # plateau, the loop's ``patience``, ends either sooner where it can).
 COLD_SETTINGS = dict(min_steps=100)  # the first round, from the base model: at least 100 steps
-WARM_SETTINGS = dict(min_steps=0, epochs=1, batch_size=16)  # a round that continues the last one: one epoch
+WARM_SETTINGS = dict(min_steps=20, epochs=1, batch_size=16)  # a round that continues the last one: one epoch
 
 
 @dataclass(frozen=True)
