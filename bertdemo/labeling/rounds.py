@@ -21,10 +21,11 @@ from pathlib import Path
 from bertdemo.config import TrainConfig
 from bertdemo.runs import RUN_FILE, load_run_info
 
-# From bench/round_bench.py (RESULTS.md, "A labeling round"; BBC passages, 400 labels, 3 seeds): one epoch at
-# batch 16 from the last round's weights tested as well as the cold 300-step round (two epochs: +0.5 point for
-# twice the seconds), and a cold round of 100 steps as well as 300 (early stopping on the frozen validation set's
-# plateau, the loop's ``patience``, ends either sooner where it can).
+# From bench/round_bench.py (RESULTS.md, "A labeling round and the simulation"; BBC passages, 400 labels, 3
+# seeds): one epoch at batch 16 from the last round's weights tested as well as the cold 300-step round (two epochs:
+# +1 point for twice the seconds), and a cold round of 100 steps as well as 300 (early stopping on the frozen
+# validation set's plateau, the loop's ``patience``, ends either sooner where it can). At least 20 steps: rounds of
+# 100-200 labels made 7-13 steps in one epoch and fell back on SST-2 (RESULTS.md).
 COLD_SETTINGS = dict(min_steps=100)  # the first round, from the base model: at least 100 steps
 WARM_SETTINGS = dict(min_steps=20, epochs=1, batch_size=16)  # a round that continues the last one: one epoch
 
