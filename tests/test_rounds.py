@@ -4,6 +4,7 @@ and stops within a step."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,11 @@ def test_a_round_starts_over_when_the_last_run_cannot_be_continued(project, tiny
     plan = plan_round(dataclasses.replace(tiny_config, given=("model",)), ("food", "sport", "travel"), tiny_run)
     assert plan.warm_from is None and plan.config.model == tiny_config.model
     assert any("classes changed" in note and "travel" in note for note in plan.notes)
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_run, damaged)
+    (damaged / "run.json").write_text("{ not json")
+    assert continuable(damaged, str(tiny_config.model), labels) == "its last run damaged cannot be read"
+    assert plan_round(tiny_config, labels, damaged).warm_from is None
     # a base model nobody chose is the last run's own; a setting the person chose is kept
     chosen = dataclasses.replace(tiny_config, model="default", epochs=5, given=("epochs",))
     warm = plan_round(chosen, labels, tiny_run)

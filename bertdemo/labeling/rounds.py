@@ -44,6 +44,16 @@ def base_of(run_dir: str | Path) -> str:
     return str(info.provenance.get("base_model") or info.base_model)
 
 
+def _lineage(run_dir: str | Path | None) -> str | None:
+    """``base_of(run_dir)``, or None when there is no readable run there."""
+    if run_dir is None or not (Path(run_dir) / RUN_FILE).is_file():
+        return None
+    try:
+        return base_of(run_dir)
+    except ValueError:
+        return None
+
+
 def continuable(run_dir: str | Path | None, base_model: str, labels: tuple[str, ...]) -> str | None:
     """None when ``run_dir`` can be continued by a round training ``labels`` from ``base_model``; else why not."""
     if run_dir is None:
@@ -51,11 +61,15 @@ def continuable(run_dir: str | Path | None, base_model: str, labels: tuple[str, 
     run_dir = Path(run_dir)
     if not (run_dir / RUN_FILE).is_file():
         return f"its last run {run_dir.name} is gone"
-    info = load_run_info(run_dir)
+    try:
+        info = load_run_info(run_dir)
+    except ValueError:  # a damaged run.json: not a run to build on, and no reason to refuse the round
+        return f"its last run {run_dir.name} cannot be read"
     if info.status not in ("complete", "stopped"):
         return f"its last run {run_dir.name} is {info.status}"
-    if base_of(run_dir) != base_model:
-        return f"its last run {run_dir.name} descends from {Path(base_of(run_dir)).name}, not {Path(base_model).name}"
+    lineage = str(info.provenance.get("base_model") or info.base_model)
+    if lineage != base_model:
+        return f"its last run {run_dir.name} descends from {Path(lineage).name}, not {Path(base_model).name}"
     if tuple(info.labels) != tuple(labels):
         added = sorted(set(labels) - set(info.labels))
         gone = sorted(set(info.labels) - set(labels))
@@ -70,8 +84,9 @@ def plan_round(config: TrainConfig, labels: tuple[str, ...], previous: str | Pat
     """The round's settings: warm from ``previous`` where it can be continued (and ``warm``), else cold; the
     round's step budget for whichever, where the person chose nothing else. A base model nobody chose
     (``model`` not in ``config.given``) is the one the project's last run descends from."""
-    if previous is not None and "model" not in config.given and (Path(previous) / RUN_FILE).is_file():
-        config = dataclasses.replace(config, model=base_of(previous))
+    lineage = _lineage(previous)
+    if lineage is not None and "model" not in config.given:
+        config = dataclasses.replace(config, model=lineage)
     base = config.model
     why_not = continuable(previous, base, labels) if warm else "starting from the base model was asked for"
     settings = WARM_SETTINGS if why_not is None else COLD_SETTINGS
