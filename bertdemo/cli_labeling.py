@@ -17,7 +17,6 @@ the project has a run, import order before.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -218,7 +217,7 @@ def _retrain(store, args) -> int:
     from bertdemo.cli_common import cli_owner, config_from_args, train_with_progress
     from bertdemo.labeling.history import changes_since
     from bertdemo.labeling.retrain import compare, project_data, project_runs, record_run
-    from bertdemo.labeling.rounds import continuable, plan_round
+    from bertdemo.labeling.rounds import plan_round
 
     config = config_from_args(args)
     previous = project_runs(store, args.name)
@@ -228,10 +227,9 @@ def _retrain(store, args) -> int:
     data = project_data(store, args.name, config)
     plan = plan_round(config, data.labels, before, warm=not args.from_base)
     if args.from_last_run and plan.warm_from is None:
-        raise ValueError(f"Cannot continue project {args.name!r}'s last run: {continuable(before, config.model, data.labels)}. "
-                         "Retrain without --from-last-run to start from the base model.")
-    data = dataclasses.replace(data, provenance={**data.provenance, "base_model": plan.base_model,
-                                                 "warm_from": plan.warm_from})
+        raise ValueError(f"Cannot continue project {args.name!r}'s last run: {plan.why_cold}. Retrain without "
+                         "--from-last-run to start from the base model.")
+    data = plan.with_lineage(data)
     out = sys.stderr if args.json else sys.stdout
     print(f"{args.name}: {len(data.train)} training items, {len(data.validation)} frozen validation items", file=out)
     done = train_with_progress(plan.config, data, args.workspace, out, True, owner=cli_owner(), notes=plan.notes)

@@ -80,6 +80,10 @@ def test_a_round_starts_over_when_the_last_run_cannot_be_continued(project, tiny
     assert "descends from" in continuable(tiny_run, "default", labels)
     plan = plan_round(dataclasses.replace(tiny_config, given=("model",)), ("food", "sport", "travel"), tiny_run)
     assert plan.warm_from is None and plan.config.model == tiny_config.model
+    assert "classes changed" in plan.why_cold
+    # the reason given is the real one also when the base comes from the lineage (no model chosen)
+    lineage = plan_round(dataclasses.replace(tiny_config, model="default"), ("food", "sport", "travel"), tiny_run)
+    assert lineage.config.model == tiny_config.model and "classes changed" in lineage.why_cold
     assert any("classes changed" in note and "travel" in note for note in plan.notes)
     damaged = tmp_path / "damaged"
     shutil.copytree(tiny_run, damaged)

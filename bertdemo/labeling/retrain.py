@@ -92,8 +92,7 @@ def train_project(store: LabelStore, project: str, config: TrainConfig, *, previ
     ``train``)."""
     data = data or project_data(store, project, config)
     plan = plan_round(config, data.labels, previous, warm=warm)
-    data = dataclasses.replace(data, provenance={**data.provenance, "base_model": plan.base_model,
-                                                 "warm_from": plan.warm_from})
+    data = plan.with_lineage(data)
     for event in train(plan.config, data, should_stop=should_stop, workspace=workspace, owner=owner,
                        checkpoints=checkpoints, notes=plan.notes):
         if isinstance(event, (DoneEvent, CancelledEvent)) and event.run_dir:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bertdemo.config import TrainConfig
+from bertdemo.data import LabeledData
 from bertdemo.runs import RUN_FILE, load_run_info
 
 # From bench/round_bench.py (RESULTS.md, "A labeling round and the simulation"; BBC passages, 400 labels, 3
@@ -35,7 +36,14 @@ class RoundPlan:
     config: TrainConfig  # what the round trains with (``model`` is the previous run's folder when warm)
     warm_from: str | None  # the run continued (its folder name), or None: from the base model
     base_model: str  # the base model the project's runs descend from ("default", a hub id, a folder)
+    why_cold: str | None  # why the round does not continue ``previous`` (None: it does)
     notes: tuple[str, ...]  # what the round changed, and why, in words
+
+    def with_lineage(self, data: LabeledData) -> LabeledData:
+        """``data`` with the round's lineage in its provenance, so that the run records what it descends from
+        (``base_of`` reads it back when the next round plans)."""
+        return dataclasses.replace(data, provenance={**data.provenance, "base_model": self.base_model,
+                                                     "warm_from": self.warm_from})
 
 
 def base_of(run_dir: str | Path) -> str:
@@ -101,4 +109,4 @@ def plan_round(config: TrainConfig, labels: tuple[str, ...], previous: str | Pat
         if warm and previous is not None:
             notes.append(f"starts from the base model: {why_not}")
     return RoundPlan(config=config, warm_from=Path(previous).name if why_not is None else None, base_model=base,
-                     notes=tuple(notes))
+                     why_cold=why_not, notes=tuple(notes))

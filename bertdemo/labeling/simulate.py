@@ -102,15 +102,15 @@ def al_curve(train_texts: Sequence[str], train_labels: Sequence[str], test_texts
         first = np.random.default_rng(seed).choice(len(pool), size=start, replace=False)
         seed_config = dataclasses.replace(config, seed=config.seed + seed)
         with tempfile.TemporaryDirectory(prefix="bertdemo-al-") as workspace:
-            start_run = start_metrics = None
+            start_round = None  # (run, predictor, metrics) of the start labels, trained for the first strategy
             for strategy in strategies:
-                labeled, previous = list(first), start_run
+                labeled, previous = list(first), start_round[0] if start_round else None
                 for round_ in range(rounds + 1):
                     where = dict(seed=seed, seed_number=number, seeds=len(seeds), strategy=strategy, round=round_,
                                  rounds=rounds, labels=start + round_ * step, done=done, total=total)
                     started = time.perf_counter()
-                    if round_ == 0 and start_run is not None:  # the start labels were trained for the first strategy
-                        run, metrics = start_run, start_metrics
+                    if round_ == 0 and start_round is not None:
+                        run, predictor, metrics = start_round
                     else:
                         run = None
                         for event in train_round(pool.iloc[labeled], names, seed_config, previous, workspace,
@@ -122,15 +122,15 @@ def al_curve(train_texts: Sequence[str], train_labels: Sequence[str], test_texts
                         if run is None:  # stopped
                             return
                         yield RoundProgress(**where, phase="testing")
-                        metrics = evaluate_rows(Predictor.from_run(run), test_texts, test_labels)
+                        predictor = Predictor.from_run(run)  # loaded once: it tests, then it chooses
+                        metrics = evaluate_rows(predictor, test_texts, test_labels)
                         if round_ == 0:
-                            start_run, start_metrics = run, metrics
+                            start_round = run, predictor, metrics
                     if should_stop():
                         return
                     if round_ < rounds:
                         yield RoundProgress(**where, phase="choosing")
-                        labeled += _query(pool, labeled, Predictor.from_run(run), strategy, step,
-                                          seed * 1000 + round_)
+                        labeled += _query(pool, labeled, predictor, strategy, step, seed * 1000 + round_)
                     previous = run
                     done += 1
                     yield CurvePoint(strategy=strategy, seed=seed, labels=start + round_ * step,
@@ -146,8 +146,7 @@ def train_round(rows: pd.DataFrame, names: tuple[str, ...], config: TrainConfig,
     themselves (patience off, so the last, best-fitting epoch wins), as the loop's first runs would be."""
     labels = tuple(label for label in names if label in set(rows["label"]))
     plan = plan_round(config, labels, previous, warm=warm)
-    data = frames_data(rows, rows, labels, source="simulation", max_length=config.max_length)
-    data = dataclasses.replace(data, provenance={"base_model": plan.base_model})
+    data = plan.with_lineage(frames_data(rows, rows, labels, source="simulation", max_length=config.max_length))
     steps = 0
     for event in train(plan.config, data, workspace=workspace, should_stop=should_stop):
         if isinstance(event, StartEvent):
