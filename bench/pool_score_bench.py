@@ -1,10 +1,10 @@
 """Scoring an unlabeled pool for the uncertainty queue, one lever at a time (issue 18): the seconds to give every
-text of the pool its class probabilities, and how far each lever's margin ranking moves from the default's.
+text of the pool its class probabilities, and how far each lever's margin ranking moves from the order before's.
 
-Levers: the default ``Predictor.predict_proba`` (lean forward, batches of texts sorted by characters), batches
-sorted by word-pieces, other batch sizes, the model's own forward, and dynamic int8 linears. Each lever is timed
+Levers: batches of texts sorted by characters (``Predictor.predict_proba`` before) at three batch sizes, sorted by
+word-pieces (``predict_proba`` now), the model's own forward, and dynamic int8 linears. Each lever is timed
 ``--repeats`` times, alternating; the median is reported with the overlap of its top-K margin picks with the
-default's (K = ``--k``, the labels a round asks for).
+order before's (K = ``--k``, the labels a round asks for).
 
     python bench/pool_score_bench.py --run workspace/RUN --pool bench/out/bbc/train.csv --rows 5000
 """
@@ -27,21 +27,15 @@ from bertdemo.labeling.queues import uncertainty  # noqa: E402
 
 
 @torch.inference_mode()
-def by_pieces(predictor: Predictor, texts: list[str], batch_size: int, forward) -> np.ndarray:
-    """Tokenize once, sort by word-pieces, pad each batch to its own longest."""
-    ids = predictor.tokenizer(texts, truncation=True, max_length=predictor.max_length)["input_ids"]
-    order = np.argsort([len(s) for s in ids], kind="stable")
+def by_characters(predictor: Predictor, texts: list[str], batch_size: int) -> np.ndarray:
+    """The order ``predict_proba`` used before for many texts (and still uses for one batch): texts sorted by
+    characters, each batch tokenized and padded on its own."""
+    order = np.argsort([len(t) for t in texts], kind="stable")
     out = np.empty((len(texts), len(predictor.labels)), dtype=np.float32)
-    pad = predictor.tokenizer.pad_token_id
     for start in range(0, len(texts), batch_size):
         idx = order[start:start + batch_size]
-        width = max(len(ids[i]) for i in idx)
-        input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            input_ids[row, :len(ids[i])] = torch.tensor(ids[i])
-            mask[row, :len(ids[i])] = 1
-        logits = forward(input_ids=input_ids, attention_mask=mask, token_type_ids=torch.zeros_like(mask))
+        batch = predictor.encode([texts[i] for i in idx])
+        logits = predictor._lean(**batch) if predictor._lean else predictor.model(**batch).logits
         out[idx] = torch.softmax(logits.float(), dim=-1).numpy()
     return out
 
@@ -62,15 +56,15 @@ def main() -> None:
     predictor = Predictor.from_run(args.run)
     plain = Predictor.from_run(args.run, lean=False)
     quantized = torch.ao.quantization.quantize_dynamic(plain.model, {torch.nn.Linear}, dtype=torch.qint8)
+    int8 = Predictor(quantized, plain.tokenizer, max_length=plain.max_length, lean=False)
 
-    levers = {
-        "default (lean, by characters, 64)": lambda: predictor.predict_proba(texts),
-        "lean, by characters, 128": lambda: predictor.predict_proba(texts, batch_size=128),
-        "lean, by characters, 32": lambda: predictor.predict_proba(texts, batch_size=32),
-        "lean, by word-pieces, 64": lambda: by_pieces(predictor, texts, 64, predictor._lean),
-        "transformers forward, by characters, 64": lambda: plain.predict_proba(texts),
-        "dynamic int8, by word-pieces, 64": lambda: by_pieces(predictor, texts, 64,
-                                                              lambda **b: quantized(**b).logits),
+    levers = {  # predict_proba batches by word-pieces now (the default); by_characters is the order before
+        "lean, by characters, 64 (the default before)": lambda: by_characters(predictor, texts, 64),
+        "lean, by characters, 128": lambda: by_characters(predictor, texts, 128),
+        "lean, by characters, 32": lambda: by_characters(predictor, texts, 32),
+        "lean, by word-pieces, 64 (the default now)": lambda: predictor.predict_proba(texts),
+        "transformers forward, by word-pieces, 64": lambda: plain.predict_proba(texts),
+        "dynamic int8, by word-pieces, 64": lambda: int8.predict_proba(texts),
     }
     seconds: dict[str, list[float]] = {name: [] for name in levers}
     picks: dict[str, set] = {}
@@ -80,7 +74,7 @@ def main() -> None:
             probs = run()
             seconds[name].append(time.perf_counter() - began)
             picks[name] = set(np.argsort(-uncertainty(probs, "margin"), kind="stable")[:args.k].tolist())
-    base = picks["default (lean, by characters, 64)"]
+    base = picks["lean, by characters, 64 (the default before)"]
     rows = {name: {"seconds": round(median(s), 2), "texts_per_s": round(len(texts) / median(s), 1),
                    "top_k_overlap": round(len(picks[name] & base) / args.k, 3)} for name, s in seconds.items()}
     result = {"machine": machine_line(), "rows": len(texts), "threads": torch.get_num_threads(), "levers": rows}
