@@ -96,10 +96,12 @@ def report_tokenizer(name_or_path: str):
 
 
 def load_classifier(name_or_path: str, labels: tuple[str, ...] | None = None, *, attn: str = "sdpa",
-                    dtype=None):
+                    dtype=None, multi_label: bool = False):
     """Load a sequence classifier; with ``labels`` a new head of that size is made when the old one differs.
 
-    ``attn`` is "sdpa" for the fast path or "eager" when attention weights are wanted.
+    ``attn`` is "sdpa" for the fast path or "eager" when attention weights are wanted. ``multi_label`` (with
+    ``labels``): a sigmoid per label (``problem_type="multi_label_classification"``, saved in the config, which
+    tells predictions and ``transformers.pipeline`` to use sigmoids).
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
@@ -115,8 +117,9 @@ def load_classifier(name_or_path: str, labels: tuple[str, ...] | None = None, *,
                       label2id={label: i for i, label in enumerate(labels)}, ignore_mismatched_sizes=True)
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=False)
-        if labels is not None and config.problem_type not in (None, "single_label_classification"):
-            kwargs["problem_type"] = "single_label_classification"
+        wanted = "multi_label_classification" if multi_label else "single_label_classification"
+        if labels is not None and (multi_label or config.problem_type not in (None, wanted)):
+            kwargs["problem_type"] = wanted
         return AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
     except (OSError, SafetensorError, RuntimeError, ValueError) as err:
         raise _weights_error(name_or_path, source, err) from err

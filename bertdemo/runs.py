@@ -40,6 +40,7 @@ class RunInfo:
     provenance: dict = field(default_factory=dict)  # e.g. {"project", "snapshot"}: the labels it was trained on
     owner: str = ""  # who trained it: the app's logged-in user or browser, "cli:<user>" from the command line
     note: str = ""  # why the run is not complete, for the model card ("interrupted at step 120 …")
+    multi_label: bool = False  # a sigmoid per label, decided by per-label thresholds (in the model's config.json)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -16,6 +16,8 @@ import pandas as pd
 
 from bertdemo.config import TrainConfig
 from bertdemo.data.clean import CleanRows, clean_rows, same_number_labels, sort_labels
+from bertdemo.data.layout import label_layout
+from bertdemo.data.multilabeled import multilabel_data
 from bertdemo.data.report import DataReport, data_warnings, with_token_stats
 from bertdemo.data.split import MAX_VALIDATION_ROWS, split_rows
 from bertdemo.data.tables import guess_columns, read_table, shown
@@ -40,6 +42,10 @@ class LabeledData:
     report: DataReport
     provenance: dict = field(default_factory=dict)  # where the labels came from, kept in the run (a labeling
     # project's name and label snapshot)
+    multi_label: bool = False  # "label" then holds a tuple of label names per row (bertdemo.data.multilabel);
+    # () is "no label applies"
+    label_format: dict = field(default_factory=dict)  # multi-label: how the file wrote label sets (separator or
+    # 0/1 columns), so that what is written back reads the same way
 
     @property
     def label2id(self) -> dict[str, int]:
@@ -100,26 +106,37 @@ def labeled_data(texts: Sequence, labels: Sequence, config: TrainConfig | None =
 
 def load_data(source: str | Path | pd.DataFrame, config: TrainConfig | None = None, *, text_col: str | None = None,
               label_col: str | None = None, validation: str | Path | None = None, tokenizer=None,
-              max_validation_rows: int = MAX_VALIDATION_ROWS) -> LabeledData:
-    """Read a labeled CSV/TSV (or take a table ``read_table`` returned) and hand its rows to ``labeled_data``.
+              max_validation_rows: int = MAX_VALIDATION_ROWS, label_sep: str | None = None,
+              label_cols: Sequence[str] | None = None) -> LabeledData:
+    """Read a labeled CSV/TSV (or take a table ``read_table`` returned) and hand its rows to ``labeled_data``, or
+    to ``multilabel_data`` when texts carry several labels.
 
     The text and label columns are found by name unless given; ``validation`` is an optional separate file
-    with the same columns (found by name there too).
+    with the same columns (found by name there too). Multi-label files (``bertdemo.data.multilabel``): label cells
+    holding ``label_sep`` ("|" unless given; giving it makes the file multi-label), or ``label_cols`` (one 0/1
+    column per label; found by themselves when the file has no label column but two or more 0/1 columns).
     """
     table = source if isinstance(source, pd.DataFrame) else read_table(source)
-    text_col, label_col = guess_columns(table, text_col, label_col)
-    origin = Origin(source=table.attrs.get("source", "table"), text_col=text_col,
-                    label_col=label_col, encoding=table.attrs.get("encoding", "utf-8"),
+    layout = label_layout(table, text_col, label_col, label_sep, label_cols)
+    origin = Origin(source=table.attrs.get("source", "table"), text_col=layout.text_col,
+                    label_col=layout.label_col, encoding=table.attrs.get("encoding", "utf-8"),
                     delimiter=table.attrs.get("delimiter", ","))
     held_out = None
     if validation is not None:
         val_table = read_table(validation)
-        val_text, val_label = _matching_columns(val_table, text_col, label_col,
-                                                what=f"Validation file {Path(validation).name}")
-        held_out = (val_table[val_text], val_table[val_label])
-    return labeled_data(table[text_col], table[label_col], config, origin=origin, validation=held_out,
-                        validation_source=Path(validation).name if validation is not None else "validation",
-                        tokenizer=tokenizer, max_validation_rows=max_validation_rows)
+        if layout.multi_label:
+            held_out = layout.with_table(val_table, what=f"Validation file {Path(validation).name}")
+        else:
+            val_text, val_label = _matching_columns(val_table, layout.text_col, layout.label_col,
+                                                    what=f"Validation file {Path(validation).name}")
+            held_out = (val_table[val_text], val_table[val_label])
+    val_name = Path(validation).name if validation is not None else "validation"
+    if layout.multi_label:
+        return multilabel_data(table[layout.text_col], layout.label_sets(table), config, origin=origin,
+                               label_format=layout.format, validation=held_out, validation_source=val_name,
+                               tokenizer=tokenizer, max_validation_rows=max_validation_rows)
+    return labeled_data(table[layout.text_col], table[layout.label_col], config, origin=origin, validation=held_out,
+                        validation_source=val_name, tokenizer=tokenizer, max_validation_rows=max_validation_rows)
 
 
 def load_heldout(path: str | Path, known_labels, *, role: str, text_col: str | None = None,

@@ -42,6 +42,12 @@ class DataReport:
     cut: list[dict] = field(default_factory=list)  # {"reason", "count", "examples", "limit"}: kept rows whose text
     # was longer than max_cell_chars and was cut to it
     warnings: list[str] = field(default_factory=list)
+    multi_label: bool = False  # a text may carry several labels: class_counts then counts texts per label
+    label_format: dict = field(default_factory=dict)  # how the file wrote label sets (LabelFormat.to_dict())
+    cooccurrence: list[list[int]] = field(default_factory=list)  # (L, L) texts carrying both labels, in label
+    # order; the diagonal is class_counts
+    labels_per_text: dict[str, int] = field(default_factory=dict)  # "number of labels" → texts (kept rows)
+    rare_labels: list[str] = field(default_factory=list)  # labels on too few texts to be learned
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

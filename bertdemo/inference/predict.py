@@ -57,6 +57,11 @@ class Predictor:
         self.source = source  # the run folder or model the weights came from (used to load the eager copy)
         id2label = model.config.id2label
         self.labels: tuple[str, ...] = tuple(id2label[i] for i in range(len(id2label)))
+        # Multi-label runs: a sigmoid per label, and a label applies from its threshold up (tuned on validation
+        # when the run was trained, kept in config.json; 0.5 for a label without one)
+        self.multi_label = getattr(model.config, "problem_type", None) == "multi_label_classification"
+        saved = getattr(model.config, "thresholds", None) or {}
+        self.thresholds = np.array([float(saved.get(label, 0.5)) for label in self.labels], dtype=np.float64)
         self._tokenizer_lock = threading.Lock()
         self._eager_lock = threading.Lock()
         self._eager = None
@@ -90,7 +95,7 @@ class Predictor:
 
     @torch.inference_mode()
     def predict_proba(self, texts: list[str], batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
-        """(N, C) class probabilities; rows sum to 1. Texts are batched by length to cut padding: by word-pieces
+        """(N, C) class probabilities; rows sum to 1 (multi-label: each label's own sigmoid probability). Texts are batched by length to cut padding: by word-pieces
         when there is more than one batch (tokenized once, ×1.16 on a 5,000-text pool, bench/RESULTS.md), by
         characters otherwise (no second pass over the texts for a single prediction)."""
         texts = _as_texts(texts)
@@ -106,7 +111,7 @@ class Predictor:
             idx = order[start:start + batch_size]
             batch = self.encode([texts[i] for i in idx])
             logits = self._lean(**batch) if self._lean else self.model(**batch).logits  # (B, C)
-            out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+            out[idx] = self.activate(logits).cpu().numpy()
         return out
 
     @torch.inference_mode()
@@ -130,8 +135,20 @@ class Predictor:
             if "token_type_ids" in getattr(self.tokenizer, "model_input_names", ()):
                 batch["token_type_ids"] = torch.zeros_like(batch["input_ids"])  # one segment, as encode makes
             logits = self._lean(**batch) if self._lean else self.model(**batch).logits  # (B, C)
-            out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+            out[idx] = self.activate(logits).cpu().numpy()
         return out
+
+    def activate(self, logits: torch.Tensor) -> torch.Tensor:
+        """Probabilities of logits (…, C), in fp32: a softmax over classes, or a sigmoid per label (multi-label)."""
+        return torch.sigmoid(logits.float()) if self.multi_label else torch.softmax(logits.float(), dim=-1)
+
+    def decide(self, probs: np.ndarray) -> list[tuple[str, ...]]:
+        """The labels each row of ``probs`` (N, C) predicts: the most probable class, or every label at or above
+        its threshold (multi-label; possibly none)."""
+        probs = np.asarray(probs)
+        if not self.multi_label:
+            return [(self.labels[int(i)],) for i in probs.argmax(axis=1)] if len(probs) else []
+        return [tuple(label for label, p, t in zip(self.labels, row, self.thresholds) if p >= t) for row in probs]
 
     @torch.inference_mode()
     def embed(self, texts: list[str], batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:

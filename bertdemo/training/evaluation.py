@@ -4,12 +4,18 @@ from __future__ import annotations
 import torch
 
 from bertdemo.metrics import classification_metrics
+from bertdemo.multilabel_metrics import validation_summary
 
 
 def validate(session, labels: tuple[str, ...]) -> dict:
-    """Full validation metrics (``bertdemo.metrics``) of ``session``'s model; leaves the model in eval mode."""
+    """Full validation metrics (``bertdemo.metrics``; multi-label: ``bertdemo.multilabel_metrics``, thresholds
+    tuned on these rows) of ``session``'s model; leaves the model in eval mode."""
     s = session
     logits, y_true = validation_logits(s)
+    if getattr(s, "multi_label", False):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y_true.float()).item()
+        return validation_summary(y_true.numpy(), torch.sigmoid(logits).numpy(), labels,
+                                  texts=s.val_frame["text"].tolist(), loss=loss)
     loss = torch.nn.functional.cross_entropy(logits, y_true).item()
     probs = torch.softmax(logits, dim=-1).numpy()
     return classification_metrics(y_true.numpy(), probs, labels, texts=s.val_frame["text"].tolist(), loss=loss)
@@ -17,7 +23,8 @@ def validate(session, labels: tuple[str, ...]) -> dict:
 
 @torch.inference_mode()
 def validation_logits(session) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits (N, C) in fp32 on the CPU, class ids (N,)) of the validation rows, in ``session.val_frame`` order."""
+    """(logits (N, C) in fp32 on the CPU, class ids (N,) or multi-label 0/1 rows (N, C)) of the validation rows,
+    in ``session.val_frame`` order."""
     s = session
     s.model.eval()
     logits_all, labels_all = [], []

@@ -16,13 +16,20 @@ from torch.utils.data import DataLoader, SequentialSampler
 from transformers import DataCollatorWithPadding
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from bertdemo.data.multilabel import multi_hot
+
 datasets.disable_progress_bars()  # the app and the CLI draw their own progress
 
 
-def tokenize_frame(frame: pd.DataFrame, tokenizer, label2id: dict[str, int], max_length: int) -> datasets.Dataset:
-    """A dataset with input_ids, attention_mask (and token_type_ids where the model has them) and labels."""
-    ds = datasets.Dataset.from_dict({"text": frame["text"].tolist(),
-                                     "labels": [label2id[label] for label in frame["label"]]})
+def tokenize_frame(frame: pd.DataFrame, tokenizer, label2id: dict[str, int], max_length: int, *,
+                   multi_label: bool = False) -> datasets.Dataset:
+    """A dataset with input_ids, attention_mask (and token_type_ids where the model has them) and labels: a class
+    id per row, or for ``multi_label`` rows (label sets) a 0/1 float per label, as BCE takes them."""
+    if multi_label:
+        targets = multi_hot(frame["label"].tolist(), sorted(label2id, key=label2id.get)).tolist()
+    else:
+        targets = [label2id[label] for label in frame["label"]]
+    ds = datasets.Dataset.from_dict({"text": frame["text"].tolist(), "labels": targets})
 
     def encode(batch):
         return tokenizer(batch["text"], truncation=True, max_length=max_length)

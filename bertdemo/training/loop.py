@@ -20,6 +20,8 @@ import torch
 from bertdemo import runs
 from bertdemo.config import TrainConfig
 from bertdemo.data import LabeledData
+from bertdemo.data.multilabel import LabelFormat
+from bertdemo.data.multilabeled import cell_frame
 from bertdemo.events import CancelledEvent, DoneEvent, EvalEvent, Event, StartEvent, StepEvent, event_to_dict
 from bertdemo.training.checkpoint import Checkpoint, is_better
 from bertdemo.training.evaluation import validate
@@ -160,13 +162,21 @@ def _save(s: Session, config: TrainConfig, data: LabeledData, best: Checkpoint, 
     model = model if model is not None else s.accelerator.unwrap_model(s.model)
     s.precision.restore(model, best.state)
     metrics = best.metrics
+    headline = ("accuracy", "macro_f1", "loss") + (("micro_f1",) if data.multi_label else ())
+    train, validation = data.train, data.validation
+    if data.multi_label:
+        # The decision thresholds tuned on validation for these weights travel in the model's config.json
+        # (read by Predictor); transformers keeps an unknown config key as it is.
+        model.config.thresholds = dict(metrics["thresholds"])
+        sep = LabelFormat.from_dict(data.label_format).sep
+        train, validation = cell_frame(train, sep), cell_frame(validation, sep)
     info = runs.RunInfo(
         name="", path="", created=runs.now_iso(), base_model=config.model, data_source=data.report.source,
         labels=data.labels, status=status, train_config=config.to_dict(), train_rows=len(data.train),
         validation_rows=len(data.validation), train_seconds=round(train_seconds, 2),
-        metrics={k: metrics[k] for k in ("accuracy", "macro_f1", "loss")}, provenance=dict(data.provenance),
-        owner=owner)
+        metrics={k: metrics[k] for k in headline}, provenance=dict(data.provenance),
+        owner=owner, multi_label=data.multi_label)
     return runs.save_run(workspace, name=runs.new_run_name(data.report.source, config.model), model=model,
                          tokenizer=s.tokenizer, info=info, train_config=config.to_dict(),
                          data_report=data.report.to_dict(), metrics=metrics, events=history,
-                         train=data.train, validation=data.validation)
+                         train=train, validation=validation)

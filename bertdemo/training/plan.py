@@ -15,9 +15,11 @@ import numpy as np
 
 from bertdemo.config import TrainConfig
 from bertdemo.data import LabeledData
+from bertdemo.data.multilabel import multi_hot
 
 MAX_PLANNED_EPOCHS = 40  # min_steps never raises epochs beyond this (a handful of rows would loop forever)
 SMALL_BATCH = 16  # a small data set trains in batches this size: as accurate, half the work of 32 for its steps
+MAX_POS_WEIGHT = 10.0  # a multi-label positive weight is capped here: a label on 1 text in 500 would weigh 499
 IMBALANCED = 3.0  # largest/smallest class ratio from which "auto" weights the classes (the data report warns too)
 
 
@@ -25,7 +27,8 @@ IMBALANCED = 3.0  # largest/smallest class ratio from which "auto" weights the c
 class Plan:
     batch_size: int
     epochs: int
-    class_weights: tuple[float, ...] | None  # one weight per class id for the cross-entropy; None: unweighted
+    class_weights: tuple[float, ...] | None  # one weight per class id for the cross-entropy (multi-label: a
+    # positive weight per label for BCE); None: unweighted
     notes: tuple[str, ...]  # what the plan changed and why, in words
 
 
@@ -57,6 +60,8 @@ def plan_training(config: TrainConfig, data: LabeledData, steps_per_epoch: int, 
         notes.append(f"{epochs} epochs instead of {config.epochs}{capped}: {steps_per_epoch} steps an epoch, and "
                      f"training takes at least {config.min_steps} steps (min_steps) so that a small data set is "
                      "learned.")
+    if data.multi_label:
+        return _multilabel_plan(config, data, batch_size, epochs, small, notes)
     counts = np.array([int((data.train["label"] == label).sum()) for label in data.labels], dtype=float)
     ratio = counts.max() / max(1.0, counts.min())
     weighted = config.class_weights == "balanced" or (config.class_weights == "auto" and small and ratio >= IMBALANCED)
@@ -67,4 +72,22 @@ def plan_training(config: TrainConfig, data: LabeledData, steps_per_epoch: int, 
         notes.append(f"class-weighted loss: a small data set whose classes are {ratio:.1f}:1 apart ({rare!r} is the "
                      "rarest), so each class counts as much as the others in training." if config.class_weights == "auto" else
                      "class-weighted loss (class_weights=balanced): each class counts as much as the others.")
+    return Plan(batch_size=batch_size or config.batch_size, epochs=epochs, class_weights=weights, notes=tuple(notes))
+
+
+def _multilabel_plan(config: TrainConfig, data: LabeledData, batch_size: int | None, epochs: int, small: bool,
+                     notes: list[str]) -> Plan:
+    """Class weighting for label sets: a positive weight per label (BCE's ``pos_weight``), negatives/positives,
+    capped at MAX_POS_WEIGHT, so that a label on few texts is not learned as "never". "auto" weights when a small
+    data set's most and least frequent labels are IMBALANCED apart, as for classes."""
+    y = multi_hot(data.train["label"].tolist(), data.labels)
+    positives = y.sum(axis=0)
+    ratio = positives.max() / max(1.0, positives.min())
+    weighted = config.class_weights == "balanced" or (config.class_weights == "auto" and small and ratio >= IMBALANCED)
+    weights = None
+    if weighted:
+        weights = tuple(float(w) for w in np.clip((len(y) - positives) / np.maximum(positives, 1.0), 1.0,
+                                                  MAX_POS_WEIGHT))
+        notes.append(f"positive weights per label (BCE pos_weight, at most {MAX_POS_WEIGHT:g}): labels on few texts "
+                     f"({data.labels[int(positives.argmin())]!r} is the rarest) count as much as common ones.")
     return Plan(batch_size=batch_size or config.batch_size, epochs=epochs, class_weights=weights, notes=tuple(notes))

@@ -57,7 +57,8 @@ def _pieces(tokenizer, texts: Sequence[str], limit: int) -> tuple[list[str], lis
     return alphabet, [f"##{c}" for c in alphabet if c in inside]
 
 
-def build_scratch_model(tokenizer, labels: tuple[str, ...], *, max_length: int = 128, seed: int = 42):
+def build_scratch_model(tokenizer, labels: tuple[str, ...], *, max_length: int = 128, seed: int = 42,
+                        multi_label: bool = False):
     """A randomly initialised ``BertForSequenceClassification`` sized for a CPU."""
     from transformers import BertConfig, BertForSequenceClassification
 
@@ -68,7 +69,7 @@ def build_scratch_model(tokenizer, labels: tuple[str, ...], *, max_length: int =
         num_attention_heads=SCRATCH_HEADS, intermediate_size=4 * SCRATCH_HIDDEN,
         max_position_embeddings=max(128, max_length), pad_token_id=tokenizer.pad_token_id,
         num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)}, problem_type="single_label_classification",
+        label2id={label: i for i, label in enumerate(labels)}, problem_type="multi_label_classification" if multi_label else "single_label_classification",
         attn_implementation="sdpa")
     # The pipeline truncates at model_max_length: keep it within the position table this model has.
     tokenizer.model_max_length = config.max_position_embeddings

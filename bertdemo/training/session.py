@@ -49,9 +49,10 @@ class Session:
     val_frame: pd.DataFrame  # the validation rows in the order val_loader yields them
     collator: CountingCollator
     epochs: int  # as planned (bertdemo.training.plan): config.epochs, or more for a small data set (batch size too)
-    class_weights: torch.Tensor | None  # (C,) cross-entropy weights, or None
+    class_weights: torch.Tensor | None  # (C,) cross-entropy weights (multi-label: BCE positive weights), or None
     notes: tuple[str, ...]  # the plan's notes
     rng: TorchRng  # this run's random state (initialisation, then dropout step after step)
+    multi_label: bool = False  # a sigmoid per label and BCE, instead of a softmax and cross-entropy
 
 
 def start_session(config: TrainConfig, data: LabeledData) -> Session:
@@ -67,10 +68,10 @@ def start_session(config: TrainConfig, data: LabeledData) -> Session:
     if device.type == "cpu" and fast.enabled("cpu_kernels"):
         use_cpu_training_kernels(model)
     precision = precision_strategy(config.precision, accelerator, model)
-    train_ds = tokenize_frame(data.train, tokenizer, data.label2id, config.max_length)
+    train_ds = tokenize_frame(data.train, tokenizer, data.label2id, config.max_length, multi_label=data.multi_label)
     # Validation sorted by length: evaluation batches then carry almost no padding.
     val_frame = data.validation.assign(_len=data.validation["text"].str.len()).sort_values("_len", kind="stable")
-    val_ds = tokenize_frame(val_frame, tokenizer, data.label2id, config.max_length)
+    val_ds = tokenize_frame(val_frame, tokenizer, data.label2id, config.max_length, multi_label=data.multi_label)
     collator = CountingCollator(tokenizer, pad_to_multiple_of=8 if device.type == "cuda" else None)
     batch_size, notes = plan_batch_size(config, len(data.train), accelerator.num_processes)
     loader = train_loader(train_ds, collator, batch_size, seed=config.seed, batching=config.batching)
@@ -88,7 +89,7 @@ def start_session(config: TrainConfig, data: LabeledData) -> Session:
     return Session(accelerator=accelerator, device=device, precision=precision, tokenizer=tokenizer, model=model,
                    optimizer=optimizer, scheduler=scheduler, loader=loader, val_loader=val_loader,
                    val_frame=val_frame, collator=collator, epochs=plan.epochs, class_weights=weights,
-                   notes=plan.notes, rng=rng)
+                   notes=plan.notes, rng=rng, multi_label=data.multi_label)
 
 
 def training_step(s: Session, batch: dict, max_grad_norm: float) -> float:
@@ -96,8 +97,7 @@ def training_step(s: Session, batch: dict, max_grad_norm: float) -> float:
     with s.rng:  # dropout draws from this run's state only
         with s.precision.autocast():
             logits = s.model(**{k: v for k, v in batch.items() if k != "labels"}).logits  # (B, C)
-        # in fp32 whatever the model's dtype; weighted by class when the plan says so
-        loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"], weight=s.class_weights)
+        loss = batch_loss(s, logits, batch["labels"])
         s.precision.backward(loss)
     s.precision.step(s.optimizer, max_grad_norm)
     s.scheduler.step()
@@ -105,13 +105,24 @@ def training_step(s: Session, batch: dict, max_grad_norm: float) -> float:
     return float(loss.detach())
 
 
+def batch_loss(s: Session, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The training loss, in fp32 whatever the model's dtype: cross-entropy over classes (weighted by class when
+    the plan says so), or for multi-label a binary cross-entropy per label, averaged over labels and texts as
+    transformers' own multi-label loss is (positive weights per label when the plan says so)."""
+    if s.multi_label:
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float(),
+                                                                    pos_weight=s.class_weights)
+    return torch.nn.functional.cross_entropy(logits.float(), labels, weight=s.class_weights)
+
+
 def _build_model(config: TrainConfig, data: LabeledData):
     if config.model == SCRATCH_MODEL:
         tokenizer = build_scratch_tokenizer(data.train["text"].tolist())
-        model = build_scratch_model(tokenizer, data.labels, max_length=config.max_length, seed=config.seed)
+        model = build_scratch_model(tokenizer, data.labels, max_length=config.max_length, seed=config.seed,
+                                    multi_label=data.multi_label)
         return tokenizer, model
     tokenizer = load_tokenizer(config.model)
-    model = load_classifier(config.model, data.labels, attn="sdpa")
+    model = load_classifier(config.model, data.labels, attn="sdpa", multi_label=data.multi_label)
     positions = getattr(model.config, "max_position_embeddings", None)
     if positions is not None and config.max_length > positions:
         raise ValueError(f"max_length {config.max_length} is longer than this model reads ({positions} word-pieces). "
