@@ -99,3 +99,45 @@ def tiny_run(tiny_config, toy_data, tmp_path_factory) -> Path:
     events = list(train(tiny_config, toy_data, workspace=workspace))
     assert isinstance(events[-1], DoneEvent)
     return Path(events[-1].run_dir)
+
+
+def toy_multilabel_rows(n: int = 150, seed: int = 0) -> list[tuple[str, str]]:
+    """Texts naming words of 0-3 topics, labelled with those topics ("food|sport"; "none" for no topic)."""
+    rng = random.Random(seed)
+    names = sorted(_TOPICS)
+    rows = []
+    for i in range(n):
+        chosen = sorted(rng.sample(names, rng.choice([0, 1, 1, 2, 2, 3])))
+        words = [rng.choice(_TOPICS[name]) for name in chosen] + rng.sample(["the", "a", "today", "we", "news"], 2)
+        rng.shuffle(words)
+        rows.append((" ".join(words) + f" number {i}", "|".join(chosen) or "none"))
+    return rows
+
+
+@pytest.fixture(scope="session")
+def toy_ml_csv(tmp_path_factory) -> Path:
+    """A multi-label CSV: text,label with label cells like "food|sport" and "none"."""
+    return write_csv(tmp_path_factory.mktemp("toy-ml") / "tickets.csv", toy_multilabel_rows())
+
+
+@pytest.fixture(scope="session")
+def toy_ml_data(toy_ml_csv):
+    from bertdemo.config import TrainConfig
+    from bertdemo.data import load_data
+
+    return load_data(toy_ml_csv, TrainConfig(max_length=32))
+
+
+@pytest.fixture(scope="session")
+def tiny_ml_run(tiny_config, toy_ml_data, tmp_path_factory) -> Path:
+    """A saved multi-label run (sigmoid per label, tuned thresholds) of the tiny model on the toy label sets."""
+    from bertdemo.events import DoneEvent
+    from bertdemo.training import train
+
+    import dataclasses
+
+    workspace = tmp_path_factory.mktemp("workspace-ml")
+    config = dataclasses.replace(tiny_config, learning_rate=3e-3, epochs=20)  # BCE learns slower than softmax here
+    events = list(train(config, toy_ml_data, workspace=workspace))
+    assert isinstance(events[-1], DoneEvent)
+    return Path(events[-1].run_dir)
