@@ -74,6 +74,12 @@ MIGRATIONS = [
     ALTER TABLE changes ADD COLUMN owner TEXT NOT NULL DEFAULT '';
     CREATE INDEX changes_by_owner ON changes (project_id, owner, id);
     """,
+    # 4: multi-label projects: an item's label is then a label set, stored as a JSON list (bertdemo.labeling.
+    # labelsets); ``label_format`` is how the imported file wrote its sets (separator or 0/1 columns), for export
+    """
+    ALTER TABLE projects ADD COLUMN multi_label INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE projects ADD COLUMN label_format TEXT NOT NULL DEFAULT '';
+    """,
 ]
 LATEST = len(MIGRATIONS)
 

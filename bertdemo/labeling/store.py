@@ -18,13 +18,14 @@ which items to serve (``labeling.queues``).
 from __future__ import annotations
 
 import contextlib
+import json
 import hashlib
 import re
 import sqlite3
 import time
 import unicodedata
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -48,6 +49,8 @@ class ProjectInfo:
     labels: tuple[str, ...]  # in the order they were added
     items: int
     labeled: int
+    multi_label: bool = False  # items carry label sets (stored encoded: bertdemo.labeling.labelsets)
+    label_format: dict = field(default_factory=dict)  # multi-label: LabelFormat.to_dict() of the imported file
 
 
 @dataclass(frozen=True)
@@ -132,12 +135,16 @@ class LabelStore:
 
     # projects
 
-    def create_project(self, name: str, labels: Sequence[str] = (), *, owner: str = "") -> ProjectInfo:
+    def create_project(self, name: str, labels: Sequence[str] = (), *, owner: str = "", multi_label: bool = False,
+                       label_format: dict | None = None) -> ProjectInfo:
+        """A new project; ``multi_label``: items take label sets, ``label_format`` says how export writes them."""
         name = check_name(name)
         with self.write() as conn:
             if conn.execute("SELECT 1 FROM projects WHERE name = ?", (name,)).fetchone():
                 raise ValueError(f"A project named {name!r} exists already. Choose another name, or import into it.")
-            cur = conn.execute("INSERT INTO projects (name, created, owner) VALUES (?, ?, ?)", (name, now_iso(), owner))
+            cur = conn.execute("INSERT INTO projects (name, created, owner, multi_label, label_format) "
+                               "VALUES (?, ?, ?, ?, ?)", (name, now_iso(), owner, int(bool(multi_label)),
+                                                          json.dumps(label_format or {}) if multi_label else ""))
             for label in labels:
                 _add_label(conn, cur.lastrowid, label)
         return self.project(name)
@@ -149,7 +156,8 @@ class LabelStore:
 
     def project(self, name: str) -> ProjectInfo:
         with self.read() as conn:
-            row = conn.execute("SELECT id, name, created, owner FROM projects WHERE name = ?", (name,)).fetchone()
+            row = conn.execute("SELECT id, name, created, owner, multi_label, label_format FROM projects "
+                               "WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise ValueError(f"No labeling project named {str(name)[:MAX_NAME]!r}. Create it by importing a file.")
             labels = tuple(r[0] for r in conn.execute(
@@ -157,7 +165,7 @@ class LabelStore:
             items, labeled = conn.execute("SELECT COUNT(*), COUNT(label) FROM items WHERE project_id = ?",
                                           (row[0],)).fetchone()
         return ProjectInfo(id=row[0], name=row[1], created=row[2], owner=row[3], labels=labels, items=items,
-                           labeled=labeled)
+                           labeled=labeled, multi_label=bool(row[4]), label_format=json.loads(row[5] or "{}"))
 
     def add_label(self, project: str, label: str) -> ProjectInfo:
         info = self.project(project)
