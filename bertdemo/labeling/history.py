@@ -12,6 +12,10 @@ check above is what protects labels (a lock that lapsed while its item was on sc
 tab, does not throw away a correct answer). An answer releases only its own tab's lock on the item; the other
 tab keeps its claim, and its answer, if it comes, meets the changed label and is refused.
 
+In a multi-label project a label is a label set, stored encoded (``labeling.labelsets``): ``set_labels`` takes
+sets (tuples of names) or their stored form, ``set_label_set`` one item's set; the history records sets and undo
+restores them.
+
 Undo is keyed by *owner*, the person's identity (the UI's logged-in or per-browser user, the CLI's owner), not
 by the tab: a reload or a second tab can take back one's own last step. Undo restores what a step replaced,
 except where someone changed the item since: that newer label stays, and the undo says so.
@@ -21,10 +25,11 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from bertdemo.labeling.store import HOW, LabelStore, check_name, now_iso
+from bertdemo.labeling.labelsets import decode_set, encode_set, shown_set
+from bertdemo.labeling.store import HOW, LabelStore, ProjectInfo, check_name, now_iso
 
 MAX_ANNOTATOR = 40
 IMPORTER = "import"  # who the history credits with the labels a file brought; no person may label under it
@@ -49,10 +54,10 @@ class LabelChanged(ValueError):
         self.changed = changed
         first = changed[0]
         now = "unlabeled" if first.now is None else \
-            f"labeled {first.now!r}" + (f" by {first.annotator}" if first.annotator else "")
-        shown = "unlabeled" if first.shown is None else repr(first.shown)
+            f"labeled {_readable(first.now)!r}" + (f" by {first.annotator}" if first.annotator else "")
+        shown = "unlabeled" if first.shown is None else repr(_readable(first.shown))
         if answered == 1:
-            again = f"replaces {first.now!r}" if first.now is not None else "labels it"
+            again = f"replaces {_readable(first.now)!r}" if first.now is not None else "labels it"
             message = (f"Not saved: item {first.item} is now {now}; it was {shown} when it was shown to you. Look at "
                        f"it again: answering once more {again}, or skip it.")
         else:
@@ -89,7 +94,9 @@ def set_labels(store: LabelStore, project: str, labels: Sequence[tuple[int, str 
                session: str = "", owner: str | None = None, how: str = "human",
                expected: Mapping[int, str | None] | None = None) -> int | None:
     """Set each (item id, label) — None removes a label — as one step; return the step's id (None if nothing
-    changed). Labels not yet in the project's label set are refused, so a typo cannot create a class.
+    changed). Labels not yet in the project's label set are refused, so a typo cannot create a class. In a
+    multi-label project each label is a set: a tuple of names (() = no label applies) or its stored form
+    (``labelsets.encode_set``), every name in the label set; ``expected`` takes sets the same way.
 
     ``session`` is the tab writing (its locks on these items are released), ``owner`` who may undo the step
     (default: the annotator's name). ``expected`` maps item ids to the label the writer was shown (None:
@@ -99,11 +106,12 @@ def set_labels(store: LabelStore, project: str, labels: Sequence[tuple[int, str 
         raise ValueError(f"how must be one of {', '.join(HOW)} (got {how!r}).")
     annotator = annotator_name(annotator, how=how)
     owner = str(owner)[:MAX_OWNER] if owner else annotator
-    labels = [(int(i), label) for i, label in labels]
-    expected = {int(i): label for i, label in (expected or {}).items()}
     info = store.project(project)
+    labels = [(int(i), stored_label(info, label)) for i, label in labels]
+    expected = {int(i): stored_label(info, label) for i, label in (expected or {}).items()}
     known = set(info.labels)
-    unknown = sorted({label for _, label in labels if label is not None and label not in known})
+    named = {n for _, label in labels if label is not None for n in (decode_set(label) if info.multi_label else [label])}
+    unknown = sorted(named - known)
     if unknown:
         raise ValueError(f"{', '.join(map(repr, unknown[:5]))} is not a label of {project!r}. Add it to the label set "
                          f"first (labels now: {', '.join(info.labels) or 'none'}).")
@@ -137,6 +145,35 @@ def set_label(store: LabelStore, project: str, item_id: int, label: str | None, 
     no check)."""
     return set_labels(store, project, [(item_id, label)], annotator=annotator, session=session, owner=owner,
                       how=how, expected=None if expected is ANY else {int(item_id): expected})
+
+
+def set_label_set(store: LabelStore, project: str, item_id: int, labels: Collection[str] | None, *, annotator: str,
+                  session: str = "", owner: str | None = None, how: str = "human",
+                  expected: object = ANY) -> int | None:
+    """A multi-label project's ``set_label``: give the item the label set ``labels`` (() = no label applies, None =
+    unlabeled); ``expected`` is the set the writer was shown (a tuple, None for unlabeled, ``ANY``: no check)."""
+    if not store.project(project).multi_label:
+        raise ValueError(f"Project {project!r} is single-label: give each item one label (set_label), not a set.")
+    return set_label(store, project, item_id, None if labels is None else tuple(labels), annotator=annotator,
+                     session=session, owner=owner, how=how,
+                     expected=expected if expected is ANY or expected is None else tuple(expected))
+
+
+def stored_label(info: ProjectInfo, label) -> str | None:
+    """A label as the store keeps it. Single-label: the name. Multi-label: the encoded set, from a set of names (a
+    tuple, list or set) or an encoded set; a bare name is the set of that one label."""
+    if label is None:
+        return None
+    if info.multi_label:
+        return encode_set(label if isinstance(label, (tuple, list, set, frozenset)) else decode_set(str(label)))
+    if isinstance(label, (tuple, list, set, frozenset)):
+        raise ValueError(f"Project {info.name!r} is single-label: give each item one label, not a set of them.")
+    return label
+
+
+def _readable(stored: str) -> str:
+    """A stored label as a person reads it: a multi-label set as "billing + bug" / "no label"."""
+    return shown_set(decode_set(stored)) if stored.startswith("[") else stored
 
 
 def undo(store: LabelStore, project: str, *, owner: str, session: str = "") -> Undone:
@@ -184,7 +221,8 @@ def last_change(store: LabelStore, project: str, *, conn: sqlite3.Connection | N
 
 def changes_since(store: LabelStore, project: str, snapshot: int) -> dict:
     """What moved after ``snapshot``: the number of changes and of items changed, and per class how many items
-    came in and went out (net, item by item: an item relabeled twice counts once)."""
+    came in and went out (net, item by item: an item relabeled twice counts once). In a multi-label project per
+    label: the items that gained it and those that lost it."""
     info = store.project(project)
     with store.read() as conn:
         rows = conn.execute("SELECT item_id, old_label, new_label FROM changes WHERE project_id = ? AND id > ? "
@@ -201,6 +239,11 @@ def changes_since(store: LabelStore, project: str, snapshot: int) -> dict:
         if before == after:
             continue
         moved += 1
+        if info.multi_label:  # per label: the labels the item gained and lost
+            now, then = set(decode_set(after) or ()), set(decode_set(before) or ())
+            came.update(now - then)
+            went.update(then - now)
+            continue
         if after is not None:
             came[after] += 1
         if before is not None:

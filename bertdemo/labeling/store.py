@@ -264,19 +264,27 @@ def _add_label(conn: sqlite3.Connection, project_id: int, label: str) -> None:
 
 
 def label_counts(store: LabelStore, name: str) -> dict:
-    """Items, labeled items, per label (the label set's order) and per annotator, counted by the database."""
+    """Items, labeled items, per label (the label set's order) and per annotator, counted by the database. In a
+    multi-label project "per label" is the texts carrying each label, and "no_label" those with none."""
     info = store.project(name)
     with store.read() as conn:
         per_label = dict(conn.execute("SELECT label, COUNT(*) FROM items WHERE project_id = ? AND label IS NOT NULL "
                                       "GROUP BY label", (info.id,)).fetchall())
+        raw = dict(per_label)
         per_annotator = dict(conn.execute(
             "SELECT COALESCE(annotator, '?'), COUNT(*) FROM items WHERE project_id = ? AND label IS NOT NULL "
             "GROUP BY annotator ORDER BY COUNT(*) DESC", (info.id,)).fetchall())
         frozen = conn.execute("SELECT COUNT(*) FROM items WHERE project_id = ? AND split = 'validation'",
                               (info.id,)).fetchone()[0]
+    if info.multi_label:  # stored sets, counted per label: the texts that carry it ("[]": no label applies)
+        per_label = {}
+        for stored, n in raw.items():
+            for label in json.loads(stored):
+                per_label[label] = per_label.get(label, 0) + n
     return {"project": info.name, "items": info.items, "labeled": info.labeled, "unlabeled": info.items - info.labeled,
             "labels": list(info.labels), "per_label": {label: per_label.get(label, 0) for label in info.labels},
-            "per_annotator": per_annotator, "validation_items": frozen}
+            "per_annotator": per_annotator, "validation_items": frozen,
+            **({"no_label": sum(n for stored, n in raw.items() if stored == "[]")} if info.multi_label else {})}
 
 
 def project_status(store: LabelStore, name: str) -> dict:

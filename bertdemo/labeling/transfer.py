@@ -6,9 +6,16 @@ limit is cut to it, as training data's texts are (``bertdemo.data.clean.cut_text
 by their normalised text (``store.text_key``), so importing the same file again adds nothing; a file whose label
 differs from the stored one is reported as a conflict and never overwrites it. One import is one transaction:
 killed half-way, it leaves nothing, and running it again does the whole of it.
+
+Multi-label files (``bertdemo.data.layout.label_layout``: label cells such as ``billing|bug``, or one 0/1 column
+per label) make multi-label projects: an item's label is its label set (stored encoded,
+``labeling.labelsets``), ``none`` (or a row of zeros) is "no label applies", an empty cell (or empty 0/1 cells) is
+unlabeled. The project keeps the file's format, and export writes it back the same way, so an export re-imports
+unchanged. A project is single- or multi-label for good: rows of the other kind are refused.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +23,11 @@ from pathlib import Path
 import pandas as pd
 
 from bertdemo.data.clean import cut_texts, sort_labels
+from bertdemo.data.layout import LabelLayout, label_layout
+from bertdemo.data.multilabel import LabelFormat, format_cell, has_separator, parse_cell
 from bertdemo.data.tables import guess_columns, guess_text_column, read_table
 from bertdemo.labeling.history import IMPORTER, annotator_name
+from bertdemo.labeling.labelsets import decode_set, encode_set
 from bertdemo.labeling.store import LabelStore, check_name, now_iso, text_key
 from bertdemo.limits import Limits
 from bertdemo.spreadsheet import write_csv
@@ -61,43 +71,109 @@ class ImportReport:
 
 
 def import_file(store: LabelStore, project: str, path: str | Path, *, text_col: str | None = None,
-                label_col: str | None = None, annotator: str = IMPORTER, owner: str = "") -> ImportReport:
+                label_col: str | None = None, annotator: str = IMPORTER, owner: str = "",
+                label_sep: str | None = None, label_cols: Sequence[str] | None = None) -> ImportReport:
     """Import a CSV/TSV into ``project`` (created when missing). Without a label column every row is unlabeled.
-    The file's labels are credited to ``annotator`` (default ``IMPORTER``, "import"), never to a person's name."""
+    The file's labels are credited to ``annotator`` (default ``IMPORTER``, "import"), never to a person's name.
+
+    Multi-label files are told apart as in training (``label_layout``: ``label_sep`` or ``label_cols`` given, a
+    cell holding "|", or 0/1 columns and no label column). Into an existing multi-label project the file is read
+    with the project's own format unless these say otherwise (its separator, or its 0/1 columns where the file
+    has them). A file of the other kind than the project (label sets into a single-label project, or one label
+    per row into a multi-label one) is refused with what to do instead."""
     table = read_table(path)
-    text_col, label_col = _columns(table, text_col, label_col)
-    labels = table[label_col] if label_col is not None else None
-    return import_rows(store, project, table[text_col], labels, annotator=annotator, owner=owner,
-                       source=table.attrs.get("source", Path(path).name))
+    source = table.attrs.get("source", Path(path).name)
+    existing = _existing(store, project)
+    if existing is not None and existing.multi_label and label_sep is None and not label_cols:
+        label_sep, label_cols = _project_format(existing.label_format, table, text_col, label_col)
+    layout = _layout(table, text_col, label_col, label_sep, label_cols)
+    if layout is None:  # no label column: an unlabeled file, of either kind of project
+        text_col = guess_text_column(table, text_col)
+        return import_rows(store, project, table[text_col], None, annotator=annotator, owner=owner, source=source)
+    if existing is not None and existing.multi_label != layout.multi_label:
+        raise ValueError(_mixing(existing.name, existing.multi_label, source, layout))
+    if not layout.multi_label:
+        return import_rows(store, project, table[layout.text_col], table[layout.label_col], annotator=annotator,
+                           owner=owner, source=source, multi_label=False)
+    return import_rows(store, project, table[layout.text_col], layout.label_sets(table), annotator=annotator,
+                       owner=owner, source=source, multi_label=True, label_format=layout.format)
 
 
 def import_rows(store: LabelStore, project: str, texts: Sequence, labels: Sequence | None = None, *,
-                annotator: str = IMPORTER, owner: str = "", source: str = "rows") -> ImportReport:
+                annotator: str = IMPORTER, owner: str = "", source: str = "rows", multi_label: bool | None = None,
+                label_format: LabelFormat | None = None) -> ImportReport:
+    """Import rows into ``project`` (created when missing); ``labels`` None: every row unlabeled.
+
+    ``multi_label``: each label is a label set — a tuple of names, None (unlabeled), () (no label applies), or a
+    cell such as "billing|bug" / "none" read with ``label_format``'s separator. None (the default) means the
+    existing project's kind, or single-label for a new project. ``label_format`` is kept by a new (or not yet
+    formatted) multi-label project so that export writes its sets the same way."""
     annotator = annotator_name(annotator, how="imported")
     limit = Limits.current().max_cell_chars
-    rows, long_labels = _clean(texts, labels, limit)
     name = check_name(project)
+    existing = _existing(store, name)
+    if multi_label is None:
+        multi_label = bool(existing and existing.multi_label)
+    elif existing is not None and labels is not None and existing.multi_label != multi_label:
+        raise ValueError(f"Project {name!r} is {'multi' if existing.multi_label else 'single'}-label, and these rows "
+                         f"are {'multi' if multi_label else 'single'}-label. Import them into a new project.")
+    label_format = label_format or LabelFormat.from_dict(existing.label_format if existing else None)
+    if multi_label and labels is not None:
+        labels = [encode_set(_as_set(value, label_format.sep)) for value in labels]
+    rows, long_labels = _clean(texts, labels, limit)
     with store.write() as conn:
         found = conn.execute("SELECT id FROM projects WHERE name = ?", (name,)).fetchone()
         project_id = found[0] if found else conn.execute(
-            "INSERT INTO projects (name, created, owner) VALUES (?, ?, ?)", (name, now_iso(), owner)).lastrowid
+            "INSERT INTO projects (name, created, owner, multi_label, label_format) VALUES (?, ?, ?, ?, ?)",
+            (name, now_iso(), owner, int(multi_label),
+             json.dumps(label_format.to_dict()) if multi_label else "")).lastrowid
+        if found and multi_label and labels is not None:  # a multi-label project made empty takes the first format
+            conn.execute("UPDATE projects SET label_format = ? WHERE id = ? AND label_format IN ('', '{}')",
+                         (json.dumps(label_format.to_dict()), project_id))
         known = {r[0] for r in conn.execute("SELECT name FROM labels WHERE project_id = ?", (project_id,))}
-        new_labels = [label for label in sort_labels(rows["label"].dropna()) if label not in known]
+        # a 0/1 column is a label even where no row has it yet
+        named = [n for stored in rows["label"].dropna() for n in decode_set(stored)] + list(label_format.label_cols) \
+            if multi_label and labels is not None else rows["label"].dropna()
+        new_labels = [label for label in sort_labels(named) if label not in known]
         conn.executemany("INSERT INTO labels (project_id, name, added) VALUES (?, ?, ?)",
                          [(project_id, label, now_iso()) for label in new_labels])
         stored = {key: (item_id, label) for item_id, key, label in conn.execute(
             "SELECT id, key, label FROM items WHERE project_id = ?", (project_id,))}
         report = _merge(conn, project_id, rows, stored, annotator, source)
+    if multi_label:  # conflicts as a person reads them in the file: "billing|bug", "none"
+        report["conflicts"] = [{**c, "stored": format_cell(decode_set(c["stored"]), label_format.sep),
+                                "file": format_cell(decode_set(c["file"]), label_format.sep)}
+                               for c in report["conflicts"]]
     return ImportReport(project=name, source=source, rows=len(texts), empty=len(texts) - len(rows) - long_labels,
                         new_labels=new_labels, cut=int(rows["cut"].sum()),
                         cut_rows=rows.loc[rows["cut"], "row"].head(5).tolist(), long_labels=long_labels, limit=limit,
                         **report)
 
 
-def export_frame(store: LabelStore, project: str, *, provenance: bool = False) -> pd.DataFrame:
-    """The labeled items as ``text,label`` (plus how, annotator, updated and split with ``provenance``)."""
-    items = store.items(project, labeled=True)
-    frame = pd.DataFrame({"text": [i.text for i in items], "label": [i.label for i in items]})
+def export_frame(store: LabelStore, project: str, *, provenance: bool = False, unlabeled: bool = False
+                 ) -> pd.DataFrame:
+    """The labeled items as ``text,label`` (plus how, annotator, updated and split with ``provenance``;
+    ``unlabeled``: every item, an unlabeled one with an empty label cell, so that a re-import gives the same
+    items).
+
+    A multi-label project writes the format its file had: label cells joined by its separator ("billing|bug",
+    "none" for no label applies, "" unlabeled), or one 0/1 column per label (the file's columns, then labels
+    added since; empty cells for an unlabeled item)."""
+    info = store.project(project)
+    items = store.items(project, labeled=None if unlabeled else True)
+    if not info.multi_label:
+        frame = pd.DataFrame({"text": [i.text for i in items], "label": [i.label for i in items]})
+    else:
+        label_format = LabelFormat.from_dict(info.label_format)
+        sets = [decode_set(i.label) for i in items]
+        frame = pd.DataFrame({"text": [i.text for i in items]})
+        if label_format.label_cols:
+            columns = list(label_format.label_cols) + [label for label in info.labels
+                                                       if label not in label_format.label_cols]
+            for column in columns:
+                frame[column] = ["" if s is None else ("1" if column in s else "0") for s in sets]
+        else:
+            frame["label"] = [format_cell(s, label_format.sep) for s in sets]
     if provenance:
         frame["how"] = [i.how for i in items]
         frame["annotator"] = [i.annotator for i in items]
@@ -106,9 +182,64 @@ def export_frame(store: LabelStore, project: str, *, provenance: bool = False) -
     return frame
 
 
-def export_csv(store: LabelStore, project: str, dest: str | Path, *, provenance: bool = False) -> Path:
-    """Write the current labels as a training-ready, spreadsheet-safe CSV."""
-    return write_csv(export_frame(store, project, provenance=provenance), dest)
+def export_csv(store: LabelStore, project: str, dest: str | Path, *, provenance: bool = False,
+               unlabeled: bool = False) -> Path:
+    """Write the current labels as a training-ready, spreadsheet-safe CSV (``export_frame``)."""
+    return write_csv(export_frame(store, project, provenance=provenance, unlabeled=unlabeled), dest)
+
+
+def _existing(store: LabelStore, project: str):
+    """The project's ``ProjectInfo``, or None when there is none of that name yet."""
+    try:
+        return store.project(project)
+    except ValueError:
+        return None
+
+
+def _project_format(label_format: dict, table: pd.DataFrame, text_col: str | None, label_col: str | None
+                    ) -> tuple[str | None, tuple[str, ...] | None]:
+    """(label_sep, label_cols) to read ``table`` into a multi-label project: its 0/1 columns where the file has
+    them all, else its separator where some label cell holds it (a file of single labels is then refused, not
+    misread as sets of one)."""
+    fmt = LabelFormat.from_dict(label_format)
+    if fmt.label_cols and label_col is None and all(c in table.columns for c in fmt.label_cols):
+        return None, fmt.label_cols
+    try:
+        _, label_col = guess_columns(table, text_col, label_col)
+    except ValueError:  # no label column: the layout finds 0/1 columns, or the file is unlabeled
+        return None, None
+    return (fmt.sep, None) if has_separator(table[label_col].tolist(), fmt.sep) else (None, None)
+
+
+def _layout(table: pd.DataFrame, text_col, label_col, label_sep, label_cols) -> LabelLayout | None:
+    """The file's label layout, or None when it has no labels at all (no label column, no 0/1 columns, nothing
+    said about them)."""
+    if label_col is not None or label_sep is not None or label_cols:
+        return label_layout(table, text_col, label_col, label_sep, label_cols)
+    try:
+        return label_layout(table, text_col, None, None, None)
+    except ValueError:
+        _columns(table, text_col, None)  # a text column must still be found (its message, if not)
+        return None
+
+
+def _mixing(project: str, multi: bool, source: str, layout: LabelLayout) -> str:
+    if multi:
+        return (f"Project {project!r} is multi-label, but {source} has one label per row in column "
+                f"{layout.label_col!r} (no cell holds a separator, and it has no 0/1 label columns). If each cell is "
+                "a set of one label, import with --label-sep '|' (or the separator the cells use); else import it "
+                "into a new project.")
+    what = f"0/1 label columns ({', '.join(layout.format.label_cols)})" if layout.format.label_cols else \
+        f"label sets in column {layout.label_col!r} (cells holding {layout.format.sep!r})"
+    return (f"Project {project!r} is single-label, but {source} has {what}. Import it into a new project: it will be "
+            "multi-label.")
+
+
+def _as_set(value, sep: str):
+    """One row's label set from what ``import_rows`` accepts: a set of names, None, or a cell."""
+    if value is None or isinstance(value, (tuple, list, set, frozenset)):
+        return value
+    return parse_cell(value, sep)
 
 
 def _columns(table: pd.DataFrame, text_col: str | None, label_col: str | None) -> tuple[str, str | None]:
