@@ -62,8 +62,11 @@ def _lineage(run_dir: str | Path | None) -> str | None:
         return None
 
 
-def continuable(run_dir: str | Path | None, base_model: str, labels: tuple[str, ...]) -> str | None:
-    """None when ``run_dir`` can be continued by a round training ``labels`` from ``base_model``; else why not."""
+def continuable(run_dir: str | Path | None, base_model: str, labels: tuple[str, ...], *,
+                multi_label: bool = False) -> str | None:
+    """None when ``run_dir`` can be continued by a round training ``labels`` from ``base_model`` (as label sets when
+    ``multi_label``: only a multi-label run continues a multi-label round, and a single-label one a single-label
+    round); else why not."""
     if run_dir is None:
         return "the project has no run yet"
     run_dir = Path(run_dir)
@@ -78,6 +81,9 @@ def continuable(run_dir: str | Path | None, base_model: str, labels: tuple[str, 
     lineage = str(info.provenance.get("base_model") or info.base_model)
     if lineage != base_model:
         return f"its last run {run_dir.name} descends from {Path(lineage).name}, not {Path(base_model).name}"
+    if bool(info.multi_label) != bool(multi_label):
+        kind, now = ("multi-label", "one label per text") if info.multi_label else ("single-label", "label sets")
+        return f"its last run {run_dir.name} is {kind}, and this round trains {now}"
     if tuple(info.labels) != tuple(labels):
         added = sorted(set(labels) - set(info.labels))
         gone = sorted(set(info.labels) - set(labels))
@@ -88,15 +94,17 @@ def continuable(run_dir: str | Path | None, base_model: str, labels: tuple[str, 
 
 
 def plan_round(config: TrainConfig, labels: tuple[str, ...], previous: str | Path | None, *,
-               warm: bool = True) -> RoundPlan:
+               warm: bool = True, multi_label: bool = False) -> RoundPlan:
     """The round's settings: warm from ``previous`` where it can be continued (and ``warm``), else cold; the
-    round's step budget for whichever, where the person chose nothing else. A base model nobody chose
+    round's step budget for whichever, where the person chose nothing else. ``multi_label``: the round trains
+    label sets (``continuable``). A base model nobody chose
     (``model`` not in ``config.given``) is the one the project's last run descends from."""
     lineage = _lineage(previous)
     if lineage is not None and "model" not in config.given:
         config = dataclasses.replace(config, model=lineage)
     base = config.model
-    why_not = continuable(previous, base, labels) if warm else "starting from the base model was asked for"
+    why_not = continuable(previous, base, labels, multi_label=multi_label) if warm else \
+        "starting from the base model was asked for"
     settings = WARM_SETTINGS if why_not is None else COLD_SETTINGS
     fill = {k: v for k, v in settings.items() if k not in config.given}
     notes = []
