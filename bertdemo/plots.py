@@ -361,3 +361,46 @@ def deletion_curve_figure(curves: Mapping[str, Sequence[float]], random_curve: S
     fig.update_yaxes(title=f"P({target})", range=[0, 1.02])
     return _layout(fig, "Deletion test: the faster the probability falls, the more faithful",
                    legend=dict(orientation="h", y=-0.3), height=360)
+
+
+# multi-label data: per-label counts with the rare ones marked, label co-occurrence, labels per text
+
+
+def label_counts_figure(label_counts: Mapping[str, int], rare: Sequence[str] = ()) -> go.Figure:
+    """Texts per label, largest first; the labels in ``rare`` (too few texts to learn) in the warning colour."""
+    if not label_counts:
+        return empty_figure("No labels found")
+    items = sorted(label_counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    rare = set(rare)
+    fig = go.Figure(go.Bar(x=[str(k) for k, _ in items], y=[v for _, v in items],
+                           text=[f"{v} (too rare)" if k in rare else v for k, v in items], textposition="auto",
+                           marker_color=[_VAL_COLOR if k in rare else _TRAIN_COLOR for k, _ in items]))
+    fig.update_xaxes(title="label", type="category")
+    fig.update_yaxes(title="texts carrying it")
+    return _layout(fig, "Texts per label")
+
+
+def cooccurrence_figure(cooccurrence: Sequence[Sequence[int]], labels: Sequence[str]) -> go.Figure:
+    """Texts carrying both labels (row, column), in label order; the diagonal is each label's own count."""
+    z = np.asarray(cooccurrence, dtype=float)
+    if z.size == 0:
+        return empty_figure("One label per text: nothing co-occurs")
+    names = [str(label) for label in labels]
+    fig = go.Figure(go.Heatmap(z=z, x=names, y=names, colorscale=_HEAT, text=z.astype(int), texttemplate="%{text}",
+                               hovertemplate="%{y} and %{x}: %{z:.0f} texts<extra></extra>", showscale=False))
+    fig.update_xaxes(type="category", side="bottom")
+    fig.update_yaxes(type="category", autorange="reversed")
+    size = max(_HEIGHT, 50 * len(names) + 120)
+    return _layout(fig, "Label co-occurrence (texts with both)", height=min(size, 700))
+
+
+def labels_per_text_figure(labels_per_text: Mapping[str, int]) -> go.Figure:
+    """How many texts carry 0, 1, 2… labels (0: the explicit "none")."""
+    if not labels_per_text:
+        return empty_figure("No label sets")
+    counts = sorted((int(k), int(v)) for k, v in labels_per_text.items())
+    fig = go.Figure(go.Bar(x=[k for k, _ in counts], y=[v for _, v in counts], text=[v for _, v in counts],
+                           textposition="auto", marker_color=_TRAIN_COLOR))
+    fig.update_xaxes(title="labels on a text (0 = none applies)", tickmode="linear", dtick=1)
+    fig.update_yaxes(title="texts")
+    return _layout(fig, "Labels per text")

@@ -24,6 +24,7 @@ import pandas as pd
 
 from bertdemo.config import TrainConfig
 from bertdemo.data import load_data, measure_tokens
+from bertdemo.data.label_choice import LabelChoice, load_as_chosen
 from bertdemo.events import CancelledEvent, DoneEvent, EvalEvent, StartEvent, StepEvent, event_to_dict
 from bertdemo.jobs.runner import JobContext, Work
 from bertdemo.labeling.history import last_change
@@ -45,15 +46,20 @@ PREDICT_CHUNK = 512  # rows per predict_proba call in a batch prediction: progre
 
 def training_work(config: TrainConfig, *, owner: str, table: pd.DataFrame | None = None, text_col: str = "",
                   label_col: str = "", store_path: str | Path | None = None, project: str | None = None,
-                  from_run: str | Path | None = None) -> Work:
-    """Train on ``table`` (its ``text_col``/``label_col``), or a labeling round on ``project``'s labels from the
-    store at ``store_path`` (continuing ``from_run``, the project's last run, when given and it can be continued:
+                  from_run: str | Path | None = None, labels: LabelChoice | None = None) -> Work:
+    """Train on ``table`` (its ``text_col``/``label_col``, read as ``labels`` says its labels are written: one
+    per text, or label sets in cells or 0/1 columns), or a labeling round on ``project``'s labels from the store at
+    ``store_path`` (continuing ``from_run``, the project's last run, when given and it can be continued:
     ``labeling.rounds``)."""
     def work(ctx: JobContext) -> Iterator[dict]:
         store = LabelStore(store_path) if project else None
         yield {"event": "Preparing", "note": "reading and tokenizing the data", "fraction": 0.0}
-        data = (project_data(store, project, config) if project else
-                load_data(table, config, text_col=text_col, label_col=label_col))
+        if project:
+            data = project_data(store, project, config)
+        elif labels is not None:
+            data = load_as_chosen(table, config, labels, text_col=text_col or None, label_col=label_col or None)
+        else:
+            data = load_data(table, config, text_col=text_col, label_col=label_col)
         tokenizer = report_tokenizer(config.model)
         if tokenizer is not None:  # the run's data report measures with the model it trains
             data = measure_tokens(data, tokenizer)
@@ -86,8 +92,10 @@ def training_records(events) -> Iterator[dict]:
             record["note"] = f"step {event.step}/{total}: validation accuracy {event.accuracy:.1%}"
         elif isinstance(event, DoneEvent):
             record["fraction"], record["note"] = 1.0, "done"
+            headline = ("accuracy", "macro_f1", "loss") + (
+                ("multi_label", "micro_f1", "thresholds") if event.metrics.get("multi_label") else ())
             result = {"run": record.get("run"), "state": "done",
-                      "metrics": {k: event.metrics.get(k) for k in ("accuracy", "macro_f1", "loss")}}
+                      "metrics": {k: event.metrics.get(k) for k in headline}}
             record["metrics"] = result["metrics"]  # the run's metrics.json has them all; the job keeps the headline
         elif isinstance(event, CancelledEvent):
             record["note"] = "stopped: best checkpoint kept" if event.run_dir else "stopped before any evaluation"

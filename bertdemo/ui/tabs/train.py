@@ -185,13 +185,14 @@ class TrainTab:
                                  from_run=loaded.from_run)
         else:
             work = training_work(config, owner=owner, table=loaded.table, text_col=loaded.text_col,
-                                 label_col=loaded.label_col)
+                                 label_col=loaded.label_col, labels=loaded.choice)
         model = "its last run" if project and loaded.from_run else config.model
         job = self.page.runner.submit(
             "retrain" if project else "train", owner, work, title=f"{'retrain' if project else 'train'} "
             f"{loaded.source} on {Path(model).name if '/' in model else model}",
             params={"source": loaded.source, "project": loaded.project if project else None,
-                    "config": {**config.to_dict(), "model": public_model(config.model)}})
+                    "config": {**config.to_dict(), "model": public_model(config.model)},
+                    **({} if project else {"labels": loaded.choice.to_dict(), "multi_label": loaded.multi_label})})
         ahead = self.page.runner.ahead(job)
         return {self.progress: progress_html(0, 0, note=state_line(job, ahead)), self.job_id: job.id,
                 self.stop_note: ""}
@@ -209,7 +210,7 @@ class TrainTab:
                 note = (f"training {start['train_rows']} rows on {start['device']} ({start['precision']})"
                         + "".join(f" · {n}" for n in start.get("notes", ())))
                 if evals:
-                    note += " · " + final_note_record(evals[-1])
+                    note += " · " + final_note_record(evals[-1], multi_label=bool(job.params.get("multi_label")))
                 if job.stop_requested:
                     note += " · stopping after the current step…"
         else:
@@ -257,8 +258,10 @@ class TrainTab:
         return "Stopping after the current step; the best checkpoint so far will be kept…"
 
 
-def final_note_record(record: dict) -> str:
-    return f"validation accuracy {record['accuracy']:.1%}, macro-F1 {record['macro_f1']:.3f}"
+def final_note_record(record: dict, *, multi_label: bool = False) -> str:
+    """The last evaluation in words; a multi-label run's accuracy is the subset accuracy (every label right)."""
+    return (f"validation {'subset accuracy' if multi_label else 'accuracy'} {record['accuracy']:.1%}, "
+            f"macro-F1 {record['macro_f1']:.3f}")
 
 
 def ended_note(job, last: dict) -> str:
@@ -266,9 +269,18 @@ def ended_note(job, last: dict) -> str:
     run = job.result.get("run")
     if job.state == "done":
         return (f"done in {last.get('train_seconds', 0):.0f} s" + (" (early stopping)" if last.get("stopped_early")
-                else "") + " — the run is saved and loaded")
+                else "") + " — the run is saved and loaded" + multilabel_note(last.get("metrics") or {}))
     if job.state == "stopped":
         if "time limit" in job.reason:
             return job.reason
         return "stopped — best checkpoint saved and loaded" if run else "stopped before the first evaluation: nothing to save"
     return f"{job.state}: {job.reason}"
+
+
+def multilabel_note(metrics: dict) -> str:
+    """A multi-label run's summary: micro-F1 and the per-label thresholds tuned on validation ("" otherwise)."""
+    if not metrics.get("multi_label"):
+        return ""
+    thresholds = ", ".join(f"{label} {t:.2f}" for label, t in (metrics.get("thresholds") or {}).items())
+    return (f" · micro-F1 {metrics.get('micro_f1', 0.0):.3f}, macro-F1 {metrics.get('macro_f1', 0.0):.3f}"
+            f" · thresholds tuned on validation: {esc(thresholds)}")
