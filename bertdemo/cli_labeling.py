@@ -1,14 +1,20 @@
 """Command line for labeling projects and the active-learning curve (``bertdemo.cli`` adds these commands):
 
-    python -m bertdemo project import NAME FILE [--text-col C] [--label-col C] [--json]
+    python -m bertdemo project import NAME FILE [--text-col C] [--label-col C] [--label-sep '|'] [--label-cols a,b]
+                                                [--json]
     python -m bertdemo project status NAME [--json]
     python -m bertdemo project label NAME ITEM_ID LABEL [--annotator A] [--expect CURRENT]
-    python -m bertdemo project queue NAME [--strategy margin|entropy|least_confidence|random|in_order|suspicious]
-                                          [--run RUN] [--top K] [--json]
-    python -m bertdemo project export NAME OUT.csv [--provenance]
+    python -m bertdemo project queue NAME [--strategy margin|entropy|least_confidence|nearest_threshold|random|
+                                          in_order|suspicious] [--run RUN] [--top K] [--json]
+    python -m bertdemo project export NAME OUT.csv [--provenance] [--unlabeled]
     python -m bertdemo project retrain NAME [train options] [--from-last-run | --from-base] [--json]
     python -m bertdemo al-curve TRAIN.csv --test TEST.csv --strategies random,margin --start 50 --step 50
-                                --rounds 4 [--seeds 3] [--json]
+                                --rounds 4 [--seeds 3] [--label-sep '|'] [--label-cols a,b] [--json]
+
+Multi-label files (label cells such as ``billing|bug``, ``none`` when no label applies; or one 0/1 column per
+label) make multi-label projects; ``--label-sep`` and ``--label-cols`` say how a file writes its sets, as for
+``train``. In a multi-label project ``label`` takes a set written the same way (``billing|bug``, ``none``), and
+``export`` writes the format the project's file had.
 
 With ``--json`` the last stdout line is one JSON value; progress goes to stderr. Imported labels are credited to
 "import" in the history; ``label`` credits ``--annotator`` (default: the system user's name). ``queue`` ranks with
@@ -21,7 +27,7 @@ import json
 import sys
 from pathlib import Path
 
-QUEUE_STRATEGIES = ("margin", "entropy", "least_confidence", "random", "in_order", "suspicious")
+QUEUE_STRATEGIES = ("margin", "entropy", "least_confidence", "nearest_threshold", "random", "in_order", "suspicious")
 
 
 def add_commands(sub, add_config_flags) -> None:
@@ -32,9 +38,10 @@ def add_commands(sub, add_config_flags) -> None:
     imp.add_argument("file")
     imp.add_argument("--text-col")
     imp.add_argument("--label-col")
+    add_label_format_flags(imp)
     status = commands.add_parser("status", help="items, labeled, per label and annotator, database integrity")
     status.add_argument("name")
-    label = commands.add_parser("label", help="set one item's label")
+    label = commands.add_parser("label", help="set one item's label (multi-label projects: a set, 'a|b' or 'none')")
     label.add_argument("name")
     label.add_argument("item_id", type=int)
     label.add_argument("label")
@@ -44,7 +51,8 @@ def add_commands(sub, add_config_flags) -> None:
     queue = commands.add_parser("queue", help="the items to label next, best first")
     queue.add_argument("name")
     queue.add_argument("--strategy", choices=QUEUE_STRATEGIES,
-                       help="default: margin once the project has a run, in_order before")
+                       help="default: margin once the project has a run (multi-label: nearest_threshold, the label "
+                            "nearest its threshold), in_order before")
     queue.add_argument("--run", help="the model that ranks (default: the project's latest run)")
     queue.add_argument("--top", type=int, default=20)
     queue.add_argument("--diversity", type=int, default=0, help="spread the first K picks over K clusters")
@@ -52,6 +60,8 @@ def add_commands(sub, add_config_flags) -> None:
     export.add_argument("name")
     export.add_argument("out")
     export.add_argument("--provenance", action="store_true", help="also how, annotator, updated and split")
+    export.add_argument("--unlabeled", action="store_true",
+                        help="also the unlabeled items, with empty label cells (a re-import gives the same items)")
     retrain = commands.add_parser("retrain", help="train on the project's current labels")
     retrain.add_argument("name")
     start = retrain.add_mutually_exclusive_group()
@@ -77,7 +87,20 @@ def add_commands(sub, add_config_flags) -> None:
     curve.add_argument("--model", default="default")
     curve.add_argument("--cold", action="store_true",
                        help="train every round from the base model (default: from the last round's weights)")
+    add_label_format_flags(curve)
     curve.add_argument("--json", action="store_true")
+
+
+def add_label_format_flags(parser) -> None:
+    """How a file writes label sets (multi-label files), next to --text-col/--label-col."""
+    parser.add_argument("--label-sep", help="multi-label: the separator between the labels of one cell ('|' is found "
+                                            "by itself); write 'none' where no label applies")
+    parser.add_argument("--label-cols", type=_names, help="multi-label: one 0/1 column per label, comma-separated "
+                                                          "(a,b,c)")
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in value.split(",") if name.strip())
 
 
 def cmd_project(args) -> int:
@@ -100,7 +123,7 @@ def _import(store, args) -> int:
     from bertdemo.cli_common import cli_owner
 
     report = import_file(store, args.name, args.file, text_col=args.text_col, label_col=args.label_col,
-                         owner=cli_owner())
+                         owner=cli_owner(), label_sep=args.label_sep, label_cols=args.label_cols)
     conflicts = "".join(f"\n  conflict: item {c['item']} is {c['stored']!r}, the file says {c['file']!r}: "
                         f"{c['text'][:60]}" for c in report.conflicts)
     return _emit(args, report.__dict__, report.summary() + conflicts)
@@ -122,8 +145,13 @@ def _label(store, args) -> int:
     from bertdemo.labeling.history import ANY, LabelChanged, set_label
 
     expected = ANY if args.expect is None else (args.expect.strip() or None)
+    label = args.label
+    info = store.project(args.name)
+    if info.multi_label:  # a set as the project's file writes one: "billing|bug", "none"
+        label = _cell_set(info, label, "LABEL")
+        expected = expected if expected in (ANY, None) else _cell_set(info, expected, "--expect")
     try:
-        step = set_label(store, args.name, args.item_id, args.label, annotator=args.annotator or _user(), session="cli",
+        step = set_label(store, args.name, args.item_id, label, annotator=args.annotator or _user(), session="cli",
                          owner=cli_owner(), expected=expected)
     except LabelChanged as refused:
         now = refused.changed[0].now
@@ -131,7 +159,30 @@ def _label(store, args) -> int:
                          f"(you expected {'no label' if expected is None else repr(expected)}). To replace it, run "
                          f"again with --expect {shlex.quote(now or '')}.") from refused
     item = store.item(args.name, args.item_id)
-    return _emit(args, {"id": item.id, "label": item.label, "step": step}, f"item {item.id}: {item.label}")
+    shown = _cell(info, item.label) if info.multi_label else item.label
+    return _emit(args, {"id": item.id, "label": shown, "step": step}, f"item {item.id}: {shown}")
+
+
+def _cell_set(info, value: str, what: str) -> tuple[str, ...]:
+    """A label set typed as a cell ("billing|bug", "none") with the project's separator."""
+    from bertdemo.data.multilabel import LabelFormat, parse_cell
+
+    sep = LabelFormat.from_dict(info.label_format).sep
+    labels = parse_cell(value, sep)
+    if labels is None:
+        raise ValueError(f"{what} is empty: give the labels joined by {sep!r} (e.g. {sep.join(info.labels[:2])}), or "
+                         "'none' when no label applies.")
+    return labels
+
+
+def _cell(info, stored: str | None) -> str:
+    """A stored label as the project's file writes it ("billing|bug", "none", "" unlabeled)."""
+    if not info.multi_label:
+        return stored or ""
+    from bertdemo.data.multilabel import LabelFormat, format_cell
+    from bertdemo.labeling.labelsets import decode_set
+
+    return format_cell(decode_set(stored), LabelFormat.from_dict(info.label_format).sep)
 
 
 def _user() -> str:
@@ -158,7 +209,7 @@ def _queue(store, args) -> int:
         print(f"note: {run.name} trained on these labels, so its scores are in-sample; computing out-of-sample "
               "probabilities instead", file=sys.stderr)
         run = None
-    if run is None and args.strategy in ("margin", "entropy", "least_confidence"):
+    if run is None and args.strategy in ("margin", "entropy", "least_confidence", "nearest_threshold"):
         raise ValueError(f"Ranking by {args.strategy} needs a model, and project {args.name!r} has no run yet: pass "
                          f"--run RUN, or train one on its labels first (python -m bertdemo project retrain "
                          f"{args.name}). The in_order and random queues work without one.")
@@ -172,8 +223,14 @@ def _queue(store, args) -> int:
             entries = event
     if bar is not None:
         bar.close()
+    info = store.project(args.name)
     rows = [{"id": e.id, "text": e.text, "label": e.label, "suggested": e.suggested, "score": round(e.score, 6)}
             for e in entries[: args.top]]
+    if info.multi_label:  # sets as cells; a suspicious pair says which label and why
+        for row, e in zip(rows, entries):
+            row.update(label=_cell(info, e.label), suggested=None if e.suggested is None else _cell(info, e.suggested))
+            if e.pair_label is not None:
+                row.update(pair_label=e.pair_label, pair_kind=e.pair_kind)
     text = "\n".join(f"{r['id']:>7}  {r['score']:.3f}  {str(r['label']):<12} → {str(r['suggested']):<12} "
                      f"{r['text'][:70]}" for r in rows)
     return _emit(args, rows, text or "the queue is empty")
@@ -198,9 +255,11 @@ def _trained_on(run, project: str) -> bool:
 def _export(store, args) -> int:
     from bertdemo.labeling.transfer import export_csv
 
-    path = export_csv(store, args.name, args.out, provenance=args.provenance)
-    rows = store.project(args.name).labeled
-    return _emit(args, {"path": str(path), "rows": rows}, f"wrote {rows} labeled rows to {path}")
+    path = export_csv(store, args.name, args.out, provenance=args.provenance, unlabeled=args.unlabeled)
+    info = store.project(args.name)
+    rows = info.items if args.unlabeled else info.labeled
+    return _emit(args, {"path": str(path), "rows": rows},
+                 f"wrote {rows} {'' if args.unlabeled else 'labeled '}rows to {path}")
 
 
 def _saved(run: str, workspace) -> Path | None:
@@ -225,7 +284,7 @@ def _retrain(store, args) -> int:
     if args.from_last_run and before is None:
         raise ValueError(f"Project {args.name!r} has no earlier run to start from; retrain without --from-last-run.")
     data = project_data(store, args.name, config)
-    plan = plan_round(config, data.labels, before, warm=not args.from_base)
+    plan = plan_round(config, data.labels, before, warm=not args.from_base, multi_label=data.multi_label)
     if args.from_last_run and plan.warm_from is None:
         raise ValueError(f"Cannot continue project {args.name!r}'s last run: {plan.why_cold}. Retrain without "
                          "--from-last-run to start from the base model.")
@@ -236,14 +295,17 @@ def _retrain(store, args) -> int:
     if done is None or done.run_dir is None:
         raise ValueError("Training ended without a run.")
     record_run(store, args.name, Path(done.run_dir).name, data.provenance["snapshot"])
-    result = {"run": done.run_dir, "validation": {k: done.metrics[k] for k in ("accuracy", "macro_f1")},
+    headline = ("accuracy", "macro_f1") + (("micro_f1",) if data.multi_label else ())
+    result = {"run": done.run_dir, "validation": {k: done.metrics[k] for k in headline},
               "compare": compare(store, args.name, before, done.run_dir),
               "changes_since_last_run": changes_since(store, args.name, previous[-1]["snapshot"]) if previous else None,
               "snapshot": data.provenance["snapshot"]}
     after, earlier = result["compare"]["after"], result["compare"]["before"]
     text = (f"saved run: {done.run_dir}\nfrozen validation ({result['compare']['rows']} items): accuracy "
             f"{after['accuracy']:.3f}, macro-F1 {after['macro_f1']:.3f}"
-            + (f" (before: {earlier['accuracy']:.3f}, {earlier['macro_f1']:.3f})" if earlier else ""))
+            + (f" (before: {earlier['accuracy']:.3f}, {earlier['macro_f1']:.3f})" if earlier else "")
+            + (f"\nmicro-F1 {after['micro_f1']:.3f}" + (f" (before: {earlier['micro_f1']:.3f})" if earlier else "")
+               + "; accuracy is subset accuracy (every label of a text right)" if data.multi_label else ""))
     return _emit(args, result, text)
 
 
@@ -251,8 +313,9 @@ def cmd_al_curve(args) -> int:
     from bertdemo.config import TrainConfig
     from bertdemo.labeling.simulate import CURVE_CONFIG, RoundProgress, al_curve, curve_table, labeled_rows
 
-    train_texts, train_labels = labeled_rows(args.train_file)
-    test_texts, test_labels = labeled_rows(args.test)
+    fmt = dict(label_sep=args.label_sep, label_cols=args.label_cols)
+    train_texts, train_labels = labeled_rows(args.train_file, **fmt)
+    test_texts, test_labels = labeled_rows(args.test, **fmt)
     points = []
     config = TrainConfig(model=args.model, **CURVE_CONFIG)
     out = sys.stderr if args.json else sys.stdout
@@ -269,7 +332,8 @@ def cmd_al_curve(args) -> int:
                 shown = where
             continue
         points.append(event)
-        print(f"seed {event.seed} {event.strategy:<16} {event.labels:>5} labels: accuracy {event.accuracy:.3f} "
+        micro = "" if event.micro_f1 is None else f"micro-F1 {event.micro_f1:.3f} subset "
+        print(f"seed {event.seed} {event.strategy:<16} {event.labels:>5} labels: {micro}accuracy {event.accuracy:.3f} "
               f"macro-F1 {event.macro_f1:.3f} ({event.seconds:.0f} s)", file=out, flush=True)
     table = curve_table(points)
     return _emit(args, table, json.dumps(table))

@@ -8,6 +8,9 @@ once the project has a model.
 
 ``rank_queue`` is a generator: ``FoldProgress`` events while suspicious-label scoring trains its folds, then the
 list of ``QueueEntry``, best first. Every other strategy yields its list at once.
+
+A multi-label project ranks with ``nearest_threshold`` (``labeling.queues``), and its suspicious queue has one
+entry per (text, label) pair (``pair_label``, ``pair_kind``; ``suggested`` is the set with that pair fixed).
 """
 from __future__ import annotations
 
@@ -20,10 +23,12 @@ import numpy as np
 from bertdemo.data import sort_labels
 from bertdemo.inference.predict import Predictor, get_predictor
 import bertdemo.labeling.queues as queues
+from bertdemo.labeling.labelsets import decode_set, encode_set
 from bertdemo.labeling.queues import QueueEntry
 from bertdemo.labeling.retrain import project_runs
+from bertdemo.labeling.setmetrics import set_probabilities
 from bertdemo.labeling.store import LabelStore
-from bertdemo.labeling.suspicious import FoldProgress, find_suspects, rank_suspects
+from bertdemo.labeling.suspicious import FoldProgress, SuspectPair, find_suspects, rank_suspect_pairs, rank_suspects
 from bertdemo.runs import RunInfo, list_runs, load_run_info
 from bertdemo.workspace import Workspace
 
@@ -52,8 +57,15 @@ def project_model(store: LabelStore, project: str, workspace: Workspace | str | 
 
 
 def default_strategy(run: str | Path | None) -> str:
-    """The queue a project starts with: the smallest margin once there is a model, else import order."""
-    return "margin" if run else "in_order"
+    """The queue a project starts with: the smallest margin once there is a model (a multi-label model: the label
+    nearest its threshold, ``nearest_threshold``), else import order."""
+    if not run:
+        return "in_order"
+    try:
+        multi = load_run_info(run).multi_label
+    except ValueError:  # a damaged run.json: ranking it will say so
+        multi = False
+    return queues.LABEL_UNCERTAINTY if multi else "margin"
 
 
 def rank_queue(store: LabelStore, project: str, strategy: str, *, run: str | Path | None = None, diversity: int = 0,
@@ -63,7 +75,7 @@ def rank_queue(store: LabelStore, project: str, strategy: str, *, run: str | Pat
     if strategy not in queues.STRATEGIES:
         raise ValueError(f"Unknown queue {strategy!r}; use one of {', '.join(queues.STRATEGIES)}.")
     predictor = get_predictor(run) if run else None
-    if strategy in queues.UNCERTAINTY:
+    if strategy in queues.NEEDS_MODEL:
         if predictor is None:
             raise ValueError(f"Ranking by {strategy} needs a model, and project {project!r} has none yet: train one on "
                              "its labels (Retrain), or pick a run for it. The in-order and random queues work "
@@ -105,9 +117,11 @@ def suspicious_queue(store: LabelStore, project: str, *, run: str | Path | None 
     project's labels (they are out of sample for it), else from k-fold fine-tuning (minutes; progress events)."""
     items = store.items(project, labeled=True)
     texts, labels = [i.text for i in items], [i.label for i in items]
+    if store.project(project).multi_label:
+        labels = [decode_set(label) for label in labels]
     suspects = None
     if run is not None and load_run_info(run).provenance.get("project") != project:
-        suspects = rank_suspects(texts, labels, probabilities_over(get_predictor(run), texts, labels))
+        suspects = rank_over(get_predictor(run), texts, labels)
     else:
         for event in find_suspects(texts, labels, should_stop=should_stop):
             if isinstance(event, FoldProgress):
@@ -116,8 +130,22 @@ def suspicious_queue(store: LabelStore, project: str, *, run: str | Path | None 
                 suspects = event
     if suspects is None:  # stopped before the last fold
         return
+    if suspects and isinstance(suspects[0], SuspectPair):
+        yield [QueueEntry(id=items[s.row].id, text=s.text, label=items[s.row].label, suggested=encode_set(s.suggested),
+                          score=s.score, probabilities=s.probabilities, pair_label=s.label, pair_kind=s.kind)
+               for s in suspects]
+        return
     yield [QueueEntry(id=items[s.row].id, text=s.text, label=s.given, suggested=s.suggested, score=s.score,
                       probabilities=s.probabilities) for s in suspects]
+
+
+def rank_over(predictor: Predictor, texts: list[str], labels: list) -> list:
+    """Suspects ranked from a run that never saw these labels: ``Suspect`` rows, or for label sets (multi-label)
+    ``SuspectPair`` pairs."""
+    if labels and isinstance(labels[0], tuple):
+        names = sort_labels({n for s in labels for n in s})
+        return rank_suspect_pairs(texts, labels, set_probabilities(predictor, texts, names)[0], names)
+    return rank_suspects(texts, labels, probabilities_over(predictor, texts, labels))
 
 
 def probabilities_over(predictor: Predictor, texts: list[str], labels: list[str]) -> np.ndarray:

@@ -8,6 +8,12 @@ the same order as the loss, Chong et al. 2022), or by cleanlab's confident learn
 (``RANKINGS``). ``bench/suspicious_bench.py`` measures which finds more flipped labels; the default is its answer.
 
 ``find_suspects`` is a generator: ``FoldProgress`` events while it works, then the ranked ``Suspect`` list.
+
+Multi-label rows (each label a label set: a tuple of names) are judged per (text, label) pair: the folds train a
+sigmoid per label (BCE, through the same session) and every pair is ranked by |y − p|, how far the out-of-sample
+probability lies from the given 0/1. A pair is either a *missing* label (not given, yet the model is sure of it)
+or an *unlikely* one (given, yet the model finds it improbable): ``SuspectPair``, from ``rank_suspect_pairs``.
+Its folds are seeded random folds (stratifying a set of labels per row is not what k-fold splitters do).
 """
 from __future__ import annotations
 
@@ -23,6 +29,8 @@ from sklearn.model_selection import StratifiedKFold
 
 from bertdemo.config import TrainConfig
 from bertdemo.data import frames_data, sort_labels
+from bertdemo.data.multilabel import LabelSet, multi_hot
+from bertdemo.data.multilabeled import multilabel_frames
 from bertdemo.training.evaluation import validation_logits
 from bertdemo.training.guards import finite_loss, out_of_memory_as_message
 from bertdemo.training.session import start_session, training_step
@@ -86,6 +94,29 @@ class Suspect:
     probabilities: dict[str, float]
 
 
+@dataclass(frozen=True)
+class SuspectPair:
+    """One (text, label) pair of a multi-label row the model disagrees with."""
+    row: int  # position in the rows given
+    text: str
+    given: LabelSet  # the row's label set
+    label: str  # the label in question
+    kind: str  # "missing": not given, the model is sure of it; "unlikely": given, the model finds it improbable
+    score: float  # |y − p|: higher is more likely wrong
+    probabilities: dict[str, float]  # every label's out-of-sample probability
+
+    @property
+    def suggested(self) -> LabelSet:
+        """The given set with this pair fixed: the label added (missing) or taken out (unlikely)."""
+        names = set(self.given) ^ {self.label}
+        return tuple(sorted(names))
+
+
+def is_multi_label(labels: Sequence) -> bool:
+    """True when the rows' labels are label sets (tuples or lists of names) rather than class names."""
+    return any(isinstance(label, (tuple, list)) for label in labels)
+
+
 def out_of_sample_probabilities(texts: Sequence[str], labels: Sequence[str], config: TrainConfig | None = None, *,
                                 folds: int = DEFAULT_FOLDS, should_stop: Callable[[], bool] = lambda: False
                                 ) -> Iterator[FoldProgress | np.ndarray]:
@@ -95,17 +126,23 @@ def out_of_sample_probabilities(texts: Sequence[str], labels: Sequence[str], con
     min_steps and class weights apply, its evaluations and early stopping do not (the folds keep their last
     weights)."""
     config = config or TrainConfig(**FOLD_SETTINGS)
-    names = sort_labels(labels)
-    y = np.array([names.index(label) for label in labels])
+    multi = is_multi_label(labels)
+    if multi:
+        labels = [tuple(label) for label in labels]
+        names = sort_labels({n for label in labels for n in label})
+    else:
+        names = sort_labels(labels)
     if len(names) < 2:
         raise ValueError("Suspicious labels need at least two classes among the labeled items.")
-    if len(y) < 4 * len(names):
-        raise ValueError(f"Only {len(y)} labeled items for {len(names)} classes: too few to train on folds of them. "
-                         "Label a few more per class first.")
+    if len(labels) < 4 * len(names):
+        raise ValueError(f"Only {len(labels)} labeled items for {len(names)} classes: too few to train on folds of "
+                         "them. Label a few more per class first.")
     folds = max(2, int(folds))
     frame = pd.DataFrame({"text": list(texts), "label": list(labels), "row": np.arange(len(texts))})
     probs = np.full((len(frame), len(names)), np.nan, dtype=np.float32)
-    splitter = _splits(y, folds, config.seed)
+    splitter = _random_splits(len(labels), folds, config.seed) if multi else \
+        _splits(np.array([names.index(label) for label in labels]), folds, config.seed)
+    make_data = multilabel_frames if multi else frames_data
     began, finished, scored = time.monotonic(), [], 0
 
     def progress(fold: int, step: int, steps: int, fold_began: float) -> FoldProgress:
@@ -116,8 +153,8 @@ def out_of_sample_probabilities(texts: Sequence[str], labels: Sequence[str], con
 
     for fold, (train_rows, held_rows) in enumerate(splitter, start=1):
         fold_began = time.monotonic()
-        data = frames_data(frame.iloc[train_rows], frame.iloc[held_rows], names, source="folds",
-                           max_length=config.max_length)
+        data = make_data(frame.iloc[train_rows], frame.iloc[held_rows], names, source="folds",
+                         max_length=config.max_length)
         with out_of_memory_as_message(config, lost="no labels were scored"):  # the loop's own rules
             s = start_session(dataclasses.replace(config, seed=config.seed + fold), data)
             steps = len(s.loader) * s.epochs
@@ -131,7 +168,7 @@ def out_of_sample_probabilities(texts: Sequence[str], labels: Sequence[str], con
                 if step % 5 == 0 and step < steps:
                     yield progress(fold, step, steps, fold_began)
             logits, _ = validation_logits(s)
-            probs[s.val_frame["row"].to_numpy()] = _softmax(logits.numpy())
+            probs[s.val_frame["row"].to_numpy()] = _sigmoid(logits.numpy()) if multi else _softmax(logits.numpy())
             s = batch = None  # freed on the way out of the block
         scored += len(held_rows)
         finished.append(time.monotonic() - fold_began)
@@ -166,15 +203,36 @@ def rank_suspects(texts: Sequence[str], labels: Sequence[str], probs: np.ndarray
             for i in order]
 
 
+def rank_suspect_pairs(texts: Sequence[str], label_sets: Sequence[LabelSet], probs: np.ndarray,
+                       names: Sequence[str] | None = None) -> list[SuspectPair]:
+    """Every (text, label) pair of multi-label rows, most likely wrong first: by |y − p|, y the given 0/1 and p
+    the out-of-sample probability (``probs`` (N, L) in ``names`` order, default the rows' labels sorted)."""
+    names = list(names or sort_labels({n for s in label_sets for n in s}))
+    y = multi_hot([tuple(s) for s in label_sets], names)  # (N, L)
+    probs = np.asarray(probs, dtype=np.float64)
+    score = np.abs(y - probs)  # (N, L)
+    order = np.argsort(-score, axis=None, kind="stable")
+    rows, cols = np.unravel_index(order, score.shape)
+    return [SuspectPair(row=int(r), text=str(texts[r]), given=tuple(label_sets[r]), label=names[c],
+                        kind="unlikely" if y[r, c] else "missing", score=float(score[r, c]),
+                        probabilities={n: float(p) for n, p in zip(names, probs[r])})
+            for r, c in zip(rows, cols)]
+
+
 def find_suspects(texts: Sequence[str], labels: Sequence[str], config: TrainConfig | None = None, *,
                   folds: int = DEFAULT_FOLDS, method: str = DEFAULT_RANKING,
                   should_stop: Callable[[], bool] = lambda: False) -> Iterator[FoldProgress | list[Suspect]]:
-    """Out-of-sample probabilities, then the ranking: progress events, then the ``Suspect`` list (best first)."""
+    """Out-of-sample probabilities, then the ranking: progress events, then the ``Suspect`` list (best first).
+    Label sets (multi-label rows) give the ``SuspectPair`` list instead (``rank_suspect_pairs``; ``method`` is
+    for single-label rows)."""
     if method not in RANKINGS:
         raise ValueError(f"Unknown ranking {method!r}; use one of {', '.join(RANKINGS)}.")
+    multi = is_multi_label(labels)
     for event in out_of_sample_probabilities(texts, labels, config, folds=folds, should_stop=should_stop):
         if isinstance(event, FoldProgress):
             yield event
+        elif multi:
+            yield rank_suspect_pairs(texts, labels, event)
         else:
             yield rank_suspects(texts, labels, event, method)
 
@@ -186,6 +244,15 @@ def _splits(y: np.ndarray, folds: int, seed: int):
     rng = np.random.default_rng(seed)  # a class too small to stratify: plain seeded folds
     assignment = rng.permutation(len(y)) % folds
     return [(np.flatnonzero(assignment != f), np.flatnonzero(assignment == f)) for f in range(folds)]
+
+
+def _random_splits(n: int, folds: int, seed: int):
+    assignment = np.random.default_rng(seed).permutation(n) % folds
+    return [(np.flatnonzero(assignment != f), np.flatnonzero(assignment == f)) for f in range(folds)]
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits))
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
