@@ -17,7 +17,8 @@ import os
 import sys
 from pathlib import Path
 
-from bertdemo.cli_common import add_config_flags, cli_owner, config_from_args, train_with_progress
+from bertdemo.cli_common import (add_config_flags, add_label_flags, cli_owner, config_from_args, data_lines,
+                                 label_args, train_with_progress)
 from bertdemo.cli_jobs import add_commands as add_job_commands
 from bertdemo.cli_jobs import cmd_jobs
 from bertdemo.cli_labeling import add_commands as add_labeling_commands
@@ -39,9 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="fine-tune a classifier on a labeled CSV/TSV")
-    t.add_argument("data", help="CSV/TSV with a text and a label column")
+    t.add_argument("data", help="CSV/TSV with a text and a label column (or label sets: --label-sep, --label-cols)")
     t.add_argument("--text-col", help="text column (found by name if omitted)")
     t.add_argument("--label-col", help="label column (found by name if omitted)")
+    add_label_flags(t)
     t.add_argument("--validation", help="a separate validation file (else a stratified split is held out)")
     t.add_argument("--test", help="a held-out labeled file scored once after training")
     add_config_flags(t)
@@ -134,16 +136,15 @@ def cmd_train(args) -> int:
     # state here, before train() makes its Accelerator, would fix it to one process on CPUs.
     main_process = int(os.environ.get("RANK", "0")) == 0
     out = (sys.stderr if args.json else sys.stdout) if main_process else open(os.devnull, "w")
+    # every check on the file before any model is loaded
     data = load_data(args.data, config, text_col=args.text_col, label_col=args.label_col,
-                     validation=args.validation)  # every check on the file before any model is loaded
+                     validation=args.validation, **label_args(args))
     tokenizer = report_tokenizer(config.model)  # None for "scratch": it learns its vocabulary while training
     if tokenizer is not None:
         data = measure_tokens(data, tokenizer)
     report = data.report
-    print(f"data: {report.rows_kept} rows kept of {report.rows_total} ({report.train_rows} train, "
-          f"{report.validation_rows} validation), {len(data.labels)} classes: {', '.join(data.labels)}", file=out)
-    for warning in report.warnings:
-        print(f"warning: {warning}", file=out)
+    for line in data_lines(data):
+        print(line, file=out)
     done = train_with_progress(config, data, args.workspace, out, main_process, owner=cli_owner())
     if done is None:
         print("error: training was cancelled", file=sys.stderr)
@@ -155,10 +156,11 @@ def cmd_train(args) -> int:
     print(f"saved run: {done.run_dir}  ({done.train_seconds:.1f} s, {done.examples_per_s:.1f} training examples/s)",
           file=out)
     if args.json:
+        extra = ("micro_f1", "samples_f1", "hamming_loss", "thresholds") if data.multi_label else ()
         print(json.dumps({
-            "run": done.run_dir,
-            "validation": {k: done.metrics[k] for k in ("accuracy", "macro_f1", "loss")},
-            "test": None if test_metrics is None else {k: test_metrics[k] for k in ("accuracy", "macro_f1")},
+            "run": done.run_dir, **({"multi_label": True} if data.multi_label else {}),
+            "validation": {k: done.metrics[k] for k in ("accuracy", "macro_f1", "loss", *extra)},
+            "test": None if test_metrics is None else {k: test_metrics[k] for k in ("accuracy", "macro_f1", *extra)},
             "train_seconds": round(done.train_seconds, 3), "train_examples_per_s": round(done.examples_per_s, 3),
             "train_rows": report.train_rows, "validation_rows": report.validation_rows,
             "real_tokens": done.real_tokens, "padded_tokens": done.padded_tokens,
@@ -171,18 +173,29 @@ def _test_metrics(run_dir: str, args) -> dict:
     from bertdemo.inference.evaluate import evaluate_file
     from bertdemo.inference.predict import Predictor
 
-    return evaluate_file(Predictor.from_run(run_dir), args.test, text_col=args.text_col, label_col=args.label_col)
+    given = {k: v for k, v in label_args(args).items() if v is not None}  # how a multi-label file writes its sets
+    return evaluate_file(Predictor.from_run(run_dir), args.test, text_col=args.text_col, label_col=args.label_col,
+                         **given)
 
 
 def _print_metrics(validation: dict, test: dict | None, out) -> None:
     sets = [("validation", validation)] + ([("test", test)] if test else [])
-    print(f"\n{'class':<24}" + "".join(f"{name + ' P/R/F1':>26}" for name, _ in sets), file=out)
+    first = "label" if validation.get("multi_label") else "class"
+    print(f"\n{first:<24}" + "".join(f"{name + ' P/R/F1':>26}" for name, _ in sets), file=out)
     for label in validation["labels"]:
         cells = "".join(f"{m['per_class'][label]['precision']:>8.3f}{m['per_class'][label]['recall']:>9.3f}"
                         f"{m['per_class'][label]['f1']:>9.3f}" for _, m in sets)
         print(f"{label[:24]:<24}{cells}", file=out)
     for name, m in sets:
-        print(f"{name}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  ({m['count']} rows)", file=out)
+        if m.get("multi_label"):  # accuracy is the subset accuracy: every label of a text right
+            print(f"{name}: micro-F1 {m['micro_f1']:.4f}  macro-F1 {m['macro_f1']:.4f}  samples-F1 "
+                  f"{m['samples_f1']:.4f}  subset accuracy {m['accuracy']:.4f}  Hamming loss {m['hamming_loss']:.4f}  "
+                  f"({m['count']} rows)", file=out)
+        else:
+            print(f"{name}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  ({m['count']} rows)", file=out)
+    if validation.get("multi_label"):
+        print("thresholds tuned on validation: " + ", ".join(f"{label} {t:.3f}" for label, t in
+                                                             validation["thresholds"].items()), file=out)
 
 
 def cmd_predict(args) -> int:

@@ -112,10 +112,49 @@ def train_with_progress(config: TrainConfig, data, workspace, out, main_process:
             bar.update(1)
             bar.set_postfix(loss=f"{event.loss:.3f}", ex_s=f"{event.examples_per_s:.0f}", refresh=False)
         elif isinstance(event, EvalEvent):
-            bar.write(f"  eval @ epoch {event.epoch:.2f}: val_loss {event.val_loss:.4f}  accuracy {event.accuracy:.4f}"
+            name = "subset accuracy" if getattr(data, "multi_label", False) else "accuracy"  # every label right
+            bar.write(f"  eval @ epoch {event.epoch:.2f}: val_loss {event.val_loss:.4f}  {name} {event.accuracy:.4f}"
                       f"  macro-F1 {event.macro_f1:.4f}{'  (best)' if event.is_best else ''}", file=out)
         elif isinstance(event, DoneEvent):
             done = event
     if bar is not None:
         bar.close()
     return done
+
+
+def add_label_flags(parser: argparse.ArgumentParser) -> None:
+    """``--label-sep`` and ``--label-cols``: how a multi-label file writes its label sets (bertdemo.data.layout)."""
+    parser.add_argument("--label-sep", metavar="SEP",
+                        help='multi-label cells: the separator between the labels of a text ("billing|bug"); cells '
+                             'holding "|" are found without it. "none" in a cell says no label applies')
+    parser.add_argument("--label-cols", metavar="A,B,C",
+                        help="multi-label: one 0/1 column per label, comma-separated (found by themselves when the "
+                             "file has no label column)")
+
+
+def label_args(args: argparse.Namespace) -> dict:
+    """``load_data``'s ``label_sep``/``label_cols`` from the flags of ``add_label_flags``."""
+    from bertdemo.data.label_choice import label_cols_of
+
+    return {"label_sep": args.label_sep, "label_cols": list(label_cols_of(args.label_cols)) or None}
+
+
+def data_lines(data) -> list[str]:
+    """The data report as the commands print it: rows and classes; for a multi-label file how its labels are
+    written, texts per label, labels per text and the labels too rare to learn."""
+    from bertdemo.data.label_choice import describe_label_sets
+
+    report = data.report
+    kind = f"multi-label, {len(data.labels)} labels" if data.multi_label else f"{len(data.labels)} classes"
+    lines = [f"data: {report.rows_kept} rows kept of {report.rows_total} ({report.train_rows} train, "
+             f"{report.validation_rows} validation), {kind}: {', '.join(data.labels)}"]
+    if data.multi_label:
+        cols = report.label_format.get("label_cols") or []
+        lines += [f"  {describe_label_sets(report)}",
+                  "  labels from " + (f"0/1 columns {', '.join(cols)}" if cols else
+                                      f"column {report.label_col!r}, separator {report.label_format.get('sep')!r}"),
+                  "  texts per label: " + ", ".join(f"{k} {v}" for k, v in report.class_counts.items()),
+                  "  labels per text: " + ", ".join(f"{k}: {v} texts" for k, v in
+                                                    sorted(report.labels_per_text.items(), key=lambda kv: int(kv[0]))),
+                  "  too rare to learn: " + (", ".join(report.rare_labels) or "none")]
+    return lines + [f"warning: {warning}" for warning in report.warnings]

@@ -155,6 +155,9 @@ def _label(store, args) -> int:
                          owner=cli_owner(), expected=expected)
     except LabelChanged as refused:
         now = refused.changed[0].now
+        if info.multi_label:  # sets as the user types them: "billing|bug", "none"
+            now = None if now is None else _cell(info, now)
+            expected = expected if expected is None else args.expect.strip()
         raise ValueError(f"Not saved: item {args.item_id} is now {'unlabeled' if now is None else f'labeled {now!r}'} "
                          f"(you expected {'no label' if expected is None else repr(expected)}). To replace it, run "
                          f"again with --expect {shlex.quote(now or '')}.") from refused

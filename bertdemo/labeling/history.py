@@ -110,7 +110,8 @@ def set_labels(store: LabelStore, project: str, labels: Sequence[tuple[int, str 
     labels = [(int(i), stored_label(info, label)) for i, label in labels]
     expected = {int(i): stored_label(info, label) for i, label in (expected or {}).items()}
     known = set(info.labels)
-    named = {n for _, label in labels if label is not None for n in (decode_set(label) if info.multi_label else [label])}
+    named = {n for _, label in labels if label is not None
+             for n in (decode_set(label) if info.multi_label else [label])}
     unknown = sorted(named - known)
     if unknown:
         raise ValueError(f"{', '.join(map(repr, unknown[:5]))} is not a label of {project!r}. Add it to the label set "

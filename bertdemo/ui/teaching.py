@@ -18,6 +18,8 @@ A **text classifier** learns from examples: each row is a *text* and the *label*
 - Every text starts with a special **[CLS]** token and ends with **[SEP]**.
 - BERT reads at most `max_length` word-pieces; longer texts are cut (the red line in the histogram).
 - **Balance** matters: if one class has 10× more rows, the model can look good by mostly guessing it.
+- **Several labels per text** (`billing|bug`, or one 0/1 column per label): the model gives each label its own
+  yes/no. Write `none` when no label applies; an empty cell means "not labeled yet" and is left out.
 """
 
 TRAIN = """### How it works: fine-tuning

@@ -34,8 +34,8 @@ PREVIEW_CHARS = 400  # a preview cell shows this many characters of a text (a ne
 PREVIEW_OTHER_COLUMN = 14  # % of the preview's width for each column but the text's
 PREVIEW_TEXT_COLUMN = 30  # % at least for the text column (a file of more than 6 columns scrolls sideways)
 PER_TEXT = {"auto-detect": "auto", "one label": "one", "several labels": "several"}  # the radio's words → LabelChoice
-LABELS_HELP = (f"Several labels per text: write them in one cell separated by the separator (`billing{DEFAULT_SEP}bug`),"
-               f" or give one 0/1 column per label. **`{NONE_VALUE}`** in a cell (or a row of zeros) says that no "
+LABELS_HELP = (f"Several labels per text: write them in one cell separated by the separator "
+               f"(`billing{DEFAULT_SEP}bug`), or give one 0/1 column per label. **`{NONE_VALUE}`** in a cell (or a row of zeros) says that no "
                "label applies; an empty cell is a text not labeled yet, and is left out of training.")
 
 
@@ -101,8 +101,9 @@ def report_markdown(report: DataReport, note: str = "") -> str:
 def multilabel_lines(report: DataReport) -> list[str]:
     """The report's lines about label sets: how they are written, how many per text, which are too rare."""
     cols = report.label_format.get("label_cols") or []
+    sep = report.label_format.get("sep", DEFAULT_SEP)
     where = (f"0/1 label columns **{esc(', '.join(cols))}**" if cols else
-             f"label column **{esc(report.label_col)}**, separator `{esc(report.label_format.get('sep', DEFAULT_SEP))}`")
+             f"label column **{esc(report.label_col)}**, separator `{esc(sep)}`")
     lines = [f"**{describe_label_sets(report)}**",
              f"Text column **{esc(report.text_col)}**, {where}; {len(report.class_counts)} labels, imbalance "
              f"{report.imbalance_ratio:.1f}:1 (counts are texts per label)."]
