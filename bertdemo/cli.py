@@ -1,4 +1,4 @@
-"""Command line: ``python -m bertdemo train|predict|explain|runs|project|al-curve|jobs|pretrain|lesson``. Same engine and
+"""Command line: ``python -m bertdemo train|predict|explain|evaluate|runs|project|al-curve|jobs|pretrain|lesson``. Same engine and
 events as the app; the labeling commands are in ``bertdemo.cli_labeling``, the server's jobs in ``bertdemo.cli_jobs``,
 pretraining in ``bertdemo.cli_pretrain``, the lesson in ``bertdemo.cli_lesson``, and what they share (the training flags, the progress bar, who the CLI is)
 in ``bertdemo.cli_common``.
@@ -64,9 +64,19 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"comma-separated subset of {', '.join(EXPLAIN_METHODS)}")
     e.add_argument("--operator", default="deletion", choices=["deletion", "mask"],
                    help="how the faithfulness test removes word-pieces")
-    e.add_argument("--target", help="the class to explain (default: the predicted one)")
+    e.add_argument("--target", "--label", dest="target",
+                   help="the class (multi-label: the label) to explain (default: the most probable one)")
     e.add_argument("--workspace")
     e.add_argument("--json", action="store_true", help="one JSON object per text (JSON lines)")
+
+    v = sub.add_parser("evaluate", help="score a run on a labeled test file (multi-label runs: label sets)")
+    v.add_argument("run", help="a run folder or run name")
+    v.add_argument("test", help="a labeled CSV/TSV the run did not train on")
+    v.add_argument("--text-col", help="text column (found by name if omitted)")
+    v.add_argument("--label-col", help="label column (found by name if omitted)")
+    add_label_flags(v)
+    v.add_argument("--workspace")
+    v.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
 
     r = sub.add_parser("runs", help="list saved runs")
     r.add_argument("--workspace")
@@ -93,7 +103,8 @@ def _leaf_parsers(sub) -> list[argparse.ArgumentParser]:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    commands = {"train": cmd_train, "predict": cmd_predict, "explain": cmd_explain, "runs": cmd_runs,
+    commands = {"train": cmd_train, "predict": cmd_predict, "explain": cmd_explain, "evaluate": cmd_evaluate,
+                "runs": cmd_runs,
                 "project": cmd_project, "al-curve": cmd_al_curve, "jobs": cmd_jobs,
                 "pretrain": cmd_pretrain, "lesson": cmd_lesson}
     try:
@@ -204,6 +215,8 @@ def cmd_predict(args) -> int:
 
     predictor = Predictor.from_run(find_run(args.run, args.workspace))
     results = predictor.predict_batch(args.texts)
+    if predictor.multi_label:
+        return _print_label_sets(predictor, args.texts, results, as_json=args.json)
     if args.json:
         print(json.dumps([{"text": text, "label": max(probs, key=probs.get), "probabilities": probs}
                           for text, probs in zip(args.texts, results)], ensure_ascii=False))
@@ -215,7 +228,56 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _print_label_sets(predictor, texts: list[str], results: list[dict[str, float]], *, as_json: bool) -> int:
+    """A multi-label run's predictions: each text's label set (every label at or above its threshold, possibly
+    none) and each label's probability against its threshold."""
+    import numpy as np
+
+    chosen = predictor.decide(np.array([[probs[label] for label in predictor.labels] for probs in results]))
+    thresholds = dict(zip(predictor.labels, predictor.thresholds.tolist()))
+    if as_json:
+        print(json.dumps([{"text": text, "labels": list(labels), "probabilities": probs, "thresholds": thresholds}
+                          for text, labels, probs in zip(texts, chosen, results)], ensure_ascii=False))
+        return 0
+    for text, labels, probs in zip(texts, chosen, results):
+        print(f"{', '.join(labels) or '(no label)'}\t{text}")
+        for label, p in sorted(probs.items(), key=lambda kv: -kv[1]):
+            mark = "✓" if label in labels else " "
+            print(f"    {mark} {label:<24} {p:.3f}  (threshold {thresholds[label]:.3f})")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from bertdemo.inference.evaluate import evaluate_file
+    from bertdemo.inference.predict import Predictor
+    from bertdemo.runs import find_run
+
+    predictor = Predictor.from_run(find_run(args.run, args.workspace))
+    metrics = evaluate_file(predictor, args.test, text_col=args.text_col, label_col=args.label_col,
+                            **label_args(args))
+    if args.json:
+        print(json.dumps({"run": str(predictor.source), "test": args.test, **metrics}, ensure_ascii=False))
+        return 0
+    if not metrics.get("multi_label"):
+        _print_metrics(metrics, None, sys.stdout)
+        return 0
+    fixed = metrics["at_0_5"]
+    print(f"{'label':<24}{'precision':>10}{'recall':>9}{'F1':>9}{'support':>9}{'threshold':>11}")
+    for label in metrics["labels"]:
+        m = metrics["per_class"][label]
+        print(f"{label[:24]:<24}{m['precision']:>10.3f}{m['recall']:>9.3f}{m['f1']:>9.3f}{m['support']:>9d}"
+              f"{metrics['thresholds'][label]:>11.3f}")
+    print(f"\n{'':<20}{'thresholds':>12}{'at 0.5':>10}")
+    for key, name in (("micro_f1", "micro-F1"), ("macro_f1", "macro-F1"), ("samples_f1", "samples-F1"),
+                      ("accuracy", "subset accuracy"), ("hamming_loss", "Hamming loss")):
+        print(f"{name:<20}{metrics[key]:>12.4f}{fixed[key]:>10.4f}")
+    print(f"({metrics['count']} rows)")
+    return 0
+
+
 def cmd_explain(args) -> int:
+    import numpy as np
+
     from bertdemo.data import guess_text_column, read_table
     from bertdemo.explain.methods import TITLES, explain
     from bertdemo.inference.predict import Predictor
@@ -239,6 +301,10 @@ def cmd_explain(args) -> int:
             print(json.dumps({"text": text, **record}, ensure_ascii=False), flush=True)
             continue
         print(f"\n{text}\nprobabilities: " + "  ".join(f"{k} {v:.3f}" for k, v in result.probabilities.items()))
+        if predictor.multi_label:
+            chosen = predictor.decide(np.array([[result.probabilities[k] for k in predictor.labels]]))[0]
+            print(f"predicted labels: {', '.join(chosen) or '(no label)'}; each probability is the label's own "
+                  "sigmoid, and the deletion test scores the explained label's")
         print(f"explaining {result.target!r}; deletion test with {result.operator} (comprehensiveness: higher is "
               f"better; sufficiency: lower is better; random in brackets)")
         for name, f in sorted(result.faithfulness.items(), key=lambda kv: -kv[1].comprehensiveness):

@@ -363,6 +363,53 @@ def deletion_curve_figure(curves: Mapping[str, Sequence[float]], random_curve: S
                    legend=dict(orientation="h", y=-0.3), height=360)
 
 
+# multi-label runs: per-label probabilities against thresholds, and each label's 2×2 confusion
+
+
+def label_thresholds_figure(probabilities: Mapping[str, float], thresholds: Mapping[str, float]) -> go.Figure:
+    """One horizontal bar per label (its own sigmoid probability) with a tick at its threshold; a label at or above
+    its threshold is predicted and drawn in the strong colour. Labels keep their order (not sorted by probability):
+    the bars stay put as the user types."""
+    if not probabilities:
+        return empty_figure("Type a sentence to see each label's probability")
+    names = [str(label) for label in probabilities]
+    probs = [float(probabilities[label]) for label in probabilities]
+    cuts = [float(thresholds.get(label, 0.5)) for label in probabilities]
+    chosen = [p >= t for p, t in zip(probs, cuts)]
+    fig = go.Figure(go.Bar(
+        x=probs, y=names, orientation="h", name="probability",
+        marker_color=[_TRAIN_COLOR if c else "#c7d2e0" for c in chosen],
+        text=[f"{p:.1%}" + (" ✓" if c else "") for p, c in zip(probs, chosen)], textposition="auto",
+        customdata=cuts, hovertemplate="%{y}: %{x:.3f} (threshold %{customdata:.3f})<extra></extra>"))
+    fig.add_trace(go.Scatter(x=cuts, y=names, mode="markers", name="threshold", hoverinfo="skip",
+                             marker=dict(symbol="line-ns", size=26, line=dict(width=3, color=_VAL_COLOR))))
+    fig.update_xaxes(title="probability (each label its own sigmoid)", range=[0, 1])
+    fig.update_yaxes(type="category", autorange="reversed")
+    return _layout(fig, "Label probabilities against their thresholds", height=max(220, 40 * len(names) + 120),
+                   showlegend=False)
+
+
+def label_confusion_figure(label_confusion: Mapping[str, Sequence[Sequence[int]]]) -> go.Figure:
+    """Each label's 2×2 confusion side by side (rows: true no/yes, columns: predicted no/yes; the diagonal is
+    right), counts coloured within each label."""
+    if not label_confusion:
+        return empty_figure("No per-label confusion in this run")
+    names = [str(label) for label in label_confusion]
+    columns = min(4, len(names))
+    rows = -(-len(names) // columns)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=names, horizontal_spacing=0.08,
+                        vertical_spacing=0.2 / max(1, rows - 1) if rows > 1 else 0.1)
+    for i, label in enumerate(label_confusion):
+        z = np.asarray(label_confusion[label], dtype=float)  # (2, 2) [[tn, fp], [fn, tp]]
+        fig.add_trace(go.Heatmap(z=z, x=["predicted no", "predicted yes"], y=["true no", "true yes"],
+                                 colorscale=_HEAT, showscale=False, text=z.astype(int), texttemplate="%{text}",
+                                 hovertemplate=f"{label}<br>%{{y}}, %{{x}}: %{{z:.0f}} texts<extra></extra>"),
+                      row=i // columns + 1, col=i % columns + 1)
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(type="category")
+    return _layout(fig, "Per-label confusion (validation)", height=min(220 * rows + 80, 900))
+
+
 # multi-label data: per-label counts with the rare ones marked, label co-occurrence, labels per text
 
 

@@ -22,7 +22,7 @@ class AttentionResult:
     rollout: np.ndarray  # (T, T) attention rollout (Abnar & Zuidema 2020); rows sum to 1
     truncated: bool  # the text was longer than max_length word-pieces and was cut
     max_length: int
-    probabilities: dict[str, float]
+    probabilities: dict[str, float]  # as Predict shows them: a softmax, or each label's sigmoid (multi-label)
     special: list[bool] = field(default_factory=list)  # which tokens are the tokenizer's special ones
     word_ids: list[int | None] = field(default_factory=list)  # the word each piece belongs to (None: special)
 
@@ -34,7 +34,7 @@ def attention(predictor: Predictor, text: str) -> AttentionResult:
     if not attentions or attentions[0] is None:
         raise ValueError("This model returned no attention weights. Load it with attn_implementation='eager'.")
     weights = torch.stack([a[0] for a in attentions]).float().cpu().numpy()  # (L, H, T, T)
-    probs = torch.softmax(logits.float(), dim=-1)[0].cpu().numpy()
+    probs = predictor.activate(logits)[0].cpu().numpy()  # softmax, or a sigmoid per label (multi-label)
     view = token_view(predictor, text, batch["input_ids"][0].tolist())
     return AttentionResult(tokens=view.tokens, weights=weights, rollout=attention_rollout(weights),
                            truncated=truncated, max_length=predictor.max_length,

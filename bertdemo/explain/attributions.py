@@ -1,5 +1,9 @@
 """Token attributions for one text toward one class: integrated gradients and gradient×input.
 
+Multi-label runs explain one chosen label at a time (default: the most probable): the scores explain that label's
+logit, whose sigmoid is its probability (monotone in the logit, so what raises one raises the other), and the
+other labels' logits play no part (no softmax couples them).
+
 Both differentiate the prediction model itself (``Predictor.gradient_forward``: the same weights and precision),
 so they explain the numbers the Predict view shows. Scores are per word-piece, in logit units.
 
@@ -83,13 +87,13 @@ def _attribute(predictor: Predictor, text: str, target: str | None, method: str,
         with torch.no_grad():
             embeds = embedding(input_ids)[0]  # (T, d)
             baseline = embedding(_baseline(predictor, input_ids))[0]
-            probs = torch.softmax(forward(embeds[None], **extra).float()[0], dim=-1)  # what Predict shows
+            probs = predictor.activate(forward(embeds[None], **extra))[0]  # (C,) what Predict shows
         if target is None:
             target_id = int(probs.argmax())
         elif target in predictor.labels:
             target_id = predictor.labels.index(target)
         else:
-            raise ValueError(f"Unknown class {target!r}. Choose one of: {', '.join(predictor.labels)}.")
+            raise ValueError(f"Unknown {_kind(predictor)} {target!r}. Choose one of: {', '.join(predictor.labels)}.")
         # gradient×input is the path from zero embeddings seen at its end alone: embeds · ∇ logit(embeds)
         path = _Path(forward, embeds, torch.zeros_like(embeds) if method == "grad_x_input" else baseline,
                      target_id, extra)
@@ -209,6 +213,10 @@ def _repeat(extra: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
 def _good_enough(error: float, gap: float) -> bool:
     """Completeness error small against the logit gap being explained."""
     return error <= max(0.05, 0.02 * abs(gap))
+
+
+def _kind(predictor: Predictor) -> str:
+    return "label" if predictor.multi_label else "class"
 
 
 def _baseline(predictor: Predictor, input_ids: torch.Tensor) -> torch.Tensor:

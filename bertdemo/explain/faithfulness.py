@@ -6,6 +6,11 @@ For a token scoring of one text and its explained class:
 Each is averaged (AOPC) over the bins 1, 5, 10, 20 and 50% of the word-pieces — at least one piece per bin, a
 bin that repeats the previous one's pieces skipped. [CLS], [SEP] and the other special tokens always stay.
 
+The class probability is the one the Predict view shows (``Predictor.activate``): a softmax over the classes, or,
+for a multi-label run, **the explained label's own sigmoid**. A multi-label run's test never scores a softmax across
+labels: labels are not exclusive, so removing evidence for one need not move the others, and a softmax would turn
+one label's drop into the others' rise.
+
 Removal is ``deletion`` by default (ERASER's: the pieces are taken out of the sequence, the rest closes up) or
 ``mask`` (each is replaced by [MASK], so positions stay). The choice moves the numbers: deletion also shifts every
 later position, [MASK] keeps the length but shows the model a token it rarely saw in fine-tuning.

@@ -197,8 +197,11 @@ def _gradients_run_the_prediction_model(predictor: Predictor) -> bool:
 
 
 def _target(predictor: Predictor, target: str | None, probs: np.ndarray) -> str:
+    """The class to explain: ``target``, or the most probable one (multi-label: the label with the highest
+    sigmoid, whether or not it reaches its threshold)."""
     if target is None:
         return predictor.labels[int(np.argmax(probs))]
     if target not in predictor.labels:
-        raise ValueError(f"Unknown class {target!r}. Choose one of: {', '.join(predictor.labels)}.")
+        kind = "label" if predictor.multi_label else "class"
+        raise ValueError(f"Unknown {kind} {target!r}. Choose one of: {', '.join(predictor.labels)}.")
     return target

@@ -1,5 +1,9 @@
-"""Scoring a saved run on held-out labeled rows, apart from validation: a test file (the CLI's ``--test``), or a
-labeling project's frozen validation set, where the run may not know every label."""
+"""Scoring a saved run on held-out labeled rows, apart from validation: a test file (the CLI's ``--test`` and
+``evaluate``), or a labeling project's frozen validation set, where the run may not know every label.
+
+A multi-label run reads its test file's label sets the way training reads them (``bertdemo.data.layout``: cells
+"a|b" and "none", or 0/1 columns) and is scored with ``bertdemo.multilabel_metrics`` at the run's own thresholds,
+with the same figures at a fixed 0.5 under "at_0_5"."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,14 +11,24 @@ from pathlib import Path
 
 import numpy as np
 
-from bertdemo.data import load_heldout, sort_labels
+from bertdemo.data import load_heldout, read_table, sort_labels
+from bertdemo.data.layout import LabelLayout, label_layout
+from bertdemo.data.multilabel import DEFAULT_SEP, LabelFormat, multi_hot
 from bertdemo.inference.predict import Predictor
 from bertdemo.metrics import classification_metrics
+from bertdemo.multilabel_metrics import multilabel_metrics
 
 
 def evaluate_file(predictor: Predictor, path: str | Path, *, text_col: str | None = None,
-                  label_col: str | None = None) -> dict:
-    """Metrics (see ``bertdemo.metrics``) of ``predictor`` on a labeled CSV/TSV."""
+                  label_col: str | None = None, label_sep: str | None = None,
+                  label_cols: Sequence[str] | None = None) -> dict:
+    """Metrics (see ``bertdemo.metrics``; multi-label runs: ``bertdemo.multilabel_metrics``) of ``predictor`` on a
+    labeled CSV/TSV. ``label_sep`` and ``label_cols`` say how a multi-label file writes its label sets."""
+    if predictor.multi_label:
+        return _evaluate_multilabel_file(predictor, path, text_col, label_col, label_sep, label_cols)
+    if label_sep is not None or label_cols:
+        raise ValueError("This run gives each text one class: it cannot be scored on label sets (--label-sep, "
+                         "--label-cols). Evaluate a multi-label run, or give a file with one class per row.")
     rows = load_heldout(path, predictor.labels, role="Test", text_col=text_col, label_col=label_col)
     index = {label: i for i, label in enumerate(predictor.labels)}
     y_true = np.array([index[label] for label in rows["label"]])
@@ -31,3 +45,28 @@ def evaluate_rows(predictor: Predictor, texts: Sequence[str], labels: Sequence[s
     probs[:, columns] = predictor.predict_proba(list(texts))
     y_true = np.array([names.index(label) for label in labels])
     return classification_metrics(y_true, probs, names, texts=list(texts))
+
+
+def _evaluate_multilabel_file(predictor: Predictor, path: str | Path, text_col: str | None, label_col: str | None,
+                              label_sep: str | None, label_cols: Sequence[str] | None) -> dict:
+    path = Path(path)
+    table = read_table(path)
+    layout = label_layout(table, text_col, label_col, label_sep, label_cols)
+    if not layout.multi_label:  # no cell holds two labels: each cell is a set of one (or "none")
+        layout = LabelLayout(layout.text_col, layout.label_col, True, LabelFormat(sep=DEFAULT_SEP))
+    texts, sets = layout.with_table(table, what=f"Test file {path.name}")
+    rows = [(str(text), labels) for text, labels in zip(texts, sets)
+            if labels is not None and isinstance(text, str) and text.strip()]
+    if not rows:
+        raise ValueError(f"Test file {path.name} has no usable rows (texts and label sets are empty).")
+    unknown = sorted({label for _, labels in rows for label in labels} - set(predictor.labels))
+    if unknown:
+        raise ValueError(f"Test file {path.name} has labels the run does not know: {', '.join(map(repr, unknown[:10]))}. "
+                         f"Its labels: {', '.join(predictor.labels)}. Use the same label names as the training file.")
+    texts = [text for text, _ in rows]
+    y = multi_hot([labels for _, labels in rows], predictor.labels)  # (N, L)
+    probs = predictor.predict_proba(texts)  # (N, L) sigmoids
+    result = multilabel_metrics(y, probs, predictor.labels, predictor.thresholds, texts=texts)
+    fixed = multilabel_metrics(y, probs, predictor.labels, None)
+    result["at_0_5"] = {k: fixed[k] for k in ("accuracy", "micro_f1", "macro_f1", "samples_f1", "hamming_loss")}
+    return result

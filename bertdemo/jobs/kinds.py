@@ -177,7 +177,8 @@ def batch_predict_work(run_dir: str | Path, path: str | Path, dest: str | Path) 
             yield {"event": "Predicted", "rows": done, "total": len(texts), "fraction": done / max(1, len(texts)),
                    "note": f"{done}/{len(texts)} rows"}
         probs = np.concatenate(parts) if parts else np.zeros((0, len(predictor.labels)), dtype=np.float32)
-        out = save_predictions(prediction_columns(table, probs, predictor.labels), dest)
+        thresholds = predictor.thresholds if predictor.multi_label else None  # multi-label: the label sets
+        out = save_predictions(prediction_columns(table, probs, predictor.labels, thresholds=thresholds), dest)
         return {"file": str(out), "rows": len(texts), "name": Path(out).name}
     return work
 

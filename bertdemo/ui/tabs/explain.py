@@ -30,7 +30,7 @@ from bertdemo.ui.tabs.batch import BatchPanel
 from bertdemo.ui.page import PREDICT_QUEUE, Page, RunListener, RunView, esc
 from bertdemo.ui.upload import upload_file
 
-PREDICTED = "(predicted class)"
+PREDICTED = "(predicted class)"  # the target dropdown's default: the most probable class (or label)
 BASE_CACHE_SIZE = 2  # base models kept for the comparison (a class compares many sentences in a row)
 
 
@@ -112,6 +112,13 @@ def deletion_figure(result: Explained):
                                        any_result.random_curve, any_result.bins, pieces, result.target)
 
 
+def predicted_set_words(labels: tuple[str, ...]) -> str:
+    """A multi-label prediction in words: the labels that reach their thresholds, or that none does."""
+    if not labels:
+        return "**Predicted: no label** — no label's probability reaches its threshold."
+    return "**Predicted labels:** " + ", ".join(f"**{esc(label)}**" for label in labels)
+
+
 def truncation_note(result) -> str:
     note = f"{len(result.tokens)} word-pieces, exactly as the tokenizer produced them."
     if result.truncated:
@@ -138,13 +145,17 @@ class ExplainTab:
                     gr.Markdown(teaching.PREDICT)
                     gr.Markdown(teaching.ATTENTION)
                     gr.Markdown(teaching.ATTRIBUTION)
-        page.listeners.append(RunListener([self.target], self.show_run))
+        page.listeners.append(RunListener([self.target, *self.prediction_outputs], self.show_run))
 
     def _predict_layout(self) -> None:
         with gr.Row():
             self.text = gr.Textbox(label="Type a sentence (predictions update as you type)", lines=3, scale=2,
                                    elem_id="predict-text")
             self.probs = gr.Label(label="Class probabilities", num_top_classes=10, scale=1, elem_id="probs")
+            with gr.Column(scale=1, visible=False) as self.label_column:  # multi-label runs, instead of gr.Label
+                self.label_words = gr.Markdown(elem_id="predicted-labels")
+                self.label_plot = gr.Plot(label="Label probabilities and thresholds", elem_id="label-probs")
+        self.prediction_outputs = [self.probs, self.label_column, self.label_words, self.label_plot]
         self.explain_btn = gr.Button("Explain: attention and attributions", variant="primary", elem_id="explain-btn")
         self.pieces = gr.HighlightedText(label="Word-pieces (as the tokenizer produced them)", show_legend=True,
                                          elem_id="wordpieces")
@@ -199,8 +210,10 @@ class ExplainTab:
 
     def wire(self) -> None:
         run = self.page.run_state
-        self.text.input(self.on_predict, [run, self.text], [self.probs], api_name="predict",
+        self.text.input(self.on_predict_view, [run, self.text], self.prediction_outputs, api_visibility="private",
                         trigger_mode="always_last", show_progress="hidden", **PREDICT_QUEUE)
+        api_predict = gr.Button(visible=False)  # API-only: /predict keeps its one output (the probabilities)
+        api_predict.click(self.on_predict, [run, self.text], [self.probs], api_name="predict", **PREDICT_QUEUE)
         outputs = [self.attention_state, self.layer, self.head, self.pieces, self.heatmap, self.all_heads,
                    self.cls_row, self.rollout, self.pieces_note]
         inputs = [run, self.text, self.layer, self.head]
@@ -227,7 +240,12 @@ class ExplainTab:
 
     def show_run(self, view: RunView) -> dict:
         labels = view.info.labels if view.info is not None else ()
-        return {self.target: gr.Dropdown(choices=[PREDICTED, *labels], value=PREDICTED)}
+        multi = bool(view.info is not None and view.info.multi_label)
+        first = ("(most probable label)", PREDICTED) if multi else PREDICTED
+        return {self.target: gr.Dropdown(choices=[first, *labels], value=PREDICTED,
+                                         label="Explain which label" if multi else "Explain which class"),
+                self.probs: gr.Label(visible=not multi), self.label_column: gr.Column(visible=multi),
+                self.label_words: "", self.label_plot: None}
 
     def predictor(self, run_dir: str | None) -> Predictor:
         if not run_dir:
@@ -240,6 +258,22 @@ class ExplainTab:
         if not text or not text.strip():
             return None
         return self.predictor(run_dir).predict(text)
+
+    @at_edge
+    def on_predict_view(self, run_dir: str | None, text: str) -> dict:
+        """What the page shows as you type: the probabilities for gr.Label; for a multi-label run also one bar per
+        label against its threshold and the predicted set in words. Empty text clears them."""
+        if not text or not text.strip():
+            return {self.probs: None, self.label_column: gr.skip(), self.label_words: "", self.label_plot: None}
+        predictor = self.predictor(run_dir)
+        probs = predictor.predict(text)
+        if not predictor.multi_label:
+            return {self.probs: probs, self.label_column: gr.skip(), self.label_words: gr.skip(),
+                    self.label_plot: gr.skip()}
+        chosen = predictor.decide(np.array([[probs[label] for label in predictor.labels]]))[0]
+        thresholds = dict(zip(predictor.labels, predictor.thresholds.tolist()))
+        return {self.probs: probs, self.label_column: gr.skip(), self.label_words: predicted_set_words(chosen),
+                self.label_plot: plots.label_thresholds_figure(probs, thresholds)}
 
     @at_edge
     def on_attention(self, run_dir: str | None, text: str, layer: int, head: int) -> dict:
