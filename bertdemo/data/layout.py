@@ -64,10 +64,10 @@ def label_layout(table: pd.DataFrame, text_col: str | None = None, label_col: st
     except ValueError:
         if label_col is not None:
             raise
-        text = guess_text_column(table, text_col)
-        cols = zero_one_columns(table, exclude=[text])
+        cols = zero_one_columns(table, exclude=[text_col] if text_col else [])
         if len(cols) < 2:
             raise
+        text = guess_text_column(table.drop(columns=cols), text_col)
         return LabelLayout(text_col=text, label_col="", multi_label=True, format=LabelFormat(label_cols=tuple(cols)))
     cells = table[label].tolist()
     if label_sep is not None:

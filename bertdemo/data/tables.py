@@ -22,7 +22,7 @@ MOSTLY_LONG = 0.5  # a file is refused when more than this share of its rows has
 TEXT_NAMES = (
     "text", "sentence", "sentences", "review", "reviews", "content", "comment", "comments", "document", "doc",
     "body", "message", "tweet", "question", "utterance", "query", "headline", "title", "description",
-    "review_text", "text_a", "sentence1", "input", "prompt", "abstract", "post", "文本", "内容", "评论", "句子",
+    "review_text", "comment_text", "text_a", "sentence1", "input", "prompt", "abstract", "post", "文本", "内容", "评论", "句子",
 )
 LABEL_NAMES = (
     "label", "labels", "class", "classes", "category", "categories", "sentiment", "target", "intent", "topic",

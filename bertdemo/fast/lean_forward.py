@@ -56,7 +56,8 @@ def _supported(model: torch.nn.Module) -> bool:
             and not getattr(config, "is_decoder", False)
             and getattr(config, "position_embedding_type", "absolute") in (None, "absolute")
             and isinstance(config.hidden_act, str) and config.hidden_act in _ACTIVATIONS
-            and config.problem_type in (None, "single_label_classification")
+            # logits only: a softmax or the sigmoids of a multi-label run are applied by the caller
+            and config.problem_type in (None, "single_label_classification", "multi_label_classification")
             and getattr(model.bert, "pooler", None) is not None
             # plain Linear layers only: quantized or adapter-wrapped ones compute something else
             and all(type(m) is torch.nn.Linear for m in model.modules() if "Linear" in type(m).__name__))
