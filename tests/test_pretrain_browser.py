@@ -67,7 +67,8 @@ def test_the_fill_box_before_during_and_after_a_pretraining(page, tmp_path):
     expect(page.locator("#pretrain-texts")).to_contain_text("60 different texts", timeout=30_000)
     page.get_by_label("tiny").check()
     minutes = page.locator("#pretrain-minutes input[type=number]")
-    minutes.fill("0.15")
+    minutes.fill("0.4")  # long enough that the job still runs when asked after its first evaluation (0.15 could
+    # end in between on a fast machine, and the running job was then no longer there to answer)
     minutes.press("Enter")
     page.locator("#start-pretrain").click()
     page.locator("#fill-ask").get_by_label("the pretraining running now").check()
