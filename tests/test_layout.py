@@ -11,7 +11,7 @@ from conftest import ROOT
 PACKAGE = ROOT / "bertdemo"
 # Each layer may import its own and the layers before it, never a later one.
 LAYERS = [
-    {"config", "events", "device", "workspace", "metrics", "plots", "fast", "spreadsheet", "limits", "seeding"},
+    {"config", "events", "device", "workspace", "metrics", "multilabel_metrics", "plots", "fast", "spreadsheet", "limits", "seeding"},
     {"runs", "models"},
     {"data"},
     {"training", "inference"},
