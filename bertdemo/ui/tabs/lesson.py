@@ -74,6 +74,10 @@ class LessonPanel:
         if not isinstance(loaded, Loaded):
             raise ValueError("Load a labeled file on the Data tab first: the lesson pretrains on its texts and "
                              "fine-tunes on samples of its labels.")
+        if loaded.multi_label:
+            raise ValueError(f"{loaded.source} gives texts several labels; the lesson compares single-label "
+                             "classifiers (one class per text). Load a file with one label per text on the Data tab, "
+                             "or choose 'one label' under Labels per text there.")
         rows = clean_rows(loaded.table[loaded.text_col], loaded.table[loaded.label_col]).rows
         texts, labels = rows["text"].tolist(), rows["label"].tolist()
         if test_path:
