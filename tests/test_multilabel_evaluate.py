@@ -199,10 +199,14 @@ def test_evaluate_view_slider_shows_f1_live_and_save_writes_the_run(run_copy):
     assert "Not saved yet" in note
     assert run_thresholds(run_copy)[label] != 0.2  # moving the slider writes nothing
 
-    saved = tab.on_save_thresholds(run_copy.name, moved[tab.edited])
+    saved = tab.on_save_thresholds(run_copy.name, moved[tab.edited], label)
     assert run_thresholds(run_copy)[label] == 0.2 and get_predictor(run_copy).thresholds[1] == 0.2
-    assert "Saved the thresholds" in saved[tab.threshold_note]
-    assert saved[tab.per_class]["threshold"].tolist()[1] == 0.2
+    assert "Saved the thresholds" in saved[tab.threshold_note] and f"**{label}** at **0.20**" in saved[tab.threshold_note]
+    assert saved[tab.per_class]["threshold"].tolist()[1] == 0.2 and saved[tab.threshold_label].value == label
+    assert saved[tab.summary].startswith(f"## Micro-F1 {threshold_scores(found, moved[tab.edited])['micro_f1']:.3f}")
+
+    with pytest.raises(Exception, match="Choose one of the run's labels"):  # gr.Error at the edge
+        tab.on_threshold(run_copy.name, "politics", 0.4, saved[tab.edited])
 
 
 def test_evaluate_view_of_a_single_label_run_is_unchanged(tiny_run):

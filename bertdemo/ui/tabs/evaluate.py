@@ -55,7 +55,10 @@ class EvaluateTab:
                           elem_id="thresholds") as self.threshold_panel:
             gr.Markdown(THRESHOLDS_TEACHING)
             with gr.Row():
-                self.threshold_label = gr.Dropdown(label="Label", choices=[], elem_id="threshold-label", scale=1)
+                # custom values allowed: an API client's session never saw the run's labels as choices; the
+                # handlers refuse a label the run lacks
+                self.threshold_label = gr.Dropdown(label="Label", choices=[], elem_id="threshold-label", scale=1,
+                                                   allow_custom_value=True)
                 self.threshold = gr.Slider(0.01, 0.99, value=0.5, step=0.01, label="Threshold", scale=2,
                                            elem_id="threshold-slider")
             self.threshold_note = gr.Markdown(elem_id="threshold-note")
@@ -75,7 +78,7 @@ class EvaluateTab:
         self.threshold.input(self.on_threshold, [run, self.threshold_label, self.threshold, self.edited],
                              [self.edited, self.threshold_note], api_name="threshold", trigger_mode="always_last",
                              show_progress="hidden", **PREDICT_QUEUE)
-        self.save_btn.click(self.on_save_thresholds, [run, self.edited], self.view_outputs,
+        self.save_btn.click(self.on_save_thresholds, [run, self.edited, self.threshold_label], self.view_outputs,
                             api_name="save_thresholds", **PREDICT_QUEUE)
 
     def show_run(self, view: RunView) -> dict:
@@ -100,11 +103,11 @@ class EvaluateTab:
         return {self.summary: summary, self.per_class: per_class, self.confusion: confusion,
                 self.misclassified: wrong, **hidden}
 
-    def _multilabel_view(self, view: RunView) -> dict:
+    def _multilabel_view(self, view: RunView, label: str | None = None) -> dict:
         info, metrics = view.info, view.metrics
         thresholds = _saved_thresholds(view)
         labels = list(thresholds)
-        first = labels[0] if labels else None
+        first = label if label in thresholds else labels[0] if labels else None
         return {self.summary: multilabel_summary(metrics, info.data_source, info.validation_rows),
                 self.per_class: per_label_table(metrics, thresholds),
                 self.confusion: plots.label_confusion_figure(metrics.get("label_confusion", {})),
@@ -118,7 +121,9 @@ class EvaluateTab:
     def on_threshold_label(self, run_dir: str | None, label: str, edited: dict | None) -> dict:
         """Another label chosen: the slider jumps to its (edited) threshold, and the note shows what it gives."""
         edited = self._edited(run_dir, edited)
-        value = float(edited.get(label, 0.5))
+        if label not in edited:
+            raise ValueError(f"Choose one of the run's labels: {', '.join(edited)}.")
+        value = float(edited[label])
         return {self.threshold: gr.Slider(value=value), self.threshold_note: self._note(run_dir, label, edited)}
 
     @at_edge
@@ -126,18 +131,19 @@ class EvaluateTab:
         """The slider moved: keep the new threshold (unsaved) and show the validation F1 it gives."""
         edited = dict(self._edited(run_dir, edited))
         if label not in edited:
-            raise ValueError(f"Choose one of the run's labels first ({', '.join(edited)}).")
+            raise ValueError(f"Choose one of the run's labels: {', '.join(edited)}.")
         edited[label] = float(value)
         return {self.edited: edited, self.threshold_note: self._note(run_dir, label, edited)}
 
     @at_edge
-    def on_save_thresholds(self, run_dir: str | None, edited: dict | None) -> dict:
-        """Write the thresholds into the run; the whole view is redrawn from the run's recomputed metrics."""
+    def on_save_thresholds(self, run_dir: str | None, edited: dict | None, label: str | None = None) -> dict:
+        """Write the thresholds into the run; the whole view is redrawn from the run's recomputed metrics, the
+        label being edited still chosen."""
         path = self._run(run_dir)
         saved = save_thresholds(path, self._edited(run_dir, edited))
         view = RunView(info=load_run_info(path), metrics=read_json(path, "metrics.json") or {}, runs=[])
-        shown = self._multilabel_view(view)
-        label = next(iter(saved))
+        label = label if label in saved else next(iter(saved))
+        shown = self._multilabel_view(view, label)
         note = (f"✅ Saved the thresholds of {len(saved)} labels to the run: predictions use them now.\n\n"
                 + self._note(run_dir, label, saved))
         return {**shown, self.threshold_note: note}
@@ -173,7 +179,7 @@ class EvaluateTab:
 def multilabel_summary(metrics: dict, source: str, rows: int) -> str:
     """The headline multi-label figures at the run's thresholds, beside the same at a fixed 0.5."""
     fixed = metrics.get("at_0_5", {})
-    lines = ["| | at the tuned thresholds | at 0.5 |", "|---|---:|---:|"]
+    lines = ["| | at the run's thresholds | at 0.5 |", "|---|---:|---:|"]
     for key, name in HEADLINE:
         value = metrics.get(key)
         at_half = fixed.get(key)
