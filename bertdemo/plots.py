@@ -406,6 +406,8 @@ def label_confusion_figure(label_confusion: Mapping[str, Sequence[Sequence[int]]
                                  hovertemplate=f"{label}<br>%{{y}}, %{{x}}: %{{z:.0f}} texts<extra></extra>"),
                       row=i // columns + 1, col=i % columns + 1)
     fig.update_yaxes(autorange="reversed", type="category")
+    for col in range(2, columns + 1):  # the row names once, at the left: side by side they would overlap
+        fig.update_yaxes(showticklabels=False, col=col)
     fig.update_xaxes(type="category")
     return _layout(fig, "Per-label confusion (validation)", height=min(220 * rows + 80, 900))
 

@@ -187,7 +187,8 @@ def test_evaluate_view_slider_shows_f1_live_and_save_writes_the_run(run_copy):
         [round(t, 3) for t in run_thresholds(run_copy).values()])
     assert "micro-F1" in shown[tab.summary] and "at 0.5" in shown[tab.summary]
     assert len(shown[tab.confusion].data) == len(labels)  # one 2×2 per label
-    assert list(shown[tab.misclassified].columns) == ["text", "labels", "predicted", "wrongness"]
+    wrong = shown[tab.misclassified]
+    assert wrong.value["headers"] == ["text", "labels", "predicted", "wrongness"] and "most wrong first" in wrong.label
 
     label = labels[1]
     moved = tab.on_threshold(run_copy.name, label, 0.2, shown[tab.edited])
@@ -214,7 +215,8 @@ def test_evaluate_view_of_a_single_label_run_is_unchanged(tiny_run):
     shown = tab.show_run(_view(tiny_run))
     assert shown[tab.threshold_panel].visible is False
     assert shown[tab.summary].startswith("## Accuracy")
-    assert list(shown[tab.misclassified].columns) == ["text", "label", "predicted", "confidence"]
+    wrong = shown[tab.misclassified]
+    assert wrong.value["headers"] == ["text", "label", "predicted", "confidence"] and "most confident" in wrong.label
 
 
 def test_cli_evaluate_of_a_single_label_run_keeps_the_single_label_metrics(tiny_run, tmp_path, capsys):

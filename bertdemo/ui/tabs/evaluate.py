@@ -22,6 +22,10 @@ from bertdemo.ui.edge import at_edge
 from bertdemo.ui.page import PREDICT_QUEUE, Page, RunListener, RunView, esc, teach
 
 MISCLASSIFIED_COLUMNS = ["text", "label", "predicted", "confidence"]
+MISCLASSIFIED_LABEL = "Misclassified validation examples, most confident first — click one to explain it"
+MULTILABEL_MISCLASSIFIED_LABEL = ("Validation texts with a wrong label decision, the most wrong first (wrongness: how "
+                                  "far the worst-decided label's probability is from the truth) — click one to "
+                                  "explain it")
 MULTILABEL_MISCLASSIFIED_COLUMNS = ["text", "labels", "predicted", "wrongness"]  # 4, like the single-label table
 HEADLINE = (("micro_f1", "micro-F1"), ("macro_f1", "macro-F1"), ("samples_f1", "samples-F1"),
             ("accuracy", "subset accuracy"), ("hamming_loss", "Hamming loss (lower is better)"))
@@ -42,8 +46,7 @@ class EvaluateTab:
                     self.confusion = gr.Plot(label="Confusion matrix")
                 self._thresholds_layout()
                 self.misclassified = gr.Dataframe(
-                    label="Misclassified validation examples, most confident first — click one to explain it",
-                    interactive=False, wrap=True, max_height=420, elem_id="misclassified",
+                    label=MISCLASSIFIED_LABEL, interactive=False, wrap=True, max_height=420, elem_id="misclassified",
                     column_widths=["64%", "12%", "12%", "12%"])
             teach(teaching.EVALUATE)
         self.view_outputs = [self.summary, self.per_class, self.confusion, self.misclassified, self.threshold_panel,
@@ -87,7 +90,8 @@ class EvaluateTab:
         if view.info is None:
             return {self.summary: "", self.per_class: pd.DataFrame(),
                     self.confusion: plots.empty_figure("Train a model (Train tab) or load a saved run (Models tab)"),
-                    self.misclassified: pd.DataFrame(columns=MISCLASSIFIED_COLUMNS), **hidden}
+                    self.misclassified: gr.Dataframe(pd.DataFrame(columns=MISCLASSIFIED_COLUMNS),
+                                                     label=MISCLASSIFIED_LABEL), **hidden}
         if view.info.multi_label or view.metrics.get("multi_label"):
             return self._multilabel_view(view)
         info, metrics = view.info, view.metrics
@@ -101,7 +105,7 @@ class EvaluateTab:
         wrong = pd.DataFrame(metrics.get("misclassified", []), columns=MISCLASSIFIED_COLUMNS)
         wrong["confidence"] = wrong["confidence"].astype(float).round(3)
         return {self.summary: summary, self.per_class: per_class, self.confusion: confusion,
-                self.misclassified: wrong, **hidden}
+                self.misclassified: gr.Dataframe(wrong, label=MISCLASSIFIED_LABEL), **hidden}
 
     def _multilabel_view(self, view: RunView, label: str | None = None) -> dict:
         info, metrics = view.info, view.metrics
@@ -111,7 +115,8 @@ class EvaluateTab:
         return {self.summary: multilabel_summary(metrics, info.data_source, info.validation_rows),
                 self.per_class: per_label_table(metrics, thresholds),
                 self.confusion: plots.label_confusion_figure(metrics.get("label_confusion", {})),
-                self.misclassified: multilabel_misclassified(metrics),
+                self.misclassified: gr.Dataframe(multilabel_misclassified(metrics),
+                                                 label=MULTILABEL_MISCLASSIFIED_LABEL),
                 self.threshold_panel: gr.Accordion(visible=True), self.edited: thresholds,
                 self.threshold_label: gr.Dropdown(choices=labels, value=first),
                 self.threshold: gr.Slider(value=thresholds.get(first, 0.5)),
