@@ -83,3 +83,38 @@ def test_cli_explain_label_chooses_the_target(tiny_ml_run, ml_predictor, capsys)
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["target"] == label and set(record["methods"]) == {"occlusion"}
     assert record["probabilities"][label] == pytest.approx(float(ml_predictor.predict_proba([TEXT])[0][1]), abs=1e-4)
+
+
+def _explain_tab(workspace):
+    import gradio as gr
+    from types import SimpleNamespace
+
+    from bertdemo.ui.tabs.explain import ExplainTab
+
+    page = SimpleNamespace(workspace=workspace, listeners=[], parts={}, watch=SimpleNamespace(add=lambda view: None))
+    with gr.Blocks():
+        return ExplainTab(page)
+
+
+def test_explain_tab_scores_the_label_chosen_in_the_dropdown(tiny_ml_run, ml_predictor):
+    from bertdemo.runs import load_run_info
+    from bertdemo.ui.page import RunView
+
+    tab = _explain_tab(tiny_ml_run.parent)
+    shown = tab.show_run(RunView(info=load_run_info(tiny_ml_run), metrics={}, runs=[]))
+    assert shown[tab.target].label == "Explain which label"
+    assert [c[1] for c in shown[tab.target].choices] == ["(predicted class)", *ml_predictor.labels]
+    label = ml_predictor.labels[2]
+    *_, last = tab.on_explanations(tiny_ml_run.name, TEXT, label, "deletion", "words")
+    result = last[tab.explained_state]
+    assert result.target == label and not result.pending
+    p = float(ml_predictor.predict_proba([TEXT])[0][2])
+    assert f"Explaining **{label}** (probability {p:.1%})" in last[tab.attr_summary]
+    assert result.faithfulness[result.shown_first].curve[0] == pytest.approx(p, abs=1e-4)  # the label's sigmoid
+
+
+def test_base_vs_fine_tuned_reads_sigmoids_on_both_sides(tiny_ml_run):
+    tab = _explain_tab(tiny_ml_run.parent)
+    out = tab.on_compare(tiny_ml_run.name, TEXT)
+    for side in (tab.base_probs, tab.tuned_probs):
+        assert abs(sum(out[side].values()) - 1.0) > 1e-3  # one sigmoid per label, not a softmax

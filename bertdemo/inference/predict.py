@@ -305,10 +305,14 @@ def forget_predictor(run_dir: str | Path) -> None:
         _cache.pop(str(Path(run_dir).resolve()), None)
 
 
-def base_predictor(model: str, labels: tuple[str, ...], *, seed: int = 0, max_length: int = 128) -> Predictor:
-    """The base model before fine-tuning, with a freshly initialised (seeded) head: what training starts from."""
+def base_predictor(model: str, labels: tuple[str, ...], *, seed: int = 0, max_length: int = 128,
+                   multi_label: bool = False) -> Predictor:
+    """The base model before fine-tuning, with a freshly initialised (seeded) head: what training starts from.
+    ``multi_label``: a sigmoid per label, as a multi-label run's (so the two read alike side by side)."""
     with _build_lock:
         tokenizer = load_tokenizer(model)
         with seeded(seed):  # the head's weights; never reseed the global generator (a run may be training)
             classifier = load_classifier(model, labels, attn="sdpa")
+        if multi_label:
+            classifier.config.problem_type = "multi_label_classification"
         return Predictor(classifier, tokenizer, max_length=max_length, source="")

@@ -361,7 +361,8 @@ class ExplainTab:
         base_model = load_run_info(run_in(self.page.workspace, run_dir)).base_model
         if base_model == "scratch":
             raise ValueError("This run was trained from scratch: there is no pre-trained base model to compare with.")
-        base = attention(self._base_predictor(base_model, predictor.labels, predictor.max_length), text)
+        base = attention(self._base_predictor(base_model, predictor.labels, predictor.max_length,
+                                              predictor.multi_label), text)
         tuned = attention(predictor, text)
         left = plots.cls_row_figure(base.tokens, base.weights)
         right = plots.cls_row_figure(tuned.tokens, tuned.weights)
@@ -370,13 +371,15 @@ class ExplainTab:
         return {self.base_probs: base.probabilities, self.tuned_probs: tuned.probabilities, self.base_plot: left,
                 self.tuned_plot: right}
 
-    def _base_predictor(self, model: str, labels: tuple[str, ...], max_length: int) -> Predictor:
+    def _base_predictor(self, model: str, labels: tuple[str, ...], max_length: int,
+                        multi_label: bool = False) -> Predictor:
         """The un-fine-tuned base model with a fresh (seeded) head: what training started from. Kept, because
         loading it takes seconds and a class compares many sentences in a row."""
-        key = (model, tuple(labels), max_length)
+        key = (model, tuple(labels), max_length, multi_label)
         with self._base_lock:
             if key not in self._base:
                 if len(self._base) >= BASE_CACHE_SIZE:
                     self._base.pop(next(iter(self._base)))
-                self._base[key] = base_predictor(model, tuple(labels), max_length=max_length)
+                self._base[key] = base_predictor(model, tuple(labels), max_length=max_length,
+                                                 multi_label=multi_label)
             return self._base[key]
