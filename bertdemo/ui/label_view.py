@@ -17,11 +17,13 @@ What the model says about an item (probabilities, highlights) is computed elsewh
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import numpy as np
 
@@ -34,7 +36,12 @@ log = logging.getLogger(__name__)
 
 KEYS_HELP = """**Keys** (when the cursor is not in a text box): **1–9** choose that label · **Enter** accepts the
 model's suggestion · **S** skips · **U** or **Backspace** undoes your last change · **?** shows or hides this help.
-Keys pressed quickly are saved in order, each for the text that was on screen when it was pressed."""
+Keys pressed quickly are saved in order, each for the text that was on screen when it was pressed.
+
+**Multi-label projects** (a text may have several labels): **1–9** switch that label on or off for the text on
+screen (or click it) · **0** clears the choice to *no label applies* · **Enter** saves the labels switched on, as
+shown under the text. Before you switch any, the model's suggested labels are the ones on, so Enter accepts its
+suggestion; switching a label changes that suggestion. Nothing is saved until Enter."""
 HIGHLIGHT_STEPS = 24  # integrated-gradient points for the highlights: enough to rank words, quick to compute
 CACHE_SIZE = 512  # highlights kept (per app), newest last
 HIGHLIGHTS_NOTE = "(word highlights are being computed)"
@@ -45,6 +52,15 @@ LABEL_CSS = """
               border: 1px solid #f59e0b; font-weight: 600;}
 #label-alert.bd-stalled {background: #fee2e2; color: #7f1d1d; border-color: #ef4444;}
 html[data-bd-ahead] #label-info, html[data-bd-ahead] #label-probs {opacity: 0.45; transition: opacity .1s;}
+.bd-toggles {display: flex; flex-wrap: wrap; gap: 6px; margin-top: 8px;}
+.bd-toggle {cursor: pointer; user-select: none; padding: 4px 10px; border: 1px solid #9ca3af; border-radius: 999px;
+            background: #fff; color: #111827;}
+.bd-toggle small {color: #6b7280;}
+.bd-toggle.bd-suggested {border: 2px dashed #2563eb;}
+.bd-toggle.bd-on {background: #2563eb; border-color: #1d4ed8; color: #fff;}
+.bd-toggle.bd-on small {color: #dbeafe;}
+.bd-choice {margin-top: 6px; font-weight: 600;}
+.bd-now {margin-top: 4px; color: #6b7280; font-size: 0.9em;}
 """
 
 # The page's half of the loop (see the module docstring): one state machine, driven by key presses and clicks,
@@ -55,18 +71,22 @@ KEYBOARD_JS = """
   if (window.__bdLabel) return;
   const STALL_MS = 6000;  // an answer unanswered this long: the server is gone or stuck; say so, pause the keys
   const POLL_MS = 1500, POLLS = 40;  // the item on screen still waits for its highlights: ask again while idle
-  const ADVANCES = new Set(['key', 'accept', 'set', 'skip']);  // actions after which the next card is current
-  const BATCHED = new Set(['key', 'accept', 'skip']);  // sent together, in order, when several are queued
+  const ADVANCES = new Set(['key', 'accept', 'set', 'skip', 'save']);  // actions after which the next card is current
+  const BATCHED = new Set(['key', 'accept', 'skip', 'save']);  // sent together, in order, when several are queued
   const MAX_BATCH = 50;
   const BUTTONS = {'label-accept': 'accept', 'label-skip': 'skip', 'label-undo': 'undo', 'label-set': 'set',
                    'label-add': 'add'};
   const m = {served: null, lastView: null, queue: [], inflight: null, stalled: false, tickets: 0,
-             polls: {id: null, n: 0, last: 0}, pressed: 0, sent: 0, replyMs: []};
+             polls: {id: null, n: 0, last: 0}, pressed: 0, sent: 0, replyMs: [],
+             sel: {id: null, set: null}};  // multi-label: the labels switched on for the card on screen (null: none yet)
   window.__bdLabel = m;
   // what an answer event sends as "shown" (its js preprocessor calls this): the card's id and the press's ticket
   m.outgoing = () => m.inflight ? (m.inflight.item == null ? '' : String(m.inflight.item)) + '@' + m.inflight.ticket : '';
-  // and, for a batch, every press in it: "12:k2,13:s,14:a"
-  const code = (a) => a.kind === 'key' ? 'k' + a.key : a.kind === 'accept' ? 'a' : 's';
+  // and, for a batch, every press in it: "12:k2,13:s,14:a"; a multi-label answer carries its whole set,
+  // "15:m=" (saved as switched on) or "15:a=" (the suggestion accepted), then the set as URL-encoded JSON
+  const setCode = (a) => '=' + encodeURIComponent(JSON.stringify(a.set));
+  const code = (a) => a.kind === 'key' ? 'k' + a.key : a.kind === 'save' ? 'm' + setCode(a)
+    : a.kind === 'accept' ? 'a' + (a.set ? setCode(a) : '') : 's';
   m.outgoingPresses = () => m.inflight && m.inflight.batch ? m.inflight.batch.map((a) => a.item + ':' + code(a)).join(',') : '';
   const unanswered = () => (m.inflight ? (m.inflight.batch || [m.inflight]) : []).concat(m.queue);
 
@@ -74,7 +94,44 @@ KEYBOARD_JS = """
   const visible = (el) => el && el.offsetParent !== null;
   const buttonId = (a) => a.batch ? 'label-answers' : a.kind === 'refresh' ? 'label-refresh' : 'label-' + a.kind;
   const card = (el) => el && {id: Number(el.dataset.itemId), suggested: el.dataset.suggested || null,
-                              pending: el.dataset.highlights === 'pending', html: el.outerHTML};
+                              pending: el.dataset.highlights === 'pending', html: el.outerHTML,
+                              multi: el.dataset.multi === '1', now: el.dataset.now ? JSON.parse(el.dataset.now) : null};
+
+  // Multi-label: what Enter would save for card c — the labels switched on, else the model's suggestion (null:
+  // nothing to save yet). Exactly this is drawn under the text (paint) and sent with Enter.
+  function chosen(c) {
+    if (m.sel.id === c.id && m.sel.set) return {set: [...m.sel.set].sort(), how: 'save'};
+    if (c.suggested !== null) return {set: JSON.parse(c.suggested), how: 'accept'};
+    return null;
+  }
+  function toggle(c, k) {  // key k (0: no label applies) on card c: only the page's choice changes, nothing is sent
+    const chip = document.querySelector('#label-screen .bd-toggle[data-k="' + k + '"]');
+    if (k !== 0 && !chip) {
+      const n = document.querySelectorAll('#label-screen .bd-toggle[data-label]').length;
+      say('There is no label ' + k + ': this project has ' + n + '. Nothing changed.');
+      return;
+    }
+    const was = chosen(c);
+    const set = new Set(k === 0 ? [] : was ? was.set : (c.now || []));
+    if (k !== 0) { const label = chip.dataset.label; if (set.has(label)) set.delete(label); else set.add(label); }
+    m.sel = {id: c.id, set};
+    render();
+  }
+  // Writes only what differs: the page's MutationObserver calls render (and so paint) on every change.
+  function paint(screen, c) {
+    const pick = chosen(c);
+    const on = new Set(pick ? pick.set : []);
+    const mark = (el, yes) => { if (el.classList.contains('bd-on') !== yes) el.classList.toggle('bd-on', yes); };
+    screen.querySelectorAll('.bd-toggle[data-label]').forEach((chip) => mark(chip, on.has(chip.dataset.label)));
+    const none = screen.querySelector('.bd-toggle[data-k="0"]');
+    if (none) mark(none, !!pick && !pick.set.length);
+    const line = screen.querySelector('.bd-choice');
+    if (!line) return;
+    const names = pick && (pick.set.length ? pick.set.join(' + ') : 'no label applies');
+    const text = !pick ? 'Switch labels on with their keys (0: no label applies), then press Enter to save.'
+      : pick.how === 'save' ? 'Enter saves: ' + names : 'Enter accepts the suggestion: ' + names;
+    if (line.textContent !== text) line.textContent = text;
+  }
 
   function say(text, kind) {
     const alert = document.getElementById('label-alert');
@@ -116,6 +173,7 @@ KEYBOARD_JS = """
       }
       screen.__bdKey = key;
     }
+    if (t.card && t.card.multi) paint(screen, t.card);
     if (t.ahead || t.stale) document.documentElement.dataset.bdAhead = '1';
     else delete document.documentElement.dataset.bdAhead;
   }
@@ -161,12 +219,23 @@ KEYBOARD_JS = """
             + 'to show, then press again.');
         return;
       }
-      if (kind === 'key' && !visible(document.getElementById('label-key-' + key))) {
+      if (t.card.multi && kind === 'key') { toggle(t.card, key); return; }
+      if (t.card.multi && kind === 'accept') {
+        const pick = chosen(t.card);
+        if (!pick) {
+          say('Nothing to save yet: switch labels on with their keys (0 if no label applies), then press Enter; S '
+              + 'skips.');
+          return;
+        }
+        action.kind = pick.how;
+        action.set = pick.set;
+        m.sel = {id: null, set: null};
+      } else if (kind === 'key' && !visible(document.getElementById('label-key-' + key))) {
         const n = [...document.querySelectorAll('[id^=label-key-]')].filter(visible).length;
         say('There is no label ' + key + ': this project has ' + n + ' (keys 1–' + n + '). Not sent.');
         return;
       }
-      if (kind === 'accept' && !t.card.suggested) {
+      if (kind === 'accept' && !t.card.multi && !t.card.suggested) {
         say('No suggestion to accept for this item: no model suggests labels in this queue. Press a number key, or '
             + 'S to skip.');
         return;
@@ -221,6 +290,7 @@ KEYBOARD_JS = """
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     let kind = null, key = null;
     if (/^[1-9]$/.test(event.key)) { kind = 'key'; key = Number(event.key); }
+    else if (event.key === '0' && document.querySelector('#label-screen .bd-card[data-multi="1"]')) { kind = 'key'; key = 0; }
     else if (event.key === 'Enter') kind = 'accept';
     else if (event.key === 's' || event.key === 'S') kind = 'skip';
     else if (event.key === 'u' || event.key === 'U' || event.key === 'Backspace') kind = 'undo';
@@ -234,6 +304,8 @@ KEYBOARD_JS = """
   // (pump) are not trusted events and go through to gradio.
   document.addEventListener('click', (event) => {
     if (!event.isTrusted || !event.target.closest) return;
+    const chip = event.target.closest('#label-screen .bd-toggle');  // a multi-label chip: as its key
+    if (chip) { event.preventDefault(); press('key', Number(chip.dataset.k)); return; }
     const button = event.target.closest('button[id^=label-]');
     if (!button) return;
     const kind = /^label-key-[1-9]$/.test(button.id) ? 'key' : BUTTONS[button.id];
@@ -277,31 +349,47 @@ SCREEN_HTML = '<div id="label-screen"><div class="bd-item" id="label-item-text">
 PRESSES_JS = ("(...args) => [args[0], window.__bdLabel ? window.__bdLabel.outgoing() : '', "
               "window.__bdLabel ? window.__bdLabel.outgoingPresses() : '', ...args.slice(3)]")
 MAX_PRESSES = 50  # presses in one batch: more than a person makes while one reply is on its way
+MAX_SET = 1000  # labels in one multi-label answer: far more than a project has, so only garbage is refused
 
 
 @dataclass(frozen=True)
 class Press:
     """One key press (or click) as the page queued it: the item on screen then, and what was pressed."""
     item: int | None
-    kind: str  # "key", "accept", "skip" or "set"
+    kind: str  # "key", "accept", "skip", "set" or (multi-label) "save"
     key: int = 0  # the number key (kind "key")
     label: str | None = None  # the label chosen from the list (kind "set")
+    labels: tuple[str, ...] | None = None  # multi-label: the whole set on screen ("save", or the "accept"ed one)
 
 
 def parse_presses(value) -> list[Press]:
-    """``"12:k2,13:s,14:a"`` — item 12 key 2, item 13 skip, item 14 accept — as the page sends what it queued.
+    """``"12:k2,13:s,14:a"`` — item 12 key 2, item 13 skip, item 14 accept — as the page sends what it queued;
+    in a multi-label project ``"15:m=%5B%22food%22%5D"`` saves the set ``["food"]`` on item 15 and ``"16:a=…"``
+    accepts the suggested set shown (the set is JSON, URL-encoded, so that no label can break the list apart).
     Anything else is refused: a malformed press is not guessed at."""
     presses = []
     for part in [p for p in str(value or "").split(",") if p.strip()][:MAX_PRESSES + 1]:
         item, _, action = part.strip().partition(":")
-        if not item.isdigit() or not (action in ("a", "s") or len(action) == 2 and action[0] == "k"
-                                      and action[1] in "123456789"):
+        labels = _press_set(action[2:], part) if action[:2] in ("m=", "a=") else None
+        if not item.isdigit() or not (labels is not None or action in ("a", "s") or len(action) == 2
+                                      and action[0] == "k" and action[1] in "123456789"):
             raise ValueError(f"Not saved: {part[:40]!r} is not a key press this page sends. Reload the page.")
-        kind = {"a": "accept", "s": "skip"}.get(action, "key")
-        presses.append(Press(int(item), kind, key=int(action[1]) if kind == "key" else 0))
+        kind = "save" if action[:2] == "m=" else {"a": "accept", "s": "skip"}.get(action[:1], "key")
+        presses.append(Press(int(item), kind, key=int(action[1]) if kind == "key" else 0, labels=labels))
     if len(presses) > MAX_PRESSES:
         raise ValueError(f"Not saved: more than {MAX_PRESSES} key presses at once. Reload the page.")
     return presses
+
+
+def _press_set(encoded: str, part: str) -> tuple[str, ...]:
+    """The label set a multi-label press carries (see ``parse_presses``)."""
+    try:
+        values = json.loads(unquote(encoded))
+    except ValueError:
+        values = None
+    if not isinstance(values, list) or len(values) > MAX_SET or not all(isinstance(v, str) for v in values):
+        raise ValueError(f"Not saved: {part[:40]!r} is not a label set this page sends. Reload the page.")
+    return tuple(sorted(set(values)))
 
 
 @dataclass(frozen=True)
@@ -333,14 +421,51 @@ def item_html(text: str, words: list[tuple[str, float | None]] | None = None, *,
     return f'<div class="bd-item"{where}>{body}</div>{footer}'
 
 
-def card_html(item_id: int, body: str, *, suggested: str | None = None, highlights_pending: bool = False) -> str:
-    """One item as the page holds it: ``body`` (``item_html``) with the item's id and suggestion."""
+def card_html(item_id: int, body: str, *, suggested: str | None = None, highlights_pending: bool = False,
+              choice: "SetChoice | None" = None) -> str:
+    """One item as the page holds it: ``body`` (``item_html``) with the item's id and suggestion; a multi-label
+    item (``choice``) also carries its labels as toggles, its current set and the suggested set, as JSON."""
     attrs = f' data-item-id="{int(item_id)}"'
+    if choice is not None:
+        attrs += ' data-multi="1"'
+        suggested = None if choice.suggested is None else json.dumps(list(choice.suggested), ensure_ascii=False)
+        if choice.current is not None:
+            attrs += f' data-now="{esc(json.dumps(list(choice.current), ensure_ascii=False))}"'
+        body += toggles_html(choice)
     if suggested is not None:
         attrs += f' data-suggested="{esc(suggested)}"'
     if highlights_pending:
         attrs += ' data-highlights="pending"'
     return f'<div class="bd-card"{attrs}>{body}</div>'
+
+
+@dataclass(frozen=True)
+class SetChoice:
+    """A multi-label item's choice as the page draws it: every label of the project in order, each with the
+    model's probability and threshold when there is a model, the item's current set and the suggested one."""
+    labels: tuple[str, ...]
+    scores: dict  # label → (probability, threshold); empty without a model
+    current: tuple[str, ...] | None  # None: unlabeled; (): no label applies
+    suggested: tuple[str, ...] | None  # None: no suggestion
+
+
+def toggles_html(choice: SetChoice) -> str:
+    """One toggle per label (numbered 1–9, then unnumbered; the page's loop switches them on and off), one for "no
+    label applies" (0), the line the loop fills with what Enter saves, and the set the item has now."""
+    chips = []
+    for k, label in enumerate(choice.labels, start=1):
+        score = choice.scores.get(label)
+        detail = f" <small>{score[0]:.0%} / {score[1]:.0%}</small>" if score else ""
+        key = f"<b>{k}</b> " if k <= 9 else ""
+        suggested = " bd-suggested" if choice.suggested and label in choice.suggested else ""
+        title = f"probability {score[0]:.3f}, threshold {score[1]:.3f}" if score else label
+        chips.append(f'<span class="bd-toggle{suggested}" data-k="{k}" data-label="{esc(label)}" '
+                     f'title="{esc(title)}">{key}{esc(label)}{detail}</span>')
+    chips.append('<span class="bd-toggle" data-k="0"><b>0</b> no label applies</span>')
+    now = "unlabeled" if choice.current is None else ("no label applies" if not choice.current
+                                                      else " + ".join(choice.current))
+    return (f'<div class="bd-toggles">{"".join(chips)}</div><div class="bd-choice"></div>'
+            f'<div class="bd-now">Saved now: {esc(now)}</div>')
 
 
 def served_html(view: int, current: str | None, upcoming: list[str] = (), *, current_id: int | None = None,

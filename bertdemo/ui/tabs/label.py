@@ -22,8 +22,10 @@ import pandas as pd
 import bertdemo.ui.teaching as teaching
 from bertdemo.inference.predict import get_predictor
 from bertdemo.labeling import queues
+from bertdemo.labeling.labelsets import decode_set, shown_set
+from bertdemo.labeling.toggling import highlight_target, label_scores, suggested_set, thresholds_of
 from bertdemo.labeling.history import (IMPORTER, LabelChanged, annotator_name, changes_since, last_change,
-                                       set_label, set_labels, undo)
+                                       set_label, set_label_set, set_labels, undo)
 from bertdemo.labeling.retrain import compare, project_runs
 from bertdemo.labeling.store import LOCK_SECONDS, LabelStore, label_counts
 from bertdemo.jobs.kinds import suspicious_work
@@ -34,7 +36,7 @@ from bertdemo.labeling.transfer import export_csv, import_file
 from bertdemo.runs import load_run_info, run_in
 from bertdemo.ui.edge import at_edge, refusing, user_error
 from bertdemo.ui.label_view import (HIGHLIGHTS_NOTE, KEYS_HELP, PRESSES_JS, SCREEN_HTML, SHOWN_JS, Prefetcher, Press,
-                                    card_html, item_html, parse_presses, parse_shown, served_html)
+                                    SetChoice, card_html, item_html, parse_presses, parse_shown, served_html)
 from bertdemo.ui.jobs import JobView, state_line
 from bertdemo.ui.page import INSTANT, LABEL_QUEUE, PREDICT_QUEUE, Page, esc
 from bertdemo.ui.tabs.curve import CurvePanel
@@ -75,6 +77,7 @@ class Labeling:
     upcoming: tuple = ()  # the entries claimed after it, in the order they will come
     skipped: frozenset = field(default_factory=frozenset)
     diversity: int = 0  # the first picks spread over this many clusters (uncertainty queues), when ranked again
+    multi_label: bool = False  # the project's items take label sets: keys toggle on the page, Enter saves the set
 
 
 class LabelTab:
@@ -194,7 +197,7 @@ class LabelTab:
     @property
     def view_outputs(self) -> list:
         return [self.state, self.item, self.info, self.probs, self.progress, self.other_label, self.accept_btn,
-                *self.keys]
+                *self.keys, self.other_btn]
 
     def wire(self) -> None:
         page = self.page
@@ -292,7 +295,7 @@ class LabelTab:
             return self._start_suspicious(project, run, request)
         entries = next(rank_queue(self.store, project, kind, run=run, diversity=10 if diversity else 0))
         session = Labeling(project=project, holder=holder, strategy=kind, run=run, queue=tuple(entries),
-                           diversity=10 if diversity else 0)
+                           diversity=10 if diversity else 0, multi_label=self.store.project(project).multi_label)
         return self._move(session, 0, highlights, keys=True, status=f"Queue **{esc(strategy)}**: {len(entries)} items"
                           + (f", suggestions from `{esc(run.rsplit('/', 1)[-1])}`." if run else ", no suggestions.")
                           + note)
@@ -317,7 +320,15 @@ class LabelTab:
         plain orders go on without suggestions (and a note saying so)."""
         if not run:
             return None, ""
-        theirs, ours = load_run_info(run).labels, self.store.project(project).labels
+        info, project_info = load_run_info(run), self.store.project(project)
+        theirs, ours = info.labels, project_info.labels
+        if info.multi_label != project_info.multi_label:  # one label per text against label sets: no suggestion fits
+            gives = "label sets" if info.multi_label else "one label per text"
+            if kind not in queues.ORDERS:
+                raise ValueError(f"The model in use gives {gives}, and project {project} does not. Retrain on this "
+                                 "project (below) or pick one of its runs under Suggestions from; the random and "
+                                 "in-order queues work without a model.")
+            return None, f" The model in use gives {gives}, unlike this project, so it suggests nothing here."
         if not ours or set(theirs) <= set(ours):
             return run, ""
         if kind not in queues.ORDERS:
@@ -391,7 +402,8 @@ class LabelTab:
         ranked = next((e for e in reversed(events) if e["event"] == "Ranked"), {})
         entries = tuple(queues.QueueEntry(**e) for e in ranked.get("entries", ()))
         holder = request.session_hash if request is not None else "api"
-        session = Labeling(project=project, holder=holder, strategy="suspicious", run=None, queue=entries)
+        session = Labeling(project=project, holder=holder, strategy="suspicious", run=None, queue=entries,
+                           multi_label=self.store.project(project).multi_label)
         return self._move(session, 0, True, keys=True, status=f"Queue **suspicious labels** of {esc(project)}: "
                           f"{len(entries)} labeled items, likeliest wrong first (job `{job.id}`).")
 
@@ -463,6 +475,10 @@ class LabelTab:
             self.store.release(session.holder, [entry.id])
             session = replace(session, skipped=session.skipped | {entry.id})
             return self._advance(session, session.position + 1), f"Skipped item {entry.id}."
+        if session.multi_label:
+            return self._step_set(session, entry, press, annotator, request)
+        if press.kind == "save" or press.labels is not None:
+            raise ValueError("Not saved: this project takes one label per text, not a set. Press its number key.")
         labels = self.store.project(session.project).labels
         how, label = "human", press.label
         if press.kind == "key":
@@ -480,6 +496,38 @@ class LabelTab:
         set_label(self.store, session.project, entry.id, label, annotator=annotator, session=session.holder,
                   owner=self.page.user(request), how=how, expected=entry.label)
         return self._advance(session, session.position + 1), f"Labeled item {entry.id} **{esc(label)}**."
+
+    def _step_set(self, session: Labeling, entry, press: Press, annotator: str, request) -> tuple[Labeling, str]:
+        """``_step`` in a multi-label project: the page sends the whole set it shows (toggles never leave it), saved
+        as it is ("save") or as the model's suggestion ("accept", checked to be the set the server suggests)."""
+        if press.kind not in ("save", "accept"):
+            raise ValueError("Not saved: in a multi-label project the number keys switch labels on and off on the page, "
+                             "and Enter saves the set shown. (API clients: send the set with label_answers as "
+                             "ITEM:m=SET, SET a URL-encoded JSON list of labels.)")
+        how, chosen = "human", press.labels
+        if press.kind == "accept":
+            suggested = self._suggested(session, entry)
+            if suggested is None:
+                raise ValueError("There is no suggestion to accept for this item: no model suggests labels in this "
+                                 "queue. Switch labels on with their keys (0: no label applies), then Enter.")
+            if press.labels is not None and tuple(press.labels) != suggested:
+                raise ValueError(f"Not saved: the model now suggests {shown_set(suggested)} for item {entry.id}, not "
+                                 f"the {shown_set(press.labels)} shown. Look at it again, then answer.")
+            how, chosen = "suggestion", suggested
+        set_label_set(self.store, session.project, entry.id, chosen, annotator=annotator, session=session.holder,
+                      owner=self.page.user(request), how=how, expected=decode_set(entry.label))
+        return self._advance(session, session.position + 1), f"Labeled item {entry.id} **{esc(shown_set(chosen))}**."
+
+    def _suggested(self, session: Labeling, entry) -> tuple[str, ...] | None:
+        """The set the model suggests for ``entry``: the one its card shows and Enter accepts."""
+        return suggested_set(entry.suggested, entry.probabilities, self._predictor(session))
+
+    def _predictor(self, session: Labeling):
+        return get_predictor(session.run) if session.run else None
+
+    def _target(self, session: Labeling, entry) -> str | None:
+        """The label the word highlights explain: the suggestion, or for a label set its likeliest label."""
+        return highlight_target(entry.probabilities) if session.multi_label else entry.suggested
 
     def on_undo(self, session: Labeling | None, shown: str, highlights: bool, request: gr.Request) -> dict:
         """Take back this user's last step, whichever tab made it (a reload, a second tab)."""
@@ -551,7 +599,7 @@ class LabelTab:
                                          skip=session.skipped, n=1 + LOOKAHEAD)
         if session.run:
             for entry in entries[:1 + PREFETCH]:  # the next ones are explained while this one is answered
-                self.prefetch.ask(session.run, entry.id, entry.text, entry.suggested)
+                self.prefetch.ask(session.run, entry.id, entry.text, self._target(session, entry))
         return replace(session, current=entries[0] if entries else None, upcoming=tuple(entries[1:]),
                        position=position)
 
@@ -561,12 +609,13 @@ class LabelTab:
         ``ticket``: the page's press this view answers; ``refused``: that press was not done (``status`` says why)."""
         entry = session.current
         updates = {self.state: session, self.progress: self._progress(session.project)}
-        if keys:
-            labels = self.store.project(session.project).labels
-            updates[self.other_label] = gr.Dropdown(choices=list(labels), value=None)
+        if keys:  # a multi-label project's labels are toggles on its cards (label_view.toggles_html), not buttons
+            labels, single = self.store.project(session.project).labels, not session.multi_label
+            updates[self.other_label] = gr.Dropdown(choices=list(labels), value=None, visible=single)
+            updates[self.other_btn] = gr.Button(visible=single)
             for k, button in enumerate(self.keys, start=1):
                 updates[button] = gr.Button(f"{k} · {labels[k - 1]}" if k <= len(labels) else f"{k}",
-                                            visible=k <= len(labels))
+                                            visible=single and k <= len(labels))
         if status:
             updates[self.status] = status
         stamp = next(self._views)
@@ -577,14 +626,19 @@ class LabelTab:
                             self.accept_btn: gr.Button("⏎ Accept the suggestion", interactive=False)})
             return updates
         current = self.store.item(session.project, entry.id)
+        labels = self.store.project(session.project).labels if session.multi_label else ()
         updates.update({
-            self.item: served_html(stamp, self._card(session, entry, highlights),
-                                   [self._card(session, e, highlights) for e in session.upcoming],
+            self.item: served_html(stamp, self._card(session, entry, highlights, labels),
+                                   [self._card(session, e, highlights, labels) for e in session.upcoming],
                                    current_id=entry.id, ticket=ticket, refused=refused),
             self.info: _entry_info(entry, current, session.strategy),
             self.probs: entry.probabilities or None,
             self.accept_btn: gr.Button(f"⏎ Accept: {entry.suggested}" if entry.suggested else "⏎ Accept the suggestion",
                                        interactive=entry.suggested is not None)})
+        if session.multi_label:
+            updates[self.info] = _set_info(entry, current, session.strategy, self._suggested(session, entry))
+            updates[self.accept_btn] = gr.Button("⏎ Save the labels switched on (before any: the suggestion)",
+                                                 interactive=True)
         return updates
 
     def _empty_note(self, session: Labeling) -> str:
@@ -595,14 +649,20 @@ class LabelTab:
         return HELD.format(n=n, s="" if n == 1 else "s", are="is" if n == 1 else "are",
                            minutes=round(LOCK_SECONDS / 60))
 
-    def _card(self, session: Labeling, entry, highlights: bool) -> str:
+    def _card(self, session: Labeling, entry, highlights: bool, labels: tuple = ()) -> str:
         """One item as the page holds it; while its highlights are being computed it says so, and the page asks
-        again (``on_redraw``) until they are there."""
-        words = self.prefetch.ready(session.run, entry.id, entry.text, entry.suggested) \
+        again (``on_redraw``) until they are there. In a multi-label project (``labels``: the project's) it also
+        carries a toggle per label, with the model's probability against the label's threshold."""
+        words = self.prefetch.ready(session.run, entry.id, entry.text, self._target(session, entry)) \
             if session.run and highlights else None
         pending = bool(session.run and highlights and not words)
+        choice = None
+        if session.multi_label:
+            scores = label_scores(entry.probabilities, thresholds_of(self._predictor(session)), labels)
+            choice = SetChoice(labels=tuple(labels), scores={s.label: (s.probability, s.threshold) for s in scores},
+                               current=decode_set(entry.label), suggested=self._suggested(session, entry))
         return card_html(entry.id, item_html(entry.text, words, note=HIGHLIGHTS_NOTE if pending else ""),
-                         suggested=entry.suggested, highlights_pending=pending)
+                         suggested=entry.suggested, highlights_pending=pending, choice=choice)
 
     def _progress(self, project: str) -> str:
         status = label_counts(self.store, project)
@@ -683,6 +743,9 @@ class LabelTab:
 
     def _confident(self, session: Labeling | None, threshold: float) -> list:
         session = self._session(session)
+        if session.multi_label:
+            raise ValueError("Bulk accept takes one label per text; in a multi-label project, accept each suggested "
+                             "set with Enter.")
         if not session.run:
             raise ValueError("Bulk accept needs a model's suggestions: load a run, then Start labeling again.")
         return queues.confident_suggestions(self.store, session.project, get_predictor(session.run), float(threshold))
@@ -780,6 +843,18 @@ def _entry_info(entry, current, strategy: str) -> str:
     if entry.suggested and entry.suggested in entry.probabilities:
         suggested += f" ({entry.probabilities[entry.suggested]:.0%})"
     return f"Item {entry.id}: {now}{suggested} · {_why_served(entry, strategy)}"
+
+
+def _set_info(entry, current, strategy: str, suggested: tuple[str, ...] | None) -> str:
+    """``_entry_info`` for a multi-label item: its set now and the suggested set (labels at or above their
+    thresholds; each label's probability and threshold are on its toggle)."""
+    if current.label is None:
+        now = "unlabeled"
+    else:
+        now = f"labels now **{esc(shown_set(decode_set(current.label)))}** ({esc(current.how)}, {esc(current.annotator)})"
+    said = f" · the model suggests **{esc(shown_set(suggested))}**" if suggested is not None else ""
+    why = _why_served(entry, strategy)
+    return f"Item {entry.id}: {now}{said}" + (f" · {why}" if why else "")
 
 
 def _why_served(entry, strategy: str) -> str:
