@@ -195,6 +195,12 @@ def test_queues_of_a_multi_label_model(ml_project):
     assert decode_set(first.suggested) == predictor.decide(probs[None, :])[0]  # the set the thresholds decide
     with pytest.raises(ValueError, match="multi-label.*nearest_threshold"):
         uncertain_queue(store, "topics", predictor, "margin")
+    from bertdemo.labeling.ranking import rank_over
+    from bertdemo.labeling.suspicious import SuspectPair
+
+    labeled = store.items("topics", labeled=True)
+    pairs = rank_over(predictor, [i.text for i in labeled], [decode_set(i.label) for i in labeled])
+    assert len(pairs) == 60 * 3 and isinstance(pairs[0], SuspectPair) and pairs[0].score >= pairs[-1].score
     sure = confident_suggestions(store, "topics", predictor, 0.6)
     for entry in sure:  # every label at least 0.6 on the side the thresholds put it
         on = set(decode_set(entry.suggested))
@@ -235,7 +241,7 @@ def test_out_of_sample_pairs_from_folds(tiny_config):
     assert all(0 <= p <= 1 for pair in pairs for p in pair.probabilities.values())
 
 
-def test_the_simulation_runs_on_label_sets(tiny_config):
+def test_the_simulation_runs_on_label_sets(tiny_config, tmp_path):
     from bertdemo.labeling.simulate import CurvePoint, al_curve, curve_table
 
     rows = toy_multilabel_rows(40, seed=6)
@@ -249,6 +255,14 @@ def test_the_simulation_runs_on_label_sets(tiny_config):
     assert all(p.micro_f1 is not None and 0 <= p.micro_f1 <= 1 for p in points)
     table = curve_table(points)
     assert table["metric"] == "micro_f1" and table["nearest_threshold"][0] == round(points[0].micro_f1, 4)
+    from bertdemo.labeling.simulate import hold_out, labeled_rows
+
+    path = tmp_path / "pool.csv"
+    pd.DataFrame({"text": ["a b", "c d", "e f"], "x": ["1", "0", ""], "y": ["1", "0", ""]}).to_csv(path, index=False)
+    assert labeled_rows(path, label_cols=("x", "y")) == (["a b", "c d"], [("x", "y"), ()])  # unlabeled rows left out
+    sets = [as_set(c) for _, c in rows]
+    _, train_sets, _, test_sets = hold_out([t for t, _ in rows], sets, 0.25)
+    assert len(test_sets) == 10 and sorted(train_sets + test_sets) == sorted(sets)
     with pytest.raises(ValueError, match="margin cannot rank a multi-label pool"):
         next(al_curve(["a"] * 30, [("x",)] * 30, [], [], strategies=("margin",), start=5, step=5, rounds=1))
 
