@@ -201,6 +201,11 @@ def test_queues_of_a_multi_label_model(ml_project):
     labeled = store.items("topics", labeled=True)
     pairs = rank_over(predictor, [i.text for i in labeled], [decode_set(i.label) for i in labeled])
     assert len(pairs) == 60 * 3 and isinstance(pairs[0], SuspectPair) and pairs[0].score >= pairs[-1].score
+    from bertdemo.labeling.queues import misclassified_queue
+
+    wrong = misclassified_queue(store, "topics", run)  # the run's validation mistakes, from its metrics.json
+    assert wrong and all(e.label is not None and e.suggested != e.label for e in wrong)
+    assert [e.score for e in wrong] == sorted((e.score for e in wrong), reverse=True)
     sure = confident_suggestions(store, "topics", predictor, 0.6)
     for entry in sure:  # every label at least 0.6 on the side the thresholds put it
         on = set(decode_set(entry.suggested))
