@@ -12,6 +12,8 @@ from urllib.parse import quote
 import pytest
 from gradio_client import Client
 
+from conftest import toy_multilabel_rows
+
 pytest_plugins = ["tests.conftest_ui"]
 pytestmark = pytest.mark.slow  # an app server
 
@@ -33,12 +35,12 @@ def _set(labels) -> str:
     return quote(json.dumps(list(labels)), safe="")
 
 
-def multilabel_project(store, name: str, n: int = 12) -> str:
+def multilabel_project(store, name: str, n: int = 12, texts: list[str] | None = None) -> str:
     """A multi-label project of ``n`` unlabeled texts with the labels food, sport, weather (keys 1, 2, 3)."""
     from bertdemo.labeling.transfer import import_rows
 
     store.create_project(name, LABELS, multi_label=True)
-    import_rows(store, name, [f"Ticket {i:02d} about {LABELS[i % 3]} and more" for i in range(n)])
+    import_rows(store, name, texts or [f"Ticket {i:02d} about {LABELS[i % 3]} and more" for i in range(n)])
     return name
 
 
@@ -112,10 +114,10 @@ def test_enter_with_nothing_toggled_accepts_the_suggested_set_the_card_shows(app
     and the suggested set (the labels at or above it); accepting saves that set, credited to the suggestion, and a
     set that is not the one suggested now is refused."""
     from bertdemo.inference.predict import get_predictor
-    from bertdemo.labeling.labelsets import decode_set
+    from bertdemo.labeling.labelsets import decode_set, shown_set
 
     shutil.copytree(tiny_ml_run, app_url[1] / tiny_ml_run.name, dirs_exist_ok=True)
-    project = multilabel_project(store, "suggested")
+    project = multilabel_project(store, "suggested", texts=[text for text, _ in toy_multilabel_rows(40, seed=3)])
     tab = Client(app_url[0], verbose=False)
     first = _view(tab.predict(project, "ann", "in order", False, False, tiny_ml_run.name, api_name="/label_start"))
     item = _current(first)
@@ -134,3 +136,18 @@ def test_enter_with_nothing_toggled_accepts_the_suggested_set_the_card_shows(app
     saved = store.item(project, item)
     assert decode_set(saved.label) == tuple(expected) and saved.how == "suggestion"
     assert _current(accepted) != item
+
+    # bulk accept offers sets too, each the one the thresholds decide for its text
+    summary, sample = tab.predict(0.5, api_name="/label_bulk_preview")
+    rows = sample["data"]
+    assert "unlabeled items" in summary and sample["headers"] == ["text", "suggested", "probabilities"] and rows
+    decided = predictor.decide(predictor.predict_proba([row[0] for row in rows]))
+    assert [row[1] for row in rows] == [shown_set(labels) for labels in decided]
+
+
+def test_a_multi_label_project_offers_the_queues_of_its_kind(app_url, store):
+    project = multilabel_project(store, "kinds", n=3)
+    queue, _ = Client(app_url[0], verbose=False).predict(project, api_name="/label_project")
+    names = [c[0] for c in queue["choices"]]
+    assert "uncertain (label nearest its threshold)" in names and "uncertain (margin)" not in names
+    assert queue["value"] == "in order"  # no model yet

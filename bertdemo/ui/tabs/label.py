@@ -23,7 +23,7 @@ import bertdemo.ui.teaching as teaching
 from bertdemo.inference.predict import get_predictor
 from bertdemo.labeling import queues
 from bertdemo.labeling.labelsets import decode_set, shown_set
-from bertdemo.labeling.toggling import highlight_target, label_scores, suggested_set, thresholds_of
+from bertdemo.labeling.toggling import highlight_target, label_scores, thresholds_of
 from bertdemo.labeling.history import (IMPORTER, LabelChanged, annotator_name, changes_since, last_change,
                                        set_label, set_label_set, set_labels, undo)
 from bertdemo.labeling.retrain import compare, project_runs
@@ -48,7 +48,8 @@ PREFETCH = 3  # items explained ahead of the one on screen
 # comes: a labeler pressing faster than the replies come runs this far ahead before the page makes them wait.
 LOOKAHEAD = 5
 QUEUES = {"uncertain (margin)": "margin", "uncertain (entropy)": "entropy",
-          "uncertain (least confidence)": "least_confidence", "suspicious labels": "suspicious",
+          "uncertain (least confidence)": "least_confidence",
+          "uncertain (label nearest its threshold)": queues.LABEL_UNCERTAINTY, "suspicious labels": "suspicious",
           "misclassified (last run)": "misclassified", "random": "random", "in order": "in_order"}
 QUEUE_NAMES = {kind: name for name, kind in QUEUES.items()}
 NO_SUGGESTIONS = "none"  # "Suggestions from": no model (the plain orders without suggestions)
@@ -283,7 +284,7 @@ class LabelTab:
             return self._start_refusal(str(err))
         kind = QUEUES.get(strategy, strategy)
         run, note = self._usable(project, self._suggesting_run(project, model), kind)
-        if run is None and (kind in queues.UNCERTAINTY or kind == "misclassified"):
+        if run is None and (kind in queues.NEEDS_MODEL or kind == "misclassified"):
             picked = " picked" if model == NO_SUGGESTIONS else ""
             return self._start_refusal(f"The {strategy} queue needs a model, and project {project} has none yet"
                                        f"{picked}: its uncertainty queues come once it has a run (Retrain below, "
@@ -353,7 +354,9 @@ class LabelTab:
         with — the smallest margin once it has a model of its own, else import order."""
         known = project in self.project_choices()
         run = project_model(self.store, project, self.page.workspace) if known else None
-        return {self.strategy: gr.Dropdown(value=QUEUE_NAMES[default_strategy(run)],
+        kinds = queues.strategies_for(known and self.store.project(project).multi_label)  # its kind's rankings
+        return {self.strategy: gr.Dropdown(choices=[QUEUE_NAMES[k] for k in kinds if k in QUEUE_NAMES],
+                                           value=QUEUE_NAMES[default_strategy(run)],
                                            info=MODEL_NOTE if run else NO_MODEL_NOTE),
                 self.model: self._model_dropdown(project if known else None, run.name if run else None)}
 
@@ -519,15 +522,18 @@ class LabelTab:
         return self._advance(session, session.position + 1), f"Labeled item {entry.id} **{esc(shown_set(chosen))}**."
 
     def _suggested(self, session: Labeling, entry) -> tuple[str, ...] | None:
-        """The set the model suggests for ``entry``: the one its card shows and Enter accepts."""
-        return suggested_set(entry.suggested, entry.probabilities, self._predictor(session))
+        """The set the model suggests for ``entry`` (the queue's, decided by the label thresholds): the one its card
+        shows and Enter accepts."""
+        return decode_set(entry.suggested)
 
     def _predictor(self, session: Labeling):
         return get_predictor(session.run) if session.run else None
 
     def _target(self, session: Labeling, entry) -> str | None:
         """The label the word highlights explain: the suggestion, or for a label set its likeliest label."""
-        return highlight_target(entry.probabilities) if session.multi_label else entry.suggested
+        if not session.multi_label:
+            return entry.suggested
+        return entry.pair_label or highlight_target(entry.probabilities)  # a suspicious pair: the label in question
 
     def on_undo(self, session: Labeling | None, shown: str, highlights: bool, request: gr.Request) -> dict:
         """Take back this user's last step, whichever tab made it (a reload, a second tab)."""
@@ -631,14 +637,15 @@ class LabelTab:
             self.item: served_html(stamp, self._card(session, entry, highlights, labels),
                                    [self._card(session, e, highlights, labels) for e in session.upcoming],
                                    current_id=entry.id, ticket=ticket, refused=refused),
-            self.info: _entry_info(entry, current, session.strategy),
-            self.probs: entry.probabilities or None,
-            self.accept_btn: gr.Button(f"⏎ Accept: {entry.suggested}" if entry.suggested else "⏎ Accept the suggestion",
-                                       interactive=entry.suggested is not None)})
-        if session.multi_label:
+            self.probs: entry.probabilities or None})
+        if session.multi_label:  # Enter saves what is switched on, or the suggestion: the page decides which
             updates[self.info] = _set_info(entry, current, session.strategy, self._suggested(session, entry))
             updates[self.accept_btn] = gr.Button("⏎ Save the labels switched on (before any: the suggestion)",
                                                  interactive=True)
+        else:
+            updates[self.info] = _entry_info(entry, current, session.strategy)
+            updates[self.accept_btn] = gr.Button(f"⏎ Accept: {entry.suggested}" if entry.suggested else
+                                                 "⏎ Accept the suggestion", interactive=entry.suggested is not None)
         return updates
 
     def _empty_note(self, session: Labeling) -> str:
@@ -716,9 +723,15 @@ class LabelTab:
     @at_edge
     def on_bulk_preview(self, session: Labeling | None, threshold: float) -> dict:
         sure = self._confident(session, threshold)
-        sample = pd.DataFrame([{"text": e.text, "suggested": e.suggested, "probability": round(e.probabilities[
-            e.suggested], 3)} for e in sure[:: max(1, len(sure) // 20)][:20]], columns=["text", "suggested",
-                                                                                     "probability"])
+        shown = sure[:: max(1, len(sure) // 20)][:20]
+        if session.multi_label:  # every label is far from its threshold: each one's probability says how far
+            sample = pd.DataFrame([{"text": e.text, "suggested": shown_set(decode_set(e.suggested)),
+                                    "probabilities": ", ".join(f"{k} {p:.2f}" for k, p in e.probabilities.items())}
+                                   for e in shown], columns=["text", "suggested", "probabilities"])
+        else:
+            sample = pd.DataFrame([{"text": e.text, "suggested": e.suggested,
+                                    "probability": round(e.probabilities[e.suggested], 3)} for e in shown],
+                                  columns=["text", "suggested", "probability"])
         return {self.bulk_summary: f"**{len(sure)} unlabeled items** have a suggestion at probability ≥ "
                                    f"{threshold:.2f}. A sample is below; Accept labels all of them as one step (U "
                                    "undoes it).", self.bulk_sample: sample}
@@ -743,9 +756,6 @@ class LabelTab:
 
     def _confident(self, session: Labeling | None, threshold: float) -> list:
         session = self._session(session)
-        if session.multi_label:
-            raise ValueError("Bulk accept takes one label per text; in a multi-label project, accept each suggested "
-                             "set with Enter.")
         if not session.run:
             raise ValueError("Bulk accept needs a model's suggestions: load a run, then Start labeling again.")
         return queues.confident_suggestions(self.store, session.project, get_predictor(session.run), float(threshold))
@@ -859,10 +869,15 @@ def _set_info(entry, current, strategy: str, suggested: tuple[str, ...] | None) 
 
 def _why_served(entry, strategy: str) -> str:
     """Why the queue serves this item, in the queue's own terms; the plain orders have no score to show."""
+    if entry.pair_kind == "missing":  # a suspicious (text, label) pair of a multi-label project; score = |y − p|
+        return f"the model is sure of **{esc(entry.pair_label)}** ({entry.score:.0%}), which is not given"
+    if entry.pair_kind == "unlikely":
+        return f"the given label **{esc(entry.pair_label)}** is unlikely to the model ({1 - entry.score:.0%})"
     return {"random": "a random pick",
             "in_order": "next in import order",
             "margin": f"margin {1 - entry.score:.3f} between the two likeliest classes",
             "entropy": f"entropy {entry.score:.3f}",
             "least_confidence": f"top probability only {1 - entry.score:.3f}",
+            queues.LABEL_UNCERTAINTY: f"its least sure label is {1 - entry.score:.3f} from its threshold",
             "suspicious": f"the given label's out-of-sample probability {1 - entry.score:.3f}",
             "misclassified": f"the run's confidence in its wrong answer {entry.score:.3f}"}.get(strategy, "")
