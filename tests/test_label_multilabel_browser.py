@@ -99,3 +99,56 @@ def test_two_keys_toggle_two_labels_enter_saves_that_set_and_undo_takes_it_back(
     expect(screen.locator(".bd-card")).to_have_attribute("data-item-id", str(first))
     assert tab.locator("#label-alert").inner_text() == ""
     tab.close()
+
+
+def test_enter_with_nothing_toggled_accepts_the_suggested_set_and_a_key_edits_it(browser, app_url, tmp_path,
+                                                                                tiny_ml_run):
+    """With a multi-label run suggesting, the suggested labels are the ones switched on when an item shows: Enter
+    saves that set as the suggestion; a number key switches one label of it, and Enter saves the edited set."""
+    import json
+    import shutil
+
+    from bertdemo.labeling.labelsets import decode_set
+    from bertdemo.labeling.store import LabelStore
+    from conftest import toy_multilabel_rows
+
+    shutil.copytree(tiny_ml_run, app_url[1] / tiny_ml_run.name, dirs_exist_ok=True)
+    rows = [("Pizza and football tonight", "food|sport"), ("Sunny with rain later", "weather")]  # the label set
+    rows += [(t, "") for t, _ in toy_multilabel_rows(12, seed=5)]
+    path = write_csv(tmp_path / "suggested.csv", rows)
+    Client(app_url[0], verbose=False).predict(handle_file(str(path)), "ml-suggested", api_name="/label_import")
+    store = LabelStore.for_workspace(app_url[1])
+
+    tab = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    tab.goto(app_url[0])
+    tab.get_by_role("tab", name="5 · Label").click()
+    tab.locator("#label-project input").click()
+    tab.get_by_role("option", name="ml-suggested").click()
+    tab.locator("#label-annotator input, #label-annotator textarea").first.fill("ann")
+    tab.locator("#label-model input").click()
+    tab.get_by_role("option", name=tiny_ml_run.name).first.click()
+    tab.locator("#label-strategy input").click()
+    tab.get_by_role("option", name="in order").click()
+    tab.locator("#label-start").click()
+    screen = tab.locator("#label-screen")
+    card = screen.locator('.bd-card[data-multi="1"][data-suggested]')
+    expect(card).to_be_visible(timeout=60_000)
+    tab.locator("#label-info").click()
+    first, suggested = _on_screen(tab), tuple(json.loads(card.get_attribute("data-suggested")))
+    expect(screen.locator(".bd-toggle.bd-on")).to_have_count(len(suggested) or 1)  # the suggestion, or "none"
+    expect(screen.locator(".bd-choice")).to_contain_text("Enter accepts the suggestion")
+    tab.keyboard.press("Enter")
+    _idle(tab)
+    saved = store.item("ml-suggested", first)
+    assert decode_set(saved.label) == suggested and saved.how == "suggestion"
+
+    second = _on_screen(tab)
+    offered = set(json.loads(screen.locator(".bd-card").get_attribute("data-suggested")))
+    tab.keyboard.press("2")  # sport: switched on if the model left it off, off if it suggested it
+    expect(screen.locator(".bd-choice")).to_contain_text("Enter saves:")
+    tab.keyboard.press("Enter")
+    _idle(tab)
+    saved = store.item("ml-suggested", second)
+    assert set(decode_set(saved.label)) == offered ^ {"sport"} and saved.how == "human"
+    assert tab.locator("#label-alert").inner_text() == ""
+    tab.close()
