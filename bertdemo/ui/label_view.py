@@ -422,7 +422,7 @@ def item_html(text: str, words: list[tuple[str, float | None]] | None = None, *,
 
 
 def card_html(item_id: int, body: str, *, suggested: str | None = None, highlights_pending: bool = False,
-              choice: "SetChoice | None" = None) -> str:
+              choice: SetChoice | None = None) -> str:
     """One item as the page holds it: ``body`` (``item_html``) with the item's id and suggestion; a multi-label
     item (``choice``) also carries its labels as toggles, its current set and the suggested set, as JSON."""
     attrs = f' data-item-id="{int(item_id)}"'
