@@ -125,7 +125,9 @@ class LabelTab:
                                      elem_id="label-model")
             self.diversity = gr.Checkbox(label="Spread picks over clusters", value=False, scale=1)
             self.start_btn = gr.Button("Start labeling", variant="primary", scale=1, elem_id="label-start")
-        with gr.Accordion("New project, or import more texts (CSV/TSV; empty label cells are unlabeled)",
+        with gr.Accordion("New project, or import more texts (CSV/TSV; empty label cells are unlabeled; cells like "
+                          "'billing|bug', or one 0/1 column per label, make a multi-label project, where 'none' "
+                          "means no label applies)",
                           open=not self.project_choices()):
             with gr.Row():
                 self.import_file = upload_file(label="CSV/TSV", file_types=[".csv", ".tsv", ".txt"], type="filepath",
