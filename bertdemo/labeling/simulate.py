@@ -109,11 +109,7 @@ def al_curve(train_texts: Sequence[str], train_labels: Sequence[str], test_texts
     multi = is_multi_label(train_labels)
     check_curve(len(train_texts), strategies, start=start, step=step, rounds=rounds, multi_label=multi)
     config = config or TrainConfig(**CURVE_CONFIG)
-    if multi:
-        train_labels = [tuple(s) for s in train_labels]
-        test_labels = [tuple(s) for s in test_labels]
-    pool = pd.DataFrame({"text": list(train_texts), "label": list(train_labels)})
-    names = sort_labels({n for s in train_labels for n in s}) if multi else sort_labels(pool["label"])
+    pool, names, test_labels = _pool(train_texts, train_labels, test_labels, multi)
     seeds = list(seeds)
     total = len(seeds) * len(strategies) * (rounds + 1)
     done = 0
@@ -142,8 +138,7 @@ def al_curve(train_texts: Sequence[str], train_labels: Sequence[str], test_texts
                             return
                         yield RoundProgress(**where, phase="testing")
                         predictor = Predictor.from_run(run)  # loaded once: it tests, then it chooses
-                        metrics = evaluate_sets(predictor, test_texts, test_labels) if multi else \
-                            evaluate_rows(predictor, test_texts, test_labels)
+                        metrics = _tested(predictor, test_texts, test_labels, multi)
                         if round_ == 0:
                             start_round = run, predictor, metrics
                     if should_stop():
@@ -157,6 +152,22 @@ def al_curve(train_texts: Sequence[str], train_labels: Sequence[str], test_texts
                                      accuracy=metrics["accuracy"], macro_f1=metrics["macro_f1"],
                                      seconds=round(time.perf_counter() - started, 1),
                                      micro_f1=metrics["micro_f1"] if multi else None)
+
+
+def _pool(train_texts: Sequence[str], train_labels: Sequence, test_labels: Sequence, multi: bool
+          ) -> tuple[pd.DataFrame, tuple[str, ...], list]:
+    """(the pool as text/label rows, the label names, the test labels): label sets as tuples when ``multi``."""
+    if multi:
+        train_labels = [tuple(s) for s in train_labels]
+        test_labels = [tuple(s) for s in test_labels]
+    pool = pd.DataFrame({"text": list(train_texts), "label": list(train_labels)})
+    names = sort_labels({n for s in train_labels for n in s}) if multi else sort_labels(pool["label"])
+    return pool, names, list(test_labels)
+
+
+def _tested(predictor: Predictor, texts: Sequence[str], labels: Sequence, multi: bool) -> dict:
+    """The round's test metrics: label sets at the run's thresholds, or classes."""
+    return evaluate_sets(predictor, texts, labels) if multi else evaluate_rows(predictor, texts, labels)
 
 
 def train_round(rows: pd.DataFrame, names: tuple[str, ...], config: TrainConfig, previous: str | None,
