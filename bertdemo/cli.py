@@ -184,7 +184,7 @@ def _test_metrics(run_dir: str, args) -> dict:
     from bertdemo.inference.evaluate import evaluate_file
     from bertdemo.inference.predict import Predictor
 
-    given = {k: v for k, v in label_args(args).items() if v is not None}  # how a multi-label file writes its sets
+    given = {k: v for k, v in label_args(args, kind=False).items() if v is not None}  # how a multi-label file writes its sets
     return evaluate_file(Predictor.from_run(run_dir), args.test, text_col=args.text_col, label_col=args.label_col,
                          **given)
 
@@ -254,7 +254,7 @@ def cmd_evaluate(args) -> int:
 
     predictor = Predictor.from_run(find_run(args.run, args.workspace))
     metrics = evaluate_file(predictor, args.test, text_col=args.text_col, label_col=args.label_col,
-                            **label_args(args))
+                            **label_args(args, kind=False))
     if args.json:
         print(json.dumps({"run": str(predictor.source), "test": args.test, **metrics}, ensure_ascii=False))
         return 0

@@ -130,13 +130,19 @@ def add_label_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-cols", metavar="A,B,C",
                         help="multi-label: one 0/1 column per label, comma-separated (found by themselves when the "
                              "file has no label column)")
+    parser.add_argument("--labels-per-text", choices=("auto", "one", "several"), default="auto",
+                        help='"one": one class per cell, even a class name holding "|"; "several": label sets even '
+                             'where no cell holds the separator yet; "auto" (default): the file says')
 
 
-def label_args(args: argparse.Namespace) -> dict:
-    """``load_data``'s ``label_sep``/``label_cols`` from the flags of ``add_label_flags``."""
+def label_args(args: argparse.Namespace, *, kind: bool = True) -> dict:
+    """``load_data``'s ``label_sep``/``label_cols`` (and ``multi_label`` when ``kind``) from ``add_label_flags``."""
     from bertdemo.data.label_choice import label_cols_of
 
-    return {"label_sep": args.label_sep, "label_cols": list(label_cols_of(args.label_cols)) or None}
+    found = {"label_sep": args.label_sep, "label_cols": list(label_cols_of(args.label_cols)) or None}
+    if kind:  # not where the run decides (a test file is read the way the run was trained)
+        found["multi_label"] = {"one": False, "several": True}.get(getattr(args, "labels_per_text", "auto"))
+    return found
 
 
 def data_lines(data) -> list[str]:

@@ -56,7 +56,7 @@ def tune_thresholds(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:
 def multilabel_metrics(y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str],
                        thresholds: Sequence[float] | np.ndarray | None = None, texts: Sequence[str] | None = None,
                        loss: float | None = None) -> dict:
-    """Micro-, macro- and samples-F1, subset accuracy, Hamming loss, per-label precision/recall/F1/support and
+    """Micro-, macro- (over the labels present) and samples-F1, subset accuracy, Hamming loss, per-label precision/recall/F1/support and
     2×2 confusion, and the texts with a wrong label decision, the most wrong first.
 
     ``y_true`` is (N, L) 0/1, ``probs`` (N, L) sigmoid probabilities; decisions use ``thresholds`` (0.5 each
@@ -68,13 +68,18 @@ def multilabel_metrics(y_true: np.ndarray, probs: np.ndarray, labels: Sequence[s
     t = np.full(len(labels), DEFAULT_THRESHOLD) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
     y_pred = decide(probs, t)
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
+    present = np.flatnonzero((y_true.sum(axis=0) > 0) | (y_pred.sum(axis=0) > 0))
     subset = float(accuracy_score(y_true, y_pred))
     result = {
         "multi_label": True,
         "accuracy": subset,
         "subset_accuracy": subset,
         "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
-        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        # over the labels present (a validation text has it, or it was predicted): a label absent from these rows
+        # and rightly never predicted has no F1 to average; counting it as 0 would sink the headline figure and
+        # the checkpoint choice for rare labels
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0, labels=present))
+        if len(present) else 0.0,
         "samples_f1": float(f1_score(y_true, y_pred, average="samples", zero_division=0)),
         "hamming_loss": float(hamming_loss(y_true, y_pred)),
         "loss": None if loss is None else float(loss),

@@ -92,6 +92,8 @@ def model_card(info: RunInfo, metrics: dict, report: dict) -> str:
     rows = "\n".join(f"| {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
                      for label, m in per_class.items())
     cfg = info.train_config
+    if info.multi_label:
+        return _multilabel_card(info, metrics, report, rows)
     return f"""---
 library_name: transformers
 pipeline_tag: text-classification
@@ -124,6 +126,49 @@ classify("your text here")
 ```
 Limitations: trained on a small dataset; check the confusion matrix and the misclassified examples
 before relying on it.
+"""
+
+
+def _multilabel_card(info: RunInfo, metrics: dict, report: dict, rows: str) -> str:
+    """The model card of a multi-label run: its F1 figures, its thresholds and how to apply them."""
+    cfg = info.train_config
+    thresholds = metrics.get("thresholds", {})
+    shown = ", ".join(f"{label} {t:.3f}" for label, t in thresholds.items())
+    status = f"Status: {info.status}" + (f" — {info.note}" if info.note else "")
+    return f"""---
+library_name: transformers
+pipeline_tag: text-classification
+---
+# {info.name}
+
+A multi-label text classifier (a sigmoid per label) fine-tuned with bertdemo from `{info.base_model}` on
+`{info.data_source}` ({info.train_rows} training rows, {info.validation_rows} validation rows). {status}.
+
+Labels: {', '.join(info.labels)}. A text carries every label whose probability reaches the label's threshold,
+tuned on validation and kept in `config.json` (`"thresholds"`): {shown}.
+
+## Validation
+Micro-F1 {metrics.get('micro_f1', float('nan')):.4f}, macro-F1 {metrics.get('macro_f1', float('nan')):.4f},
+subset accuracy (every label right) {metrics.get('accuracy', float('nan')):.4f}, Hamming loss
+{metrics.get('hamming_loss', float('nan')):.4f}.
+
+| label | precision | recall | F1 | support |
+|---|---|---|---|---|
+{rows}
+
+## Training
+Epochs {cfg.get('epochs')}, batch size {cfg.get('batch_size')}, learning rate {cfg.get('learning_rate')},
+max length {cfg.get('max_length')}, seed {cfg.get('seed')}, {info.train_seconds:.1f} s.
+Rows dropped from the data: {sum(d['count'] for d in report.get('dropped', []))}.
+
+## Use
+```python
+from transformers import AutoConfig, pipeline
+classify = pipeline("text-classification", model="{info.path}", top_k=None, function_to_apply="sigmoid")
+thresholds = AutoConfig.from_pretrained("{info.path}").thresholds
+labels = [s["label"] for s in classify("your text here") if s["score"] >= thresholds[s["label"]]]
+```
+Thresholds saved later in the app are in `config.json`; this card shows those it was trained with.
 """
 
 

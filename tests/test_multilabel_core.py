@@ -45,11 +45,25 @@ def test_another_separator_and_its_typo(tmp_path):
     path = write_csv(tmp_path / "semi.csv", rows)
     data = load_data(path, TrainConfig(), label_sep=";")
     assert data.multi_label and data.labels == ("a", "b", "c") and data.label_format["sep"] == ";"
+    unread = load_data(path, TrainConfig())  # ";" is not looked for: the report says what to do
+    assert not unread.multi_label and any("--label-sep ';'" in w for w in unread.report.warnings)
     with pytest.raises(ValueError, match=r"holds the separator '\|', but cells hold ';'.*--label-sep ';'"):
         load_data(path, TrainConfig(), label_sep="|")
     for bad in ("", " ", ",", '"'):
         with pytest.raises(ValueError, match="separator"):
             load_data(path, TrainConfig(), label_sep=bad)
+
+
+def test_one_or_several_labels_per_text_can_be_forced(tmp_path):
+    path = write_csv(tmp_path / "pipes.csv", [(f"text {i}", ["Arts|Culture", "Sports"][i % 2]) for i in range(40)])
+    assert load_data(path, TrainConfig()).multi_label  # a cell with "|" reads as a set unless told otherwise
+    single = load_data(path, TrainConfig(), multi_label=False)
+    assert not single.multi_label and single.labels == ("Arts|Culture", "Sports")
+    plain = write_csv(tmp_path / "plain.csv", [(f"text {i}", ["a", "b"][i % 2]) for i in range(40)])
+    forced = load_data(plain, TrainConfig(), multi_label=True)  # no set has two labels yet: still label sets
+    assert forced.multi_label and forced.train["label"].iloc[0] in (("a",), ("b",))
+    with pytest.raises(ValueError, match="Choose one or the other"):
+        load_data(path, TrainConfig(), multi_label=False, label_sep=";")
 
 
 def test_zero_one_label_columns_given_or_found(tmp_path):
@@ -76,6 +90,12 @@ def test_a_label_column_that_is_not_zero_one_is_named(tmp_path):
         load_data(path, TrainConfig(), label_cols=["x", "y"])
     with pytest.raises(ValueError, match="No column named 'z'"):
         load_data(path, TrainConfig(), label_cols=["x", "z"])
+    named = pd.DataFrame({"text": ["a", "b", "c"], "none": [0, 1, 0], "y|z": [1, 0, 1], "y": [0, 0, 1]})
+    named.to_csv(path, index=False)
+    with pytest.raises(ValueError, match="may not be called 'none'"):
+        load_data(path, TrainConfig(), label_cols=["none", "y"])
+    with pytest.raises(ValueError, match="holds the separator"):
+        load_data(path, TrainConfig(), label_cols=["y|z", "y"])
 
 
 def test_none_with_labels_is_refused_and_empty_cells_are_unlabeled(tmp_path):
@@ -184,6 +204,9 @@ def test_multi_label_metrics_agree_with_scikit_learn():
     m = multilabel_metrics(y, probs, list("abcde"), thresholds, texts=[f"t{i}" for i in range(200)])
     assert m["micro_f1"] == pytest.approx(f1_score(y, pred, average="micro"))
     assert m["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro"))
+    absent = np.c_[y, np.zeros(200, dtype=int)]  # a sixth label no text has, rightly never predicted
+    with_absent = multilabel_metrics(absent, np.c_[probs, np.full(200, 0.01)], list("abcdef"), [*thresholds, 0.5])
+    assert with_absent["macro_f1"] == pytest.approx(m["macro_f1"])  # not dragged down by a label with no F1
     assert m["samples_f1"] == pytest.approx(f1_score(y, pred, average="samples", zero_division=0))
     assert m["subset_accuracy"] == pytest.approx((pred == y).all(axis=1).mean())
     assert m["hamming_loss"] == pytest.approx(hamming_loss(y, pred))

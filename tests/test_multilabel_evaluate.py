@@ -181,7 +181,7 @@ def test_evaluate_view_slider_shows_f1_live_and_save_writes_the_run(run_copy):
     tab = _evaluate_tab(run_copy.parent)
     shown = tab.show_run(_view(run_copy))
     labels = list(run_thresholds(run_copy))
-    assert shown[tab.threshold_panel].visible and shown[tab.edited] == run_thresholds(run_copy)
+    assert shown[tab.threshold_panel].visible and shown[tab.edited] == {}  # nothing moved yet
     table = shown[tab.per_class]
     assert table["label"].tolist() == labels and table["threshold"].tolist() == pytest.approx(
         [round(t, 3) for t in run_thresholds(run_copy).values()])
@@ -193,18 +193,25 @@ def test_evaluate_view_slider_shows_f1_live_and_save_writes_the_run(run_copy):
     label = labels[1]
     moved = tab.on_threshold(run_copy.name, label, 0.2, shown[tab.edited])
     found = validation_set(run_copy)
-    assert moved[tab.edited][label] == 0.2 and moved[tab.edited][labels[0]] == shown[tab.edited][labels[0]]
+    assert moved[tab.edited] == {label: 0.2}  # only the label moved here
     note = moved[tab.threshold_note]
     assert f"validation F1 **{label_f1(found, label, 0.2):.3f}**" in note
-    assert f"micro-F1 **{threshold_scores(found, moved[tab.edited])['micro_f1']:.3f}**" in note
+    now = {**run_thresholds(run_copy), label: 0.2}
+    assert f"micro-F1 **{threshold_scores(found, now)['micro_f1']:.3f}**" in note
     assert "Not saved yet" in note
     assert run_thresholds(run_copy)[label] != 0.2  # moving the slider writes nothing
 
+    from bertdemo.inference.thresholds import save_thresholds
+
+    get_predictor(run_copy)  # cached with the old thresholds
+    save_thresholds(run_copy, {labels[0]: 0.33})  # someone else saves another label meanwhile: it stays
     saved = tab.on_save_thresholds(run_copy.name, moved[tab.edited], label)
-    assert run_thresholds(run_copy)[label] == 0.2 and get_predictor(run_copy).thresholds[1] == 0.2
+    assert run_thresholds(run_copy)[label] == 0.2 and run_thresholds(run_copy)[labels[0]] == 0.33
+    assert get_predictor(run_copy).thresholds[1] == 0.2 and get_predictor(run_copy).thresholds[0] == 0.33
+    now = run_thresholds(run_copy)
     assert "Saved the thresholds" in saved[tab.threshold_note] and f"**{label}** at **0.20**" in saved[tab.threshold_note]
     assert saved[tab.per_class]["threshold"].tolist()[1] == 0.2 and saved[tab.threshold_label].value == label
-    assert saved[tab.summary].startswith(f"## Micro-F1 {threshold_scores(found, moved[tab.edited])['micro_f1']:.3f}")
+    assert saved[tab.summary].startswith(f"## Micro-F1 {threshold_scores(found, now)['micro_f1']:.3f}")
 
     with pytest.raises(Exception, match="Choose one of the run's labels"):  # gr.Error at the edge
         tab.on_threshold(run_copy.name, "politics", 0.4, saved[tab.edited])

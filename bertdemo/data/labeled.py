@@ -17,6 +17,7 @@ import pandas as pd
 from bertdemo.config import TrainConfig
 from bertdemo.data.clean import CleanRows, clean_rows, same_number_labels, sort_labels
 from bertdemo.data.layout import label_layout
+from bertdemo.data.multilabel import separator_hint
 from bertdemo.data.multilabeled import multilabel_data
 from bertdemo.data.report import DataReport, data_warnings, with_token_stats
 from bertdemo.data.split import MAX_VALIDATION_ROWS, split_rows
@@ -107,7 +108,7 @@ def labeled_data(texts: Sequence, labels: Sequence, config: TrainConfig | None =
 def load_data(source: str | Path | pd.DataFrame, config: TrainConfig | None = None, *, text_col: str | None = None,
               label_col: str | None = None, validation: str | Path | None = None, tokenizer=None,
               max_validation_rows: int = MAX_VALIDATION_ROWS, label_sep: str | None = None,
-              label_cols: Sequence[str] | None = None) -> LabeledData:
+              label_cols: Sequence[str] | None = None, multi_label: bool | None = None) -> LabeledData:
     """Read a labeled CSV/TSV (or take a table ``read_table`` returned) and hand its rows to ``labeled_data``, or
     to ``multilabel_data`` when texts carry several labels.
 
@@ -115,9 +116,10 @@ def load_data(source: str | Path | pd.DataFrame, config: TrainConfig | None = No
     with the same columns (found by name there too). Multi-label files (``bertdemo.data.multilabel``): label cells
     holding ``label_sep`` ("|" unless given; giving it makes the file multi-label), or ``label_cols`` (one 0/1
     column per label; found by themselves when the file has no label column but two or more 0/1 columns).
+    ``multi_label`` False/True overrides the detection (``bertdemo.data.layout.label_layout``).
     """
     table = source if isinstance(source, pd.DataFrame) else read_table(source)
-    layout = label_layout(table, text_col, label_col, label_sep, label_cols)
+    layout = label_layout(table, text_col, label_col, label_sep, label_cols, multi_label)
     origin = Origin(source=table.attrs.get("source", "table"), text_col=layout.text_col,
                     label_col=layout.label_col, encoding=table.attrs.get("encoding", "utf-8"),
                     delimiter=table.attrs.get("delimiter", ","))
@@ -204,7 +206,7 @@ def _report(train: pd.DataFrame, validation: pd.DataFrame, labels: tuple[str, ..
         imbalance_ratio=round(float(imbalance), 3), train_rows=len(train), validation_rows=len(validation),
         validation_source=val_source, train_validation_overlap=overlap, max_length=max_length, cut=clean.cut,
         warnings=data_warnings(kept_counts, imbalance, clean.conflicts, overlap, same_number_labels(labels),
-                               clean.cut))
+                               clean.cut) + [hint for hint in [separator_hint(labels)] if hint])
 
 
 def _matching_columns(table: pd.DataFrame, text_col: str | None, label_col: str | None, *,

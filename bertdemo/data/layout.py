@@ -41,15 +41,26 @@ class LabelLayout:
 
 
 def label_layout(table: pd.DataFrame, text_col: str | None = None, label_col: str | None = None,
-                 label_sep: str | None = None, label_cols: Sequence[str] | None = None) -> LabelLayout:
+                 label_sep: str | None = None, label_cols: Sequence[str] | None = None,
+                 multi_label: bool | None = None) -> LabelLayout:
     """The layout of ``table``'s labels.
 
     ``label_cols`` given: those 0/1 columns. Else the label column (found by name unless given) is multi-label
     when ``label_sep`` is given or when some cell holds "|". A file with no label column but two or more 0/1
     columns uses those. A separator given but in no cell, where another one is, is refused: it is a typo.
+    ``multi_label`` False reads one class per cell whatever the cells hold (a class name with "|" in it); True
+    reads label sets even where no cell holds the separator yet.
     """
     if label_sep is not None:
         check_sep(label_sep)
+    if multi_label is False:
+        if label_sep is not None or label_cols:
+            raise ValueError("One label per text was chosen, with a separator or 0/1 label columns, which give a text "
+                             "several labels. Choose one or the other.")
+        text, label = guess_columns(table, text_col, label_col)
+        return LabelLayout(text_col=text, label_col=label, multi_label=False, format=LabelFormat())
+    if multi_label and not label_cols and label_sep is None:
+        label_sep = DEFAULT_SEP
     if label_cols:
         if label_col is not None:
             raise ValueError("Give either a label column (--label-col) or 0/1 label columns (--label-cols), not both.")

@@ -97,6 +97,8 @@ def from_label_columns(table: pd.DataFrame, columns: Sequence[str], *, first_row
     if len(columns) < 2:
         raise ValueError("--label-cols needs at least two 0/1 columns (one per label). For one label column "
                          "holding class names use --label-col.")
+    for col in columns:
+        check_label_name(col)
     cells = table[columns].astype("string").fillna("").apply(lambda col: col.str.strip().str.lower())
     for col in columns:
         bad = ~cells[col].isin(ONES | ZEROS | {""})
@@ -128,6 +130,34 @@ def zero_one_columns(table: pd.DataFrame, exclude: Iterable[str] = ()) -> list[s
         if values and values <= ONES | ZEROS and len(table) > 1:
             found.append(col)
     return found
+
+
+def check_label_name(name: str, sep: str = DEFAULT_SEP) -> str:
+    """A label name a set can carry: not "none" (that means no label), not a word for an empty cell, without the
+    separator (a saved run and an export write sets as "a|b" cells)."""
+    text = str(name).strip()
+    if text.lower() == NONE_VALUE or text.lower() in MISSING:
+        raise ValueError(f"A label may not be called {text!r}: in a multi-label file {NONE_VALUE!r} means that no "
+                         "label applies, and NA/null/nan mean an empty cell. Rename that label (or column).")
+    if sep in text:
+        raise ValueError(f"The label {text!r} holds the separator {sep!r}, so it would read as several labels. "
+                         "Rename it (or its column) without that character.")
+    return text
+
+
+def separator_hint(labels: Iterable[str]) -> str:
+    """A warning for a single-label file whose class names look like label sets written with a separator other
+    than "|" ("billing;bug" beside "billing" and "bug"): "" when they do not."""
+    labels = set(labels)
+    for sep in (";", "/", "+", ","):
+        combos = [label for label in labels if sep in label]
+        parts = {p.strip() for label in combos for p in label.split(sep) if p.strip()}
+        if len(combos) >= 2 and parts & labels:  # a part that is a class of its own too: sets, not names
+            example = sorted(combos)[0]
+            return (f"{len(combos)} classes look like several labels written with {sep!r} ({example!r}, …), so each "
+                    f"combination trains as a class of its own. If texts carry several labels, set the separator "
+                    f"to {sep!r} (--label-sep {sep!r}).")
+    return ""
 
 
 def format_cell(labels: LabelSet | None, sep: str = DEFAULT_SEP) -> str:

@@ -65,6 +65,7 @@ class Predictor:
         self._tokenizer_lock = threading.Lock()
         self._eager_lock = threading.Lock()
         self._eager = None
+        self.config_stamp = 0  # config.json's change time when get_predictor loaded it (its cache compares)
         # One explanation at a time per predictor: an integrated-gradients pass holds nodes × word-pieces
         # activations for its backward (up to ~0.5 GB); predictions never wait for it.
         self.explain_lock = threading.Lock()
@@ -282,21 +283,33 @@ def get_predictor(run_dir: str | Path) -> Predictor:
 
     Two threads asking for the same run at once get the same predictor, loaded once."""
     key = str(Path(run_dir).resolve())
+    stamp = config_stamp(run_dir)
     with _cache_lock:
-        if key in _cache:
+        if key in _cache and _cache[key].config_stamp == stamp:
             _cache.move_to_end(key)
             return _cache[key]
     with _build_lock:
+        stamp = config_stamp(run_dir)  # read before the config: a save during the load makes the next call reload
         with _cache_lock:
-            if key in _cache:  # another thread loaded it while this one waited
+            if key in _cache and _cache[key].config_stamp == stamp:  # loaded while this thread waited
                 return _cache[key]
         predictor = Predictor.from_run(run_dir)
+        predictor.config_stamp = stamp
         with _cache_lock:
             _cache[key] = predictor
             _cache.move_to_end(key)
             while len(_cache) > CACHE_SIZE:
                 _cache.popitem(last=False)
     return predictor
+
+
+def config_stamp(run_dir: str | Path) -> int:
+    """When the run's config.json last changed (its thresholds are saved there): a cached predictor older than
+    that is stale. 0 when there is none."""
+    try:
+        return (Path(run_dir) / "config.json").stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def forget_predictor(run_dir: str | Path) -> None:

@@ -59,7 +59,11 @@ def save_thresholds(run_dir: str | Path, thresholds: Mapping[str, float]) -> dic
     Where the run kept its validation rows, its ``metrics.json`` (and the headline figures in ``run.json``) are
     recomputed at the new thresholds, so the Evaluate view and the runs list describe the decisions the run now
     makes; the loss and the fixed-0.5 figures (``at_0_5``) do not depend on them and stay."""
-    run_dir = Path(run_dir)
+    with _save_lock:  # read, change, write: two saves at once would each write the other's labels back
+        return _save(Path(run_dir), thresholds)
+
+
+def _save(run_dir: Path, thresholds: Mapping[str, float]) -> dict[str, float]:
     config = _read_config(run_dir)
     if config.get("problem_type") != "multi_label_classification":
         raise ValueError("This run gives each text one class (softmax): it has no per-label thresholds to save. "
@@ -144,6 +148,7 @@ def validation_metrics(validation: ValidationSet, thresholds: Mapping[str, float
 
 _cache: "OrderedDict[tuple, ValidationSet]" = OrderedDict()
 _lock = threading.Lock()  # guards _cache; never held while predicting
+_save_lock = threading.Lock()  # one threshold save at a time (in this server)
 
 
 def _key(run_dir: Path) -> tuple:

@@ -54,7 +54,8 @@ PREDICT = """### How it works: a prediction
 1. The text is split into word-pieces and wrapped in **[CLS] … [SEP]**.
 2. Each layer lets every token look at every other token (**self-attention**) and update its vector.
 3. The final **[CLS]** vector goes through the classification layer, and a **softmax** turns the
-   scores into probabilities that sum to 100 %.
+   scores into probabilities that sum to 100 %. A multi-label model takes a **sigmoid** of each score
+   instead: every label gets its own yes/no probability, and it applies from its threshold up.
 """
 
 ATTENTION = """### How it works: attention

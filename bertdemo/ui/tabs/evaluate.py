@@ -66,7 +66,8 @@ class EvaluateTab:
                                            elem_id="threshold-slider")
             self.threshold_note = gr.Markdown(elem_id="threshold-note")
             self.save_btn = gr.Button("Save thresholds to the run", elem_id="threshold-save")
-            self.edited = gr.State(None)  # {label: threshold} as the user has moved them (not yet saved)
+            self.edited = gr.State(None)  # {label: threshold} of the labels moved in this view (not yet saved):
+            # only these are saved, so a label someone else saved meanwhile keeps their threshold
 
     def wire(self) -> None:
         explain = self.page.parts["explain"]
@@ -117,7 +118,7 @@ class EvaluateTab:
                 self.confusion: plots.label_confusion_figure(metrics.get("label_confusion", {})),
                 self.misclassified: gr.Dataframe(multilabel_misclassified(metrics),
                                                  label=MULTILABEL_MISCLASSIFIED_LABEL),
-                self.threshold_panel: gr.Accordion(visible=True), self.edited: thresholds,
+                self.threshold_panel: gr.Accordion(visible=True), self.edited: {},
                 self.threshold_label: gr.Dropdown(choices=labels, value=first),
                 self.threshold: gr.Slider(value=thresholds.get(first, 0.5)),
                 self.threshold_note: "Move the slider to see this label's validation F1 at another threshold."}
@@ -134,18 +135,17 @@ class EvaluateTab:
     @at_edge
     def on_threshold(self, run_dir: str | None, label: str, value: float, edited: dict | None) -> dict:
         """The slider moved: keep the new threshold (unsaved) and show the validation F1 it gives."""
-        edited = dict(self._edited(run_dir, edited))
-        if label not in edited:
-            raise ValueError(f"Choose one of the run's labels: {', '.join(edited)}.")
-        edited[label] = float(value)
-        return {self.edited: edited, self.threshold_note: self._note(run_dir, label, edited)}
+        if label not in self._edited(run_dir, edited):
+            raise ValueError(f"Choose one of the run's labels: {', '.join(self._edited(run_dir, edited))}.")
+        moved = {**(edited or {}), label: float(value)}
+        return {self.edited: moved, self.threshold_note: self._note(run_dir, label, self._edited(run_dir, moved))}
 
     @at_edge
     def on_save_thresholds(self, run_dir: str | None, edited: dict | None, label: str | None = None) -> dict:
         """Write the thresholds into the run; the whole view is redrawn from the run's recomputed metrics, the
         label being edited still chosen."""
         path = self._run(run_dir)
-        saved = save_thresholds(path, self._edited(run_dir, edited))
+        saved = save_thresholds(path, dict(edited or {}))
         view = RunView(info=load_run_info(path), metrics=read_json(path, "metrics.json") or {}, runs=[])
         label = label if label in saved else next(iter(saved))
         shown = self._multilabel_view(view, label)
@@ -167,7 +167,8 @@ class EvaluateTab:
                 + ("" if _same(edited, saved) else "  \n*Not saved yet.*"))
 
     def _edited(self, run_dir: str | None, edited: dict | None) -> dict:
-        return dict(edited) if edited else run_thresholds(self._run(run_dir))
+        """Every label's threshold as the view shows it: the run's saved ones, with the labels moved here."""
+        return {**run_thresholds(self._run(run_dir)), **(edited or {})}
 
     def _run(self, run_dir: str | None):
         if not run_dir:
