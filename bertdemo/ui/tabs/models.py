@@ -20,7 +20,8 @@ RUN_WIDTHS = ["23%", "13%", "10%", "15%", "10%", "10%", "11%", "8%"]  # of the t
 
 def runs_table(runs) -> pd.DataFrame:
     rows = [[r.name, r.created.replace("T", " ")[:19], Path(r.base_model).name if "/" in r.base_model else r.base_model,
-             r.data_source, r.metrics.get("accuracy"), r.metrics.get("macro_f1"), r.status, r.owner or "—"]
+             # a multi-label run's "accuracy" is its subset accuracy (every label of a text right): said beside it
+             r.data_source + (" · multi-label (subset accuracy)" if r.multi_label else ""), r.metrics.get("accuracy"), r.metrics.get("macro_f1"), r.status, r.owner or "—"]
             for r in runs]
     return pd.DataFrame(rows, columns=RUN_COLUMNS).round({"accuracy": 3, "macro-F1": 3})
 
