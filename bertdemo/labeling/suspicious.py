@@ -12,7 +12,8 @@ the same order as the loss, Chong et al. 2022), or by cleanlab's confident learn
 Multi-label rows (each label a label set: a tuple of names) are judged per (text, label) pair: the folds train a
 sigmoid per label (BCE, through the same session) and every pair is ranked by |y − p|, how far the out-of-sample
 probability lies from the given 0/1. A pair is either a *missing* label (not given, yet the model is sure of it)
-or an *unlikely* one (given, yet the model finds it improbable): ``SuspectPair``, from ``rank_suspect_pairs``.
+or an *unlikely* one (given, yet the model finds it improbable): ``SuspectPair``, from ``rank_suspect_pairs``,
+which keeps the top ``pair_limit`` pairs (N texts have N x L of them).
 Its folds are seeded random folds (stratifying a set of labels per row is not what k-fold splitters do).
 """
 from __future__ import annotations
@@ -39,6 +40,10 @@ DEFAULT_FOLDS = 3  # 3 folds found as many flipped labels as 4 in 60% of the tim
 RANKINGS = ("self_confidence", "normalized_margin", "confident_learning")
 DEFAULT_RANKING = "self_confidence"
 FOLD_SETTINGS = dict(epochs=2, min_steps=150, class_weights="none")  # each fold's short fine-tune (RESULTS.md)
+# Multi-label pairs kept, best first: at least this many, or this many per text (N texts have N x L pairs; two per
+# text is twice what 10% of flipped pairs puts wrong with ten labels, and plenty to review)
+MIN_PAIRS_KEPT = 200
+PAIRS_KEPT_PER_ROW = 2
 
 
 @dataclass(frozen=True)
@@ -203,15 +208,23 @@ def rank_suspects(texts: Sequence[str], labels: Sequence[str], probs: np.ndarray
             for i in order]
 
 
+def pair_limit(rows: int) -> int:
+    """How many (text, label) pairs ``rank_suspect_pairs`` keeps for ``rows`` texts by default."""
+    return max(MIN_PAIRS_KEPT, PAIRS_KEPT_PER_ROW * rows)
+
+
 def rank_suspect_pairs(texts: Sequence[str], label_sets: Sequence[LabelSet], probs: np.ndarray,
-                       names: Sequence[str] | None = None) -> list[SuspectPair]:
-    """Every (text, label) pair of multi-label rows, most likely wrong first: by |y − p|, y the given 0/1 and p
-    the out-of-sample probability (``probs`` (N, L) in ``names`` order, default the rows' labels sorted)."""
+                       names: Sequence[str] | None = None, *, top: int | None = None) -> list[SuspectPair]:
+    """The (text, label) pairs of multi-label rows most likely wrong, best first: by |y − p|, y the given 0/1 and
+    p the out-of-sample probability (``probs`` (N, L) in ``names`` order, default the rows' labels sorted). Only
+    the first ``top`` are kept (default ``pair_limit(N)``): there are N × L pairs, the job records its list in one
+    event, and a person reviews the top of it."""
     names = list(names or sort_labels({n for s in label_sets for n in s}))
     y = multi_hot([tuple(s) for s in label_sets], names)  # (N, L)
     probs = np.asarray(probs, dtype=np.float64)
     score = np.abs(y - probs)  # (N, L)
-    order = np.argsort(-score, axis=None, kind="stable")
+    # the full stable sort, then the cut: the pairs kept are exactly the head of the uncut ranking
+    order = np.argsort(-score, axis=None, kind="stable")[:pair_limit(len(y)) if top is None else max(0, int(top))]
     rows, cols = np.unravel_index(order, score.shape)
     return [SuspectPair(row=int(r), text=str(texts[r]), given=tuple(label_sets[r]), label=names[c],
                         kind="unlikely" if y[r, c] else "missing", score=float(score[r, c]),
@@ -221,10 +234,11 @@ def rank_suspect_pairs(texts: Sequence[str], label_sets: Sequence[LabelSet], pro
 
 def find_suspects(texts: Sequence[str], labels: Sequence[str], config: TrainConfig | None = None, *,
                   folds: int = DEFAULT_FOLDS, method: str = DEFAULT_RANKING,
-                  should_stop: Callable[[], bool] = lambda: False) -> Iterator[FoldProgress | list[Suspect]]:
+                  should_stop: Callable[[], bool] = lambda: False,
+                  top_pairs: int | None = None) -> Iterator[FoldProgress | list[Suspect]]:
     """Out-of-sample probabilities, then the ranking: progress events, then the ``Suspect`` list (best first).
-    Label sets (multi-label rows) give the ``SuspectPair`` list instead (``rank_suspect_pairs``; ``method`` is
-    for single-label rows)."""
+    Label sets (multi-label rows) give the ``SuspectPair`` list instead (``rank_suspect_pairs``, its first
+    ``top_pairs``; ``method`` is for single-label rows)."""
     if method not in RANKINGS:
         raise ValueError(f"Unknown ranking {method!r}; use one of {', '.join(RANKINGS)}.")
     multi = is_multi_label(labels)
@@ -232,7 +246,7 @@ def find_suspects(texts: Sequence[str], labels: Sequence[str], config: TrainConf
         if isinstance(event, FoldProgress):
             yield event
         elif multi:
-            yield rank_suspect_pairs(texts, labels, event)
+            yield rank_suspect_pairs(texts, labels, event, top=top_pairs)
         else:
             yield rank_suspects(texts, labels, event, method)
 
