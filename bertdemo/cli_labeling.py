@@ -1,7 +1,7 @@
 """Command line for labeling projects and the active-learning curve (``bertdemo.cli`` adds these commands):
 
     python -m bertdemo project import NAME FILE [--text-col C] [--label-col C] [--label-sep '|'] [--label-cols a,b]
-                                                [--json]
+                                                [--labels-per-text auto|one|several] [--labels a,b] [--json]
     python -m bertdemo project status NAME [--json]
     python -m bertdemo project label NAME ITEM_ID LABEL [--annotator A] [--expect CURRENT]
     python -m bertdemo project queue NAME [--strategy margin|entropy|least_confidence|nearest_threshold|random|
@@ -13,7 +13,8 @@
 
 Multi-label files (label cells such as ``billing|bug``, ``none`` when no label applies; or one 0/1 column per
 label) make multi-label projects; ``--label-sep`` and ``--label-cols`` say how a file writes its sets, as for
-``train``. In a multi-label project ``label`` takes a set written the same way (``billing|bug``, ``none``), and
+``train`` (either makes the file multi-label), and ``--labels-per-text several`` makes a multi-label project of a
+file whose cells hold one label each, or none at all yet (``--labels`` names the labels to start with). In a multi-label project ``label`` takes a set written the same way (``billing|bug``, ``none``), and
 ``export`` writes the format the project's file had.
 
 With ``--json`` the last stdout line is one JSON value; progress goes to stderr. Imported labels are credited to
@@ -33,12 +34,7 @@ QUEUE_STRATEGIES = ("margin", "entropy", "least_confidence", "nearest_threshold"
 def add_commands(sub, add_config_flags) -> None:
     project = sub.add_parser("project", help="labeling projects: import, status, label, queue, export, retrain")
     commands = project.add_subparsers(dest="project_command", required=True)
-    imp = commands.add_parser("import", help="import a CSV/TSV (empty label cells: unlabeled); creates the project")
-    imp.add_argument("name")
-    imp.add_argument("file")
-    imp.add_argument("--text-col")
-    imp.add_argument("--label-col")
-    add_label_format_flags(imp)
+    imp = _add_import(commands)
     status = commands.add_parser("status", help="items, labeled, per label and annotator, database integrity")
     status.add_argument("name")
     label = commands.add_parser("label", help="set one item's label (multi-label projects: a set, 'a|b' or 'none')")
@@ -91,6 +87,24 @@ def add_commands(sub, add_config_flags) -> None:
     curve.add_argument("--json", action="store_true")
 
 
+def _add_import(commands):
+    """``project import`` and its flags; returns its parser."""
+    imp = commands.add_parser("import", help="import a CSV/TSV (empty label cells: unlabeled); creates the project")
+    imp.add_argument("name")
+    imp.add_argument("file")
+    imp.add_argument("--text-col")
+    imp.add_argument("--label-col")
+    add_label_format_flags(imp)
+    imp.add_argument("--labels-per-text", choices=("auto", "one", "several"),
+                     help="several: a multi-label project even where every cell holds one label or 'none', or the "
+                          "file has no labels yet; one: one class per cell, whatever it holds (default: several "
+                          "with --label-sep/--label-cols, else auto-detect)")
+    imp.add_argument("--labels", type=_names, default=(), metavar="A,B,C",
+                     help="labels the project takes besides those in the file (a new project's labels to start "
+                          "with)")
+    return imp
+
+
 def add_label_format_flags(parser) -> None:
     """How a file writes label sets (multi-label files), next to --text-col/--label-col."""
     parser.add_argument("--label-sep", help="multi-label: the separator between the labels of one cell ('|' is found "
@@ -122,8 +136,11 @@ def _import(store, args) -> int:
 
     from bertdemo.cli_common import cli_owner
 
+    # a separator or 0/1 columns given say the file is multi-label, as for train
+    per_text = args.labels_per_text or ("several" if args.label_sep or args.label_cols else "auto")
     report = import_file(store, args.name, args.file, text_col=args.text_col, label_col=args.label_col,
-                         owner=cli_owner(), label_sep=args.label_sep, label_cols=args.label_cols)
+                         owner=cli_owner(), label_sep=args.label_sep, label_cols=args.label_cols, per_text=per_text,
+                         label_names=args.labels)
     conflicts = "".join(f"\n  conflict: item {c['item']} is {c['stored']!r}, the file says {c['file']!r}: "
                         f"{c['text'][:60]}" for c in report.conflicts)
     return _emit(args, report.__dict__, report.summary() + conflicts)

@@ -1,6 +1,8 @@
-"""Multi-label labeling projects: import of both file formats, label sets set, undone and recorded, export and
-re-import, a project's training data and round, the nearest-threshold queue, suspicious (text, label) pairs, the
-simulation on label sets, and the CLI round trip."""
+"""Multi-label labeling projects: import of both file formats (and "several labels per text" for unlabeled texts
+or cells of one label), label sets set, undone and recorded, export and re-import (one label or none per item, a
+label added to 0/1 columns), label names a set cannot carry, a project's training data and round, the
+nearest-threshold queue, suspicious (text, label) pairs and their cut, the simulation on label sets, and the CLI
+round trip."""
 from __future__ import annotations
 
 import dataclasses
@@ -70,14 +72,86 @@ def test_single_and_multi_label_rows_do_not_mix(store, tmp_path):
     import_file(store, "multi", write_csv(tmp_path / "m.csv", CELLS))
     with pytest.raises(ValueError, match="single-label, but m.csv has label sets.*new project"):
         import_file(store, "single", tmp_path / "m.csv")
-    with pytest.raises(ValueError, match="multi-label, but s.csv has one label per row.*--label-sep"):
-        import_file(store, "multi", tmp_path / "s.csv")
+    with pytest.raises(ValueError, match="multi-label, but .one label per text. .*chosen for s.csv"):
+        import_file(store, "multi", tmp_path / "s.csv", per_text="one")
+    with pytest.raises(ValueError, match="single-label, and .several labels. .*chosen"):
+        import_file(store, "single", write_csv(tmp_path / "u.csv", [("e f",)], header=("text",)), per_text="several")
     with pytest.raises(ValueError, match="is single-label"):
         import_rows(store, "single", ["x y"], [("food",)], multi_label=True)
-    # told that each cell is a set of one, the file is read so
-    import_file(store, "multi", tmp_path / "s.csv", label_sep="|")
+    assert store.project("multi").items == 5 and store.project("single").items == 2  # refused: nothing written
+    # a multi-label project reads a file with its own separator: cells of one label are sets of one
+    import_file(store, "multi", tmp_path / "s.csv")
     assert _sets(store, "multi")["a b"] == ("food",) and store.project("single").labels == ("food", "sport")
     assert [i.label for i in store.items("single")] == ["food", "sport"]  # single-label items stay plain names
+
+
+def test_several_labels_per_text_starts_a_multi_label_project_from_unlabeled_texts(store, tmp_path):
+    texts = write_csv(tmp_path / "tickets.csv", [("refund me twice",), ("app crashes on login",)], header=("text",))
+    report = import_file(store, "tickets", texts, per_text="several", label_names=["billing", " bug", "feature"])
+    info = store.project("tickets")
+    assert info.multi_label and info.labels == ("billing", "bug", "feature")  # in the order typed
+    assert (report.added, report.unlabeled) == (2, 2) and report.new_labels == ["billing", "bug", "feature"]
+    item = store.items("tickets")[0]
+    set_label_set(store, "tickets", item.id, ("billing", "bug"), annotator="kim", expected=None)
+    assert export_frame(store, "tickets")["label"].tolist() == ["billing|bug"]
+    # a separator of one's own for a new project; auto-detect keeps an unlabeled file single-label
+    import_file(store, "semi", texts, per_text="several", label_sep=";", label_names=["a", "b"])
+    assert store.project("semi").label_format["sep"] == ";"
+    assert "bug|billing" in store.add_label("semi", "bug|billing").labels  # only its own separator is refused
+    import_file(store, "plain", texts)
+    assert not store.project("plain").multi_label
+    # one label per text: a class name holding "|" stays one class
+    import_file(store, "one", write_csv(tmp_path / "o.csv", [("x y", "rock|pop"), ("z w", "jazz")]), per_text="one")
+    assert not store.project("one").multi_label and store.project("one").labels == ("jazz", "rock|pop")
+
+
+def test_export_of_one_label_or_none_per_item_re_imports_unchanged(store, tmp_path):
+    rows = [("pizza today", "food"), ("tennis at noon", "sport"), ("nothing to see", "none"), ("not read yet", "")]
+    import_file(store, "src", write_csv(tmp_path / "src.csv", rows), per_text="several")
+    assert store.project("src").multi_label and store.project("src").labels == ("food", "sport")
+    out = export_csv(store, "src", tmp_path / "out.csv", unlabeled=True)
+    assert pd.read_csv(out, dtype=str, keep_default_na=False)["label"].tolist() == ["food", "sport", "none", ""]
+    again = import_file(store, "src", out)  # no cell holds "|": read with the project's separator all the same
+    assert (again.added, again.already, again.conflict_count, again.new_labels) == (0, 4, 0, [])
+    import_file(store, "copy", out, per_text="several")
+    assert _sets(store, "copy") == _sets(store, "src") and store.project("copy").labels == ("food", "sport")
+    assert export_frame(store, "copy", unlabeled=True).equals(export_frame(store, "src", unlabeled=True))
+
+
+def test_a_label_added_to_a_zero_one_column_project_survives_export_and_re_import(store, tmp_path):
+    source = tmp_path / "cols.csv"
+    pd.DataFrame({"text": ["a storm", "cake and rugby", "quiet day"], "food": ["0", "1", "0"],
+                  "sport": ["0", "1", "0"], "weather": ["1", "0", "0"]}).to_csv(source, index=False)
+    import_file(store, "cols", source)
+    store.add_label("cols", "urgent")
+    storm = next(i for i in store.items("cols") if i.text == "a storm")
+    set_label_set(store, "cols", storm.id, ("urgent", "weather"), annotator="kim", expected=("weather",))
+    out = export_csv(store, "cols", tmp_path / "out.csv")
+    assert list(pd.read_csv(out).columns) == ["text", "food", "sport", "weather", "urgent"]
+    again = import_file(store, "cols", out)
+    assert (again.already, again.conflict_count, again.new_labels) == (3, 0, [])  # "urgent" read, not dropped
+    assert _sets(store, "cols")["a storm"] == ("urgent", "weather")
+    import_file(store, "copy", out)
+    assert _sets(store, "copy") == _sets(store, "cols")
+    assert export_frame(store, "copy").equals(export_frame(store, "cols"))
+
+
+@pytest.mark.parametrize("name", ["none", "None", "NA", "null", "nan", "n/a", "bug|billing"])
+def test_a_multi_label_project_refuses_label_names_that_break_sets(store, tmp_path, name):
+    import_file(store, "tickets", write_csv(tmp_path / "t.csv", CELLS))
+    before = store.project("tickets")
+    with pytest.raises(ValueError, match="Rename"):
+        store.add_label("tickets", name)
+    with pytest.raises(ValueError, match="Rename"):
+        import_rows(store, "tickets", ["a new text"], [("food", name)])
+    with pytest.raises(ValueError, match="Rename"):
+        import_file(store, "tickets", write_csv(tmp_path / "u.csv", [("more",)], header=("text",)),
+                    label_names=[name])
+    with pytest.raises(ValueError, match="Rename"):
+        store.create_project("fresh", ["food", name], multi_label=True)
+    assert store.project("tickets") == before and [p.name for p in store.projects()] == ["tickets"]
+    store.create_project("plain", [name])  # a single-label class may be called so: its cells hold one name
+    assert store.project("plain").labels == (name,)
 
 
 def test_toggle_save_undo_and_the_history_record_sets(store, tmp_path):
@@ -229,6 +303,20 @@ def test_suspicious_pairs_find_flipped_labels():
     assert np.isclose(pairs[0].score, 0.97) and pairs[-1].score <= pairs[2].score
 
 
+def test_suspicious_pairs_keep_only_the_top_of_the_ranking():
+    from bertdemo.labeling.suspicious import pair_limit, rank_suspect_pairs
+
+    rng = np.random.default_rng(0)
+    names = [f"l{j}" for j in range(8)]
+    sets = [tuple(n for n in names if rng.random() < 0.3) for _ in range(150)]
+    probs = rng.random((150, 8))
+    every = rank_suspect_pairs([f"t{i}" for i in range(150)], sets, probs, names, top=150 * 8)
+    kept = rank_suspect_pairs([f"t{i}" for i in range(150)], sets, probs, names)
+    assert len(every) == 1200 and len(kept) == pair_limit(150) == 300
+    assert [(p.row, p.label) for p in kept] == [(p.row, p.label) for p in every[:300]]  # the head, best first
+    assert pair_limit(10) == 200  # a small project keeps every pair it has up to 200
+
+
 def test_out_of_sample_pairs_from_folds(tiny_config):
     from bertdemo.labeling.suspicious import FoldProgress, SuspectPair, find_suspects
 
@@ -301,3 +389,7 @@ def test_cli_imports_labels_and_exports_label_sets(tmp_path):
     ok(_cli("project", "import", "t2", str(out), "--workspace", ws, "--json"))
     store = LabelStore.for_workspace(ws)
     assert _sets(store, "t2") == _sets(store, "t")
+    texts = write_csv(tmp_path / "texts.csv", [("refund me",), ("it crashes",)], header=("text",))
+    ok(_cli("project", "import", "t3", str(texts), "--labels-per-text", "several", "--labels", "billing,bug",
+            "--workspace", ws, "--json"))
+    assert store.project("t3").multi_label and store.project("t3").labels == ("billing", "bug")

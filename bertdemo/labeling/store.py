@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bertdemo.data.multilabel import LabelFormat, check_label_name
 from bertdemo.labeling.schema import migrate
 from bertdemo.workspace import Workspace, as_workspace
 
@@ -146,7 +147,7 @@ class LabelStore:
                                "VALUES (?, ?, ?, ?, ?)", (name, now_iso(), owner, int(bool(multi_label)),
                                                           json.dumps(label_format or {}) if multi_label else ""))
             for label in labels:
-                _add_label(conn, cur.lastrowid, label)
+                _add_label(conn, cur.lastrowid, label, _sep(multi_label, label_format))
         return self.project(name)
 
     def projects(self) -> list[ProjectInfo]:
@@ -170,7 +171,7 @@ class LabelStore:
     def add_label(self, project: str, label: str) -> ProjectInfo:
         info = self.project(project)
         with self.write() as conn:
-            _add_label(conn, info.id, label)
+            _add_label(conn, info.id, label, _sep(info.multi_label, info.label_format))
         return self.project(project)
 
     def delete_project(self, project: str) -> None:
@@ -253,14 +254,26 @@ class LabelStore:
 _ITEM_COLUMNS = "id, text, label, how, annotator, updated, split"
 
 
-def _add_label(conn: sqlite3.Connection, project_id: int, label: str) -> None:
+def check_label(label: str, sep: str | None = None) -> str:
+    """A label name, stripped; refused when blank or over 200 characters. ``sep`` (a multi-label project's
+    separator) also refuses what a label set cannot carry (``check_label_name``): ``none``, NA/null/nan, or a name
+    holding the separator, which would read back as no label, an empty cell or two labels."""
     label = str(label).strip()
     if not label:
         raise ValueError("A label needs a name: type one.")
     if len(label) > 200:
         raise ValueError(f"Label {label[:40]!r}… is longer than 200 characters; use a shorter name.")
+    return check_label_name(label, sep) if sep is not None else label
+
+
+def _add_label(conn: sqlite3.Connection, project_id: int, label: str, sep: str | None = None) -> None:
     conn.execute("INSERT OR IGNORE INTO labels (project_id, name, added) VALUES (?, ?, ?)",
-                 (project_id, label, now_iso()))
+                 (project_id, check_label(label, sep), now_iso()))
+
+
+def _sep(multi_label: bool, label_format: dict | None) -> str | None:
+    """The separator a multi-label project's label names must not hold; None for a single-label project."""
+    return LabelFormat.from_dict(label_format).sep if multi_label else None
 
 
 def label_counts(store: LabelStore, name: str) -> dict:

@@ -10,8 +10,9 @@ killed half-way, it leaves nothing, and running it again does the whole of it.
 Multi-label files (``bertdemo.data.layout.label_layout``: label cells such as ``billing|bug``, or one 0/1 column
 per label) make multi-label projects: an item's label is its label set (stored encoded,
 ``labeling.labelsets``), ``none`` (or a row of zeros) is "no label applies", an empty cell (or empty 0/1 cells) is
-unlabeled. The project keeps the file's format, and export writes it back the same way, so an export re-imports
-unchanged. A project is single- or multi-label for good: rows of the other kind are refused.
+unlabeled; "several labels per text" makes one even from unlabeled texts or single labels. The project keeps the
+file's format, export writes it back the same way, and a re-import into the project reads it with that format, so
+an export re-imports unchanged. A project is single- or multi-label for good: rows of the other kind are refused.
 """
 from __future__ import annotations
 
@@ -24,15 +25,18 @@ import pandas as pd
 
 from bertdemo.data.clean import cut_texts, sort_labels
 from bertdemo.data.layout import LabelLayout, label_layout
-from bertdemo.data.multilabel import LabelFormat, format_cell, has_separator, parse_cell
+from bertdemo.data.multilabel import (DEFAULT_SEP, LabelFormat, check_sep, format_cell, has_separator,
+                                      parse_cell, zero_one_columns)
 from bertdemo.data.tables import guess_columns, guess_text_column, read_table
 from bertdemo.labeling.history import IMPORTER, annotator_name
 from bertdemo.labeling.labelsets import decode_set, encode_set
-from bertdemo.labeling.store import LabelStore, check_name, now_iso, text_key
+from bertdemo.labeling.store import LabelStore, check_label, check_name, now_iso, text_key
 from bertdemo.limits import Limits
 from bertdemo.spreadsheet import write_csv
 
 MAX_CONFLICTS_LISTED = 50
+# "labels per text" (bertdemo.data.label_choice.PER_TEXT) → the kind of file it says (None: the file says)
+_PER_TEXT = {"auto": None, "one": False, "several": True}
 
 
 @dataclass(frozen=True)
@@ -72,42 +76,64 @@ class ImportReport:
 
 def import_file(store: LabelStore, project: str, path: str | Path, *, text_col: str | None = None,
                 label_col: str | None = None, annotator: str = IMPORTER, owner: str = "",
-                label_sep: str | None = None, label_cols: Sequence[str] | None = None) -> ImportReport:
+                label_sep: str | None = None, label_cols: Sequence[str] | None = None, per_text: str = "auto",
+                label_names: Sequence[str] = ()) -> ImportReport:
     """Import a CSV/TSV into ``project`` (created when missing). Without a label column every row is unlabeled.
     The file's labels are credited to ``annotator`` (default ``IMPORTER``, "import"), never to a person's name.
 
-    Multi-label files are told apart as in training (``label_layout``: ``label_sep`` or ``label_cols`` given, a
-    cell holding "|", or 0/1 columns and no label column). Into an existing multi-label project the file is read
-    with the project's own format unless these say otherwise (its separator, or its 0/1 columns where the file
-    has them). A file of the other kind than the project (label sets into a single-label project, or one label
-    per row into a multi-label one) is refused with what to do instead."""
+    ``per_text`` is the Data tab's "labels per text" (``bertdemo.data.label_choice``): "auto" — 0/1
+    ``label_cols``, or label cells holding ``label_sep`` ("|" unless given), make a multi-label file; "one" — one
+    class per cell, whatever it holds; "several" — label sets, even where every cell holds one label or ``none``
+    (and a new project is multi-label even when the file has no labels yet). Into an existing multi-label project
+    a file is always read with the project's own format — its separator, or its 0/1 columns plus the columns of
+    labels added since — unless "several" comes with 0/1 columns or another separator of its own. A file of the
+    other kind than the project is refused with what to do instead. ``label_names``: labels the project takes
+    besides those the file names (a new project's labels, in the order given)."""
+    multi = _PER_TEXT.get(per_text, "?")
+    if multi == "?":
+        raise ValueError(f"Labels per text must be one of {', '.join(_PER_TEXT)} (got {str(per_text)[:40]!r}).")
+    cols = tuple(label_cols or ())
+    if multi is False:
+        if cols:
+            raise ValueError("0/1 label columns give a text several labels. Choose 'several labels' (or "
+                             "auto-detect), or clear the 0/1 label columns.")
+        label_sep = None  # one class per cell: a separator has nothing to split
     table = read_table(path)
     source = table.attrs.get("source", Path(path).name)
     existing = _existing(store, project)
-    if existing is not None and existing.multi_label and label_sep is None and not label_cols:
-        label_sep, label_cols = _project_format(existing.label_format, table, text_col, label_col)
-    layout = _layout(table, text_col, label_col, label_sep, label_cols)
-    if layout is None:  # no label column: an unlabeled file, of either kind of project
-        text_col = guess_text_column(table, text_col)
-        return import_rows(store, project, table[text_col], None, annotator=annotator, owner=owner, source=source)
-    if existing is not None and existing.multi_label != layout.multi_label:
+    if existing is not None and existing.multi_label and multi is not False and not cols and (
+            multi is None or label_sep is None or label_sep == existing.label_format.get("sep", DEFAULT_SEP)):
+        label_sep, cols = _project_format(existing, table, label_col)
+        multi = True
+    layout = _layout(table, text_col, label_col, label_sep, cols, multi)
+    kind = layout.multi_label if layout is not None else multi  # None: an unlabeled file, either kind
+    if existing is not None and kind is not None and existing.multi_label != kind:
         raise ValueError(_mixing(existing.name, existing.multi_label, source, layout))
+    if layout is None:  # no label column: an unlabeled file
+        text_col = guess_text_column(table, text_col)
+        return import_rows(store, project, table[text_col], None, annotator=annotator, owner=owner, source=source,
+                           multi_label=multi, label_names=label_names,
+                           label_format=LabelFormat(sep=label_sep) if multi and label_sep else None)
     if not layout.multi_label:
         return import_rows(store, project, table[layout.text_col], table[layout.label_col], annotator=annotator,
-                           owner=owner, source=source, multi_label=False)
+                           owner=owner, source=source, multi_label=False, label_names=label_names)
     return import_rows(store, project, table[layout.text_col], layout.label_sets(table), annotator=annotator,
-                       owner=owner, source=source, multi_label=True, label_format=layout.format)
+                       owner=owner, source=source, multi_label=True, label_format=layout.format,
+                       label_names=label_names)
 
 
 def import_rows(store: LabelStore, project: str, texts: Sequence, labels: Sequence | None = None, *,
                 annotator: str = IMPORTER, owner: str = "", source: str = "rows", multi_label: bool | None = None,
-                label_format: LabelFormat | None = None) -> ImportReport:
+                label_format: LabelFormat | None = None, label_names: Sequence[str] = ()) -> ImportReport:
     """Import rows into ``project`` (created when missing); ``labels`` None: every row unlabeled.
 
     ``multi_label``: each label is a label set — a tuple of names, None (unlabeled), () (no label applies), or a
     cell such as "billing|bug" / "none" read with ``label_format``'s separator. None (the default) means the
     existing project's kind, or single-label for a new project. ``label_format`` is kept by a new (or not yet
-    formatted) multi-label project so that export writes its sets the same way."""
+    formatted) multi-label project so that export writes its sets the same way. ``label_names``: labels the project
+    takes besides those the rows name, first and in the order given. In a multi-label project a new label may not
+    be called ``none``, NA, null or nan, nor hold the separator (``store.check_label``): the whole import is
+    refused, with the name to change."""
     annotator = annotator_name(annotator, how="imported")
     limit = Limits.current().max_cell_chars
     name = check_name(project)
@@ -134,7 +160,11 @@ def import_rows(store: LabelStore, project: str, texts: Sequence, labels: Sequen
         # a 0/1 column is a label even where no row has it yet
         named = [n for stored in rows["label"].dropna() for n in decode_set(stored)] + list(label_format.label_cols) \
             if multi_label and labels is not None else rows["label"].dropna()
-        new_labels = [label for label in sort_labels(named) if label not in known]
+        given = [check_label(n) for n in label_names]  # stripped, not blank; multi-label names below
+        new_labels = [label for label in dict.fromkeys([*given, *sort_labels(named)]) if label not in known]
+        if multi_label:  # a name that reads back as no label, an empty cell or two labels would corrupt the sets
+            for label in new_labels:
+                check_label(label, label_format.sep)
         conn.executemany("INSERT INTO labels (project_id, name, added) VALUES (?, ?, ?)",
                          [(project_id, label, now_iso()) for label in new_labels])
         stored = {key: (item_id, label) for item_id, key, label in conn.execute(
@@ -196,41 +226,57 @@ def _existing(store: LabelStore, project: str):
         return None
 
 
-def _project_format(label_format: dict, table: pd.DataFrame, text_col: str | None, label_col: str | None
-                    ) -> tuple[str | None, tuple[str, ...] | None]:
-    """(label_sep, label_cols) to read ``table`` into a multi-label project: its 0/1 columns where the file has
-    them all, else its separator where some label cell holds it (a file of single labels is then refused, not
-    misread as sets of one)."""
-    fmt = LabelFormat.from_dict(label_format)
+def _project_format(project, table: pd.DataFrame, label_col: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """(label_sep, label_cols) to read ``table`` into the multi-label ``project`` (a ``ProjectInfo``): its 0/1
+    columns where the file has them all, with the columns of labels added since (export writes those too), else
+    its separator, whether or not a cell holds it: an export where every item has one label or ``none`` holds no
+    separator, and is still label sets."""
+    fmt = LabelFormat.from_dict(project.label_format)
     if fmt.label_cols and label_col is None and all(c in table.columns for c in fmt.label_cols):
-        return None, fmt.label_cols
-    try:
-        _, label_col = guess_columns(table, text_col, label_col)
-    except ValueError:  # no label column: the layout finds 0/1 columns, or the file is unlabeled
-        return None, None
-    return (fmt.sep, None) if has_separator(table[label_col].tolist(), fmt.sep) else (None, None)
+        added = [label for label in project.labels if label in table.columns and label not in fmt.label_cols]
+        return None, fmt.label_cols + tuple(added)
+    return fmt.sep, ()
 
 
-def _layout(table: pd.DataFrame, text_col, label_col, label_sep, label_cols) -> LabelLayout | None:
-    """The file's label layout, or None when it has no labels at all (no label column, no 0/1 columns, nothing
-    said about them)."""
-    if label_col is not None or label_sep is not None or label_cols:
-        return label_layout(table, text_col, label_col, label_sep, label_cols)
-    try:
-        return label_layout(table, text_col, None, None, None)
-    except ValueError:
-        _columns(table, text_col, None)  # a text column must still be found (its message, if not)
+def _layout(table: pd.DataFrame, text_col: str | None, label_col: str | None, label_sep: str | None,
+            label_cols: tuple[str, ...], multi: bool | None) -> LabelLayout | None:
+    """The file's label layout (``label_layout``; ``multi`` None: the file says), or None when it has no labels at
+    all (no label column, no 0/1 columns, none named)."""
+    if label_col is None and not label_cols and not _has_labels(table, text_col):
+        guess_text_column(table, text_col)  # a text column must still be found (its message, if not)
         return None
+    if multi is None and not label_cols and label_sep is not None and label_sep != DEFAULT_SEP:
+        # auto-detect with a separator of one's own (the tab's box): as in the Data tab, cells holding it make the
+        # file multi-label; "|" label_layout looks for itself
+        found = label_layout(table, text_col, label_col)
+        if found.format.label_cols or not has_separator(table[found.label_col].tolist(), check_sep(label_sep)):
+            return found
+    elif multi is None and label_sep == DEFAULT_SEP and not label_cols:
+        label_sep = None
+    return label_layout(table, text_col, label_col, label_sep, label_cols or None, multi_label=multi)
 
 
-def _mixing(project: str, multi: bool, source: str, layout: LabelLayout) -> str:
+def _has_labels(table: pd.DataFrame, text_col: str | None) -> bool:
+    """Whether ``table`` has a label column (found by name, or the other of two columns) or 0/1 label columns."""
+    try:
+        guess_columns(table, text_col, None)
+        return True
+    except ValueError:
+        return len(zero_one_columns(table, exclude=[text_col] if text_col else [])) >= 2
+
+
+def _mixing(project: str, multi: bool, source: str, layout: LabelLayout | None) -> str:
     if multi:
-        return (f"Project {project!r} is multi-label, but {source} has one label per row in column "
-                f"{layout.label_col!r} (no cell holds a separator, and it has no 0/1 label columns). If each cell is "
-                "a set of one label, import with --label-sep '|' (or the separator the cells use); else import it "
-                "into a new project.")
+        what = (f"one label per row in column {layout.label_col!r}" if layout is not None else
+                "texts to import as single-label")
+        return (f"Project {project!r} is multi-label, but 'one label per text' (--labels-per-text one) was chosen "
+                f"for {source} ({what}). Choose auto-detect to read its cells as label sets, or import it into a new "
+                "project.")
+    if layout is None:
+        return (f"Project {project!r} is single-label, and 'several labels' (--labels-per-text several) was chosen "
+                f"for {source}. Import it into a new project to make a multi-label one, or choose auto-detect.")
     what = f"0/1 label columns ({', '.join(layout.format.label_cols)})" if layout.format.label_cols else \
-        f"label sets in column {layout.label_col!r} (cells holding {layout.format.sep!r})"
+        f"label sets in column {layout.label_col!r} (separated by {layout.format.sep!r})"
     return (f"Project {project!r} is single-label, but {source} has {what}. Import it into a new project: it will be "
             "multi-label.")
 
@@ -240,15 +286,6 @@ def _as_set(value, sep: str):
     if value is None or isinstance(value, (tuple, list, set, frozenset)):
         return value
     return parse_cell(value, sep)
-
-
-def _columns(table: pd.DataFrame, text_col: str | None, label_col: str | None) -> tuple[str, str | None]:
-    if label_col is not None:
-        return guess_columns(table, text_col, label_col)
-    try:
-        return guess_columns(table, text_col, None)
-    except ValueError:  # no label column: an unlabeled file
-        return guess_text_column(table, text_col), None
 
 
 def _clean(texts: Sequence, labels: Sequence | None, limit: int) -> tuple[pd.DataFrame, int]:
