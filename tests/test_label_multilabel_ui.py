@@ -151,3 +151,33 @@ def test_a_multi_label_project_offers_the_queues_of_its_kind(app_url, store):
     names = [c[0] for c in queue["choices"]]
     assert "uncertain (label nearest its threshold)" in names and "uncertain (margin)" not in names
     assert queue["value"] == "in order"  # no model yet
+
+
+def test_the_import_panel_starts_a_multi_label_project_from_unlabeled_texts(app_url, store, tmp_path):
+    """A team starting to tag tickets: unlabeled texts, 'several labels' and the labels to start with make a
+    multi-label project whose first item shows a toggle per label; 0/1 columns picked by name are read; the old
+    two-argument call still imports (auto-detect)."""
+    from gradio_client import handle_file
+
+    from conftest import write_csv
+
+    texts = write_csv(tmp_path / "tickets.csv", [("refund me twice",), ("the app crashes",)], header=("text",))
+    tab = Client(app_url[0], verbose=False)
+    report, _, status = tab.predict(handle_file(str(texts)), "tagging", "several labels", "|", [],
+                                    "billing, bug, feature", api_name="/label_import")
+    info = store.project("tagging")
+    assert info.multi_label and info.labels == ("billing", "bug", "feature") and "2 new items (2 unlabeled)" in report
+    assert "multi-label; labels: billing, bug, feature" in status
+    first = _view(tab.predict("tagging", "ann", "in order", False, False, api_name="/label_start"))
+    assert re.findall(r'data-k="(\d)" data-label="(\w+)"', first["item"])[:3] == [("1", "billing"), ("2", "bug"),
+                                                                               ("3", "feature")]
+    with pytest.raises(Exception, match="may not be called 'none'"):
+        tab.predict(handle_file(str(texts)), "tagging", "auto-detect", "|", [], "none", api_name="/label_import")
+
+    columns = tmp_path / "cols.csv"
+    columns.write_text("text,is_billing,is_bug,id\nrefund me,1,0,7\ncrash,0,1,8\n", encoding="utf-8")
+    tab.predict(handle_file(str(columns)), "picked", "auto-detect", "|", ["is_billing", "is_bug"], "",
+                api_name="/label_import")
+    assert store.project("picked").label_format["label_cols"] == ["is_billing", "is_bug"]
+    _, _, plain = tab.predict(handle_file(str(texts)), "plain", api_name="/label_import")
+    assert not store.project("plain").multi_label and "single-label" in plain

@@ -20,6 +20,9 @@ import gradio as gr
 import pandas as pd
 
 import bertdemo.ui.teaching as teaching
+from bertdemo.data import read_table
+from bertdemo.data.label_choice import label_cols_of
+from bertdemo.data.multilabel import DEFAULT_SEP
 from bertdemo.inference.predict import get_predictor
 from bertdemo.labeling import queues
 from bertdemo.labeling.labelsets import decode_set, shown_set
@@ -40,6 +43,7 @@ from bertdemo.ui.label_view import (HIGHLIGHTS_NOTE, KEYS_HELP, PRESSES_JS, SCRE
 from bertdemo.ui.jobs import JobView, state_line
 from bertdemo.ui.page import INSTANT, LABEL_QUEUE, PREDICT_QUEUE, Page, esc
 from bertdemo.ui.tabs.curve import CurvePanel
+from bertdemo.ui.tabs.data import PER_TEXT  # the Data tab's "labels per text" words
 from bertdemo.ui.upload import upload_file
 
 KEYS = 9  # labels with a number key; more are set from the dropdown
@@ -126,8 +130,8 @@ class LabelTab:
             self.diversity = gr.Checkbox(label="Spread picks over clusters", value=False, scale=1)
             self.start_btn = gr.Button("Start labeling", variant="primary", scale=1, elem_id="label-start")
         with gr.Accordion("New project, or import more texts (CSV/TSV; empty label cells are unlabeled; cells like "
-                          "'billing|bug', or one 0/1 column per label, make a multi-label project, where 'none' "
-                          "means no label applies)",
+                          "'billing|bug', one 0/1 column per label, or 'several labels' below make a multi-label "
+                          "project, where 'none' means no label applies)",
                           open=not self.project_choices()):
             with gr.Row():
                 self.import_file = upload_file(label="CSV/TSV", file_types=[".csv", ".tsv", ".txt"], type="filepath",
@@ -136,6 +140,19 @@ class LabelTab:
                     self.new_name = gr.Textbox(label="Project name (new, or the one to import into)",
                                                elem_id="label-new-name")
                     self.import_btn = gr.Button("Import", elem_id="label-import")
+            with gr.Row():  # how the file writes its labels: the Data tab's choice, with the same words
+                self.import_per_text = gr.Radio(list(PER_TEXT), value="auto-detect", label="Labels per text",
+                                                elem_id="label-import-per-text",
+                                                info="several labels: a multi-label project even from unlabeled "
+                                                     "texts, or cells of one label each. A multi-label project "
+                                                     "reads a file with its own separator or columns.")
+                self.import_sep = gr.Textbox(value=DEFAULT_SEP, label="Separator", max_lines=1, scale=0,
+                                             min_width=110, elem_id="label-import-sep", info="between labels")
+                self.import_cols = gr.Dropdown(label="0/1 label columns", choices=[], value=[], multiselect=True,
+                                               allow_custom_value=True,  # API clients name them without an upload
+                                               elem_id="label-import-cols", info="one column per label (1 = applies)")
+                self.import_labels = gr.Textbox(label="Labels to start with (optional)", value="",
+                                                placeholder="billing, bug, feature", elem_id="label-import-labels")
             self.import_report = gr.Markdown(elem_id="label-import-report")
         self.status = gr.Markdown(elem_id="label-status")
 
@@ -242,12 +259,7 @@ class LabelTab:
         self.add_label_btn.click(self._answering(self.on_add_label), [*first, self.new_label, self.highlights],
                                  answer["outputs"] + [self.new_label], api_name="label_add",
                                  **{k: v for k, v in answer.items() if k != "outputs"})
-        self.import_btn.click(self.on_import, [self.import_file, self.new_name],
-                              [self.import_report, self.project, self.status], api_name="label_import")
-        self.export_btn.click(self.on_export, [self.project, self.provenance], [self.export_file],
-                              api_name="label_export")
-        self.delete_btn.click(self.on_delete, [self.project, self.confirm_name],
-                              [self.project, self.confirm_name, self.status], api_name="label_delete")
+        self._wire_project_files()
         self.bulk_preview_btn.click(self.on_bulk_preview, [self.state, self.threshold],
                                     [self.bulk_summary, self.bulk_sample], api_name="label_bulk_preview",
                                     **PREDICT_QUEUE)
@@ -260,6 +272,19 @@ class LabelTab:
         self.retrain_btn.click(self.on_retrain, [self.project, self.retrain_from, page.run_state],
                                [page.data_state, page.tabs, self.compare], api_name="label_retrain").success(
             **train.start_event()).success(**page.watch.follow())
+
+    def _wire_project_files(self) -> None:
+        """Import, export and delete."""
+        # the choices after the old two inputs, each with a value: an API client sending (file, name) still works
+        self.import_btn.click(self.on_import, [self.import_file, self.new_name, self.import_per_text, self.import_sep,
+                                               self.import_cols, self.import_labels],
+                              [self.import_report, self.project, self.status], api_name="label_import")
+        self.import_file.upload(self.on_import_columns, [self.import_file], [self.import_cols],
+                                api_visibility="private")
+        self.export_btn.click(self.on_export, [self.project, self.provenance], [self.export_file],
+                              api_name="label_export")
+        self.delete_btn.click(self.on_delete, [self.project, self.confirm_name],
+                              [self.project, self.confirm_name, self.status], api_name="label_delete")
 
     # starting and answering
 
@@ -684,19 +709,39 @@ class LabelTab:
     # project files, bulk, retrain
 
     @at_edge
-    def on_import(self, path: str | None, name: str | None, request: gr.Request) -> dict:
-        """A file's labels are credited to "import" in the history, never to the name in the box (a person's)."""
+    def on_import(self, path: str | None, name: str | None, per_text: str = "auto-detect", label_sep: str = DEFAULT_SEP,
+                  label_cols: list[str] | None = None, labels: str = "", request: gr.Request = None) -> dict:
+        """A file's labels are credited to "import" in the history, never to the name in the box (a person's).
+        ``per_text``, ``label_sep`` and ``label_cols`` say how the file writes its labels, as in the Data tab;
+        ``labels`` ("billing, bug, feature") are the project's labels to start with."""
         if not path:
             raise ValueError("Choose a CSV/TSV file to import first.")
+        if per_text not in PER_TEXT:
+            raise ValueError(f"Labels per text must be one of {', '.join(PER_TEXT)} (got {str(per_text)[:40]!r}).")
         from pathlib import Path
 
         name = (name or "").strip() or Path(path).stem
-        report = import_file(self.store, name, path, annotator=IMPORTER, owner=self.page.user(request))
+        sep = label_sep.strip() if isinstance(label_sep, str) and label_sep.strip() else DEFAULT_SEP  # emptied box
+        report = import_file(self.store, name, path, annotator=IMPORTER, owner=self.page.user(request),
+                             per_text=PER_TEXT[per_text], label_sep=sep, label_cols=label_cols_of(label_cols) or None,
+                             label_names=label_cols_of(labels))
         conflicts = "".join(f"\n- item {c['item']}: kept **{esc(c['stored'])}**, the file says **{esc(c['file'])}** — "
                             f"{esc(c['text'][:80])}" for c in report.conflicts[:10])
+        info = self.store.project(report.project)
+        labels = esc(", ".join(info.labels[:20]) + (", …" if len(info.labels) > 20 else "")) if info.labels else \
+            "none yet (Start, then 'Add a label to the set')"
         return {self.import_report: esc(report.summary()) + conflicts,
                 self.project: gr.Dropdown(choices=self.project_choices(), value=report.project),
-                self.status: f"Project **{esc(report.project)}** is ready: choose a queue and Start labeling."}
+                self.status: f"Project **{esc(report.project)}** ({'multi' if info.multi_label else 'single'}-label; "
+                             f"labels: {labels}) is ready: choose a queue and Start labeling."}
+
+    def on_import_columns(self, path: str | None) -> gr.Dropdown:
+        """The uploaded file's columns, to pick 0/1 label columns from."""
+        try:
+            columns = [str(c) for c in read_table(path).columns] if path else []
+        except ValueError:  # a file the intake cannot read: Import says why, with the same message
+            columns = []
+        return gr.Dropdown(choices=columns, value=[])
 
     @at_edge
     def on_export(self, project: str | None, provenance: bool) -> str:
