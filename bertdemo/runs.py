@@ -91,7 +91,6 @@ def model_card(info: RunInfo, metrics: dict, report: dict) -> str:
     per_class = metrics.get("per_class", {})
     rows = "\n".join(f"| {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
                      for label, m in per_class.items())
-    cfg = info.train_config
     if info.multi_label:
         return _multilabel_card(info, metrics, report, rows)
     return f"""---
@@ -113,10 +112,7 @@ Accuracy {metrics.get('accuracy', float('nan')):.4f}, macro-F1 {metrics.get('mac
 |---|---|---|---|---|
 {rows}
 
-## Training
-Epochs {cfg.get('epochs')}, batch size {cfg.get('batch_size')}, learning rate {cfg.get('learning_rate')},
-max length {cfg.get('max_length')}, seed {cfg.get('seed')}, {info.train_seconds:.1f} s.
-Rows dropped from the data: {sum(d['count'] for d in report.get('dropped', []))}.
+{_training_section(info, report)}
 
 ## Use
 ```python
@@ -129,9 +125,17 @@ before relying on it.
 """
 
 
+def _training_section(info: RunInfo, report: dict) -> str:
+    """The card's "Training" section, the same for both kinds of run."""
+    cfg = info.train_config
+    return f"""## Training
+Epochs {cfg.get('epochs')}, batch size {cfg.get('batch_size')}, learning rate {cfg.get('learning_rate')},
+max length {cfg.get('max_length')}, seed {cfg.get('seed')}, {info.train_seconds:.1f} s.
+Rows dropped from the data: {sum(d['count'] for d in report.get('dropped', []))}."""
+
+
 def _multilabel_card(info: RunInfo, metrics: dict, report: dict, rows: str) -> str:
     """The model card of a multi-label run: its F1 figures, its thresholds and how to apply them."""
-    cfg = info.train_config
     thresholds = metrics.get("thresholds", {})
     shown = ", ".join(f"{label} {t:.3f}" for label, t in thresholds.items())
     status = f"Status: {info.status}" + (f" — {info.note}" if info.note else "")
@@ -156,10 +160,7 @@ subset accuracy (every label right) {metrics.get('accuracy', float('nan')):.4f},
 |---|---|---|---|---|
 {rows}
 
-## Training
-Epochs {cfg.get('epochs')}, batch size {cfg.get('batch_size')}, learning rate {cfg.get('learning_rate')},
-max length {cfg.get('max_length')}, seed {cfg.get('seed')}, {info.train_seconds:.1f} s.
-Rows dropped from the data: {sum(d['count'] for d in report.get('dropped', []))}.
+{_training_section(info, report)}
 
 ## Use
 ```python

@@ -18,16 +18,7 @@ pytest_plugins = ["tests.conftest_ui"]
 pytestmark = pytest.mark.slow  # an app server
 
 LABELS = ["food", "sport", "weather"]
-VIEW = ["item", "info", "probs", "progress", "other_label", "status"]  # buttons are not API values
-
-
-def _view(values) -> dict:
-    return dict(zip(VIEW, values))
-
-
-def _current(view: dict) -> int | None:
-    found = re.search(r'data-current="(\d+)"', view["item"])
-    return int(found.group(1)) if found else None
+from test_ui_label import _current, _view  # noqa: E402 - the Label tab's API views, read one way
 
 
 def _set(labels) -> str:
