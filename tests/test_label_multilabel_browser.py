@@ -3,29 +3,15 @@ switch labels on for the text on screen without saving, Enter saves exactly the 
 applies", and U undoes the last save. Needs Debian's ``chromium`` at /usr/bin/chromium."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from gradio_client import Client, handle_file
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from conftest import write_csv
+from test_label_keys_browser import browser  # noqa: F401 - the same Chromium fixture, one per module
 
 pytest_plugins = ["tests.conftest_ui"]
 pytestmark = pytest.mark.slow  # a real browser
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    assert Path(CHROMIUM).exists(), "Install Debian's chromium: sudo apt-get install -y chromium"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 def _idle(tab, timeout: float = 60_000) -> None:
