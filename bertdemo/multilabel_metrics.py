@@ -68,18 +68,12 @@ def multilabel_metrics(y_true: np.ndarray, probs: np.ndarray, labels: Sequence[s
     t = np.full(len(labels), DEFAULT_THRESHOLD) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
     y_pred = decide(probs, t)
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
-    present = np.flatnonzero((y_true.sum(axis=0) > 0) | (y_pred.sum(axis=0) > 0))
     subset = float(accuracy_score(y_true, y_pred))
     result = {
         "multi_label": True,
         "accuracy": subset,
         "subset_accuracy": subset,
-        "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
-        # over the labels present (a validation text has it, or it was predicted): a label absent from these rows
-        # and rightly never predicted has no F1 to average; counting it as 0 would sink the headline figure and
-        # the checkpoint choice for rare labels
-        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0, labels=present))
-        if len(present) else 0.0,
+        **f1_figures(y_true, y_pred),
         "samples_f1": float(f1_score(y_true, y_pred, average="samples", zero_division=0)),
         "hamming_loss": float(hamming_loss(y_true, y_pred)),
         "loss": None if loss is None else float(loss),
@@ -112,12 +106,27 @@ def misclassified(y_true: np.ndarray, probs: np.ndarray, y_pred: np.ndarray, lab
              "probabilities": {label: float(p) for label, p in zip(labels, probs[i])}} for i in rows]
 
 
+def f1_figures(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """{"micro_f1", "macro_f1"} of (N, L) 0/1 decisions. Macro-F1 averages the labels present (a text has it, or it
+    was predicted): a label absent from these rows and rightly never predicted has no F1 to average; counting it
+    as 0 would sink the headline figure and the checkpoint choice for rare labels."""
+    present = np.flatnonzero((np.asarray(y_true).sum(axis=0) > 0) | (np.asarray(y_pred).sum(axis=0) > 0))
+    macro = f1_score(y_true, y_pred, average="macro", zero_division=0, labels=present) if len(present) else 0.0
+    return {"micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)), "macro_f1": float(macro)}
+
+
+def with_fixed_half(result: dict, y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> dict:
+    """``result`` (metrics at some thresholds) with the headline figures at a fixed 0.5 under "at_0_5": what the
+    thresholds bought."""
+    fixed = multilabel_metrics(y_true, probs, labels, None)
+    return {**result, "at_0_5": {k: fixed[k] for k in ("accuracy", "micro_f1", "macro_f1", "samples_f1",
+                                                        "hamming_loss")}}
+
+
 def validation_summary(y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str],
                        texts: Sequence[str] | None = None, loss: float | None = None) -> dict:
     """Validation metrics of a multi-label model: thresholds tuned on these rows, the metrics at them, and the
     same metrics at a fixed 0.5 under "at_0_5" (what tuning bought)."""
     thresholds = tune_thresholds(y_true, probs)
-    result = multilabel_metrics(y_true, probs, labels, thresholds, texts=texts, loss=loss)
-    fixed = multilabel_metrics(y_true, probs, labels, None, loss=loss)
-    result["at_0_5"] = {k: fixed[k] for k in ("accuracy", "micro_f1", "macro_f1", "samples_f1", "hamming_loss")}
-    return result
+    return with_fixed_half(multilabel_metrics(y_true, probs, labels, thresholds, texts=texts, loss=loss),
+                           y_true, probs, labels)

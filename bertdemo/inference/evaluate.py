@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from bertdemo.data import load_heldout, read_table, sort_labels
-from bertdemo.data.layout import LabelLayout, label_layout
-from bertdemo.data.multilabel import DEFAULT_SEP, LabelFormat, multi_hot
+from bertdemo.data.layout import label_layout
+from bertdemo.data.multilabel import multi_hot
 from bertdemo.inference.predict import Predictor
 from bertdemo.metrics import classification_metrics
-from bertdemo.multilabel_metrics import multilabel_metrics
+from bertdemo.multilabel_metrics import multilabel_metrics, with_fixed_half
 
 
 def evaluate_file(predictor: Predictor, path: str | Path, *, text_col: str | None = None,
@@ -51,9 +51,8 @@ def _evaluate_multilabel_file(predictor: Predictor, path: str | Path, text_col: 
                               label_sep: str | None, label_cols: Sequence[str] | None) -> dict:
     path = Path(path)
     table = read_table(path)
-    layout = label_layout(table, text_col, label_col, label_sep, label_cols)
-    if not layout.multi_label:  # no cell holds two labels: each cell is a set of one (or "none")
-        layout = LabelLayout(layout.text_col, layout.label_col, True, LabelFormat(sep=DEFAULT_SEP))
+    # a multi-label run reads label sets even where no cell holds two labels (each cell a set of one, or "none")
+    layout = label_layout(table, text_col, label_col, label_sep, label_cols, multi_label=True)
     texts, sets = layout.with_table(table, what=f"Test file {path.name}")
     rows = [(str(text), labels) for text, labels in zip(texts, sets)
             if labels is not None and isinstance(text, str) and text.strip()]
@@ -66,7 +65,5 @@ def _evaluate_multilabel_file(predictor: Predictor, path: str | Path, text_col: 
     texts = [text for text, _ in rows]
     y = multi_hot([labels for _, labels in rows], predictor.labels)  # (N, L)
     probs = predictor.predict_proba(texts)  # (N, L) sigmoids
-    result = multilabel_metrics(y, probs, predictor.labels, predictor.thresholds, texts=texts)
-    fixed = multilabel_metrics(y, probs, predictor.labels, None)
-    result["at_0_5"] = {k: fixed[k] for k in ("accuracy", "micro_f1", "macro_f1", "samples_f1", "hamming_loss")}
-    return result
+    return with_fixed_half(multilabel_metrics(y, probs, predictor.labels, predictor.thresholds, texts=texts),
+                           y, probs, predictor.labels)

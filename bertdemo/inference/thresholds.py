@@ -26,7 +26,7 @@ from sklearn.metrics import f1_score
 
 from bertdemo.data.multilabel import DEFAULT_SEP, multi_hot, parse_cells
 from bertdemo.inference.predict import forget_predictor, get_predictor
-from bertdemo.multilabel_metrics import DEFAULT_THRESHOLD, decide, multilabel_metrics
+from bertdemo.multilabel_metrics import DEFAULT_THRESHOLD, decide, f1_figures, multilabel_metrics
 from bertdemo.runs import read_json
 from bertdemo.spreadsheet import FORMULA_START
 
@@ -133,8 +133,7 @@ def threshold_scores(validation: ValidationSet, thresholds: Mapping[str, float])
     t = np.array([float(thresholds.get(label, DEFAULT_THRESHOLD)) for label in validation.labels])
     y_true, y_pred = validation.y.astype(int), decide(validation.probs, t)
     per_label = f1_score(y_true, y_pred, average=None, zero_division=0)
-    return {"micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
-            "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+    return {**f1_figures(y_true, y_pred),  # the same figures as the run's metrics.json
             "f1": {label: float(f) for label, f in zip(validation.labels, per_label)}}
 
 
