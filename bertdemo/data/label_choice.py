@@ -14,10 +14,9 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from bertdemo.config import TrainConfig
-from bertdemo.data.labeled import LabeledData, Origin, labeled_data, load_data
+from bertdemo.data.labeled import LabeledData, load_data
 from bertdemo.data.layout import label_layout
 from bertdemo.data.multilabel import DEFAULT_SEP, check_sep, has_separator
-from bertdemo.data.tables import guess_columns
 
 PER_TEXT = ("auto", "one", "several")
 
@@ -52,10 +51,7 @@ def load_as_chosen(table: pd.DataFrame, config: TrainConfig, choice: LabelChoice
         if cols:
             raise ValueError("0/1 label columns give a text several labels. Choose 'several labels' (or "
                              "auto-detect), or clear the 0/1 label columns and choose one label column.")
-        text, label = guess_columns(table, text_col, label_col)
-        origin = Origin(source=table.attrs.get("source", "table"), text_col=text, label_col=label,
-                        encoding=table.attrs.get("encoding", "utf-8"), delimiter=table.attrs.get("delimiter", ","))
-        return labeled_data(table[text], table[label], config, origin=origin)
+        return load_data(table, config, text_col=text_col, label_col=label_col, multi_label=False)
     sep = None if cols else check_sep(choice.sep)
     if choice.per_text == "auto" and sep is not None:
         # auto-detect: cells holding the separator make the file multi-label; label_layout looks for "|" itself
