@@ -137,11 +137,11 @@ def add_label_flags(parser: argparse.ArgumentParser) -> None:
 
 def label_args(args: argparse.Namespace, *, kind: bool = True) -> dict:
     """``load_data``'s ``label_sep``/``label_cols`` (and ``multi_label`` when ``kind``) from ``add_label_flags``."""
-    from bertdemo.data.label_choice import label_cols_of
+    from bertdemo.data.label_choice import label_cols_of, multi_label_of
 
     found = {"label_sep": args.label_sep, "label_cols": list(label_cols_of(args.label_cols)) or None}
     if kind:  # not where the run decides (a test file is read the way the run was trained)
-        found["multi_label"] = {"one": False, "several": True}.get(getattr(args, "labels_per_text", "auto"))
+        found["multi_label"] = multi_label_of(getattr(args, "labels_per_text", "auto"))
     return found
 
 

@@ -21,6 +21,14 @@ from bertdemo.data.multilabel import DEFAULT_SEP, check_sep, has_separator
 PER_TEXT = ("auto", "one", "several")
 
 
+def multi_label_of(per_text: str) -> bool | None:
+    """What a "labels per text" answer says of the file: multi-label (True), single-label (False) or let the file
+    say (None, "auto"). The Data tab, the labeling import and the CLI's --labels-per-text all ask here."""
+    if per_text not in PER_TEXT:
+        raise ValueError(f"Labels per text must be one of {', '.join(PER_TEXT)} (got {str(per_text)[:40]!r}).")
+    return {"one": False, "several": True}.get(per_text)
+
+
 @dataclass(frozen=True)
 class LabelChoice:
     per_text: str = "auto"  # "auto": the file says (a cell holding ``sep``, or 0/1 columns); "one": one class per
@@ -29,8 +37,7 @@ class LabelChoice:
     cols: tuple[str, ...] = ()  # one 0/1 column per label; () when a label column holds the labels
 
     def __post_init__(self):
-        if self.per_text not in PER_TEXT:
-            raise ValueError(f"Labels per text must be one of {', '.join(PER_TEXT)} (got {self.per_text!r}).")
+        multi_label_of(self.per_text)  # refuses an answer that is none of PER_TEXT
 
     def to_dict(self) -> dict:
         return {"per_text": self.per_text, "sep": self.sep, "cols": list(self.cols)}

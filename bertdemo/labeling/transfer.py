@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from bertdemo.data.clean import cut_texts, sort_labels
+from bertdemo.data.label_choice import multi_label_of
 from bertdemo.data.layout import LabelLayout, label_layout
 from bertdemo.data.multilabel import (DEFAULT_SEP, LabelFormat, check_sep, format_cell, has_separator,
                                       parse_cell, zero_one_columns)
@@ -35,8 +36,6 @@ from bertdemo.limits import Limits
 from bertdemo.spreadsheet import write_csv
 
 MAX_CONFLICTS_LISTED = 50
-# "labels per text" (bertdemo.data.label_choice.PER_TEXT) → the kind of file it says (None: the file says)
-_PER_TEXT = {"auto": None, "one": False, "several": True}
 
 
 @dataclass(frozen=True)
@@ -89,9 +88,7 @@ def import_file(store: LabelStore, project: str, path: str | Path, *, text_col: 
     labels added since — unless "several" comes with 0/1 columns or another separator of its own. A file of the
     other kind than the project is refused with what to do instead. ``label_names``: labels the project takes
     besides those the file names (a new project's labels, in the order given)."""
-    multi = _PER_TEXT.get(per_text, "?")
-    if multi == "?":
-        raise ValueError(f"Labels per text must be one of {', '.join(_PER_TEXT)} (got {str(per_text)[:40]!r}).")
+    multi = multi_label_of(per_text)
     cols = tuple(label_cols or ())
     if multi is False:
         if cols:
