@@ -12,8 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bertdemo.inference.predict import Predictor
-
-DEFAULT_THRESHOLD = 0.5  # a label's threshold when the suggesting model has none (it was not tuned)
+from bertdemo.multilabel_metrics import DEFAULT_THRESHOLD  # a label's threshold when the model has none
 
 
 @dataclass(frozen=True)
