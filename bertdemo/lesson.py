@@ -191,9 +191,11 @@ def _fine_tune(arm: str, start: str, rows: pd.DataFrame, test_texts, test_labels
 
     began = time.perf_counter()
     # Word embeddings train in every arm: frozen random ones would handicap arm 1 for a reason that is not
-    # pretraining. No early stop and no validation split: every arm takes the same steps on the same rows.
+    # pretraining; so do all layers (frozen random lower layers would too). No early stop and no validation split:
+    # every arm takes the same steps on the same rows.
     train_config = TrainConfig(model=start, epochs=config.epochs, learning_rate=config.learning_rate,
                                max_length=config.max_length, patience=0, freeze_word_embeddings=False,
+                               freeze_layers=0,
                                min_steps=config.min_steps, seed=42 + seed)
     _, metrics = train_and_test(rows, sort_labels(rows["label"]), test_texts, test_labels, train_config)
     return LessonPoint(arm=arm, seed=seed, labels=len(rows), accuracy=round(float(metrics["accuracy"]), 4),

@@ -27,6 +27,7 @@ from bertdemo.data import LabeledData
 from bertdemo.fast.cpu_training_kernels import use_cpu_training_kernels
 from bertdemo.models import load_classifier, load_tokenizer
 from bertdemo.seeding import TorchRng
+from bertdemo.training.freezing import encoder_layers, freeze_lower_layers, planned_freeze
 from bertdemo.training.loaders import CountingCollator, eval_loader, tokenize_frame, train_loader
 from bertdemo.training.plan import plan_batch_size, plan_training
 from bertdemo.training.precision import Plain, precision_strategy
@@ -67,6 +68,7 @@ def start_session(config: TrainConfig, data: LabeledData) -> Session:
         _set_dropout(model, config.dropout)
     if device.type == "cpu" and fast.enabled("cpu_kernels"):
         use_cpu_training_kernels(model)
+    freeze_notes = _freeze_notes(config, model)  # before accelerate may wrap the model
     precision = precision_strategy(config.precision, accelerator, model)
     train_ds = tokenize_frame(data.train, tokenizer, data.label2id, config.max_length, multi_label=data.multi_label)
     # Validation sorted by length: evaluation batches then carry almost no padding.
@@ -89,7 +91,7 @@ def start_session(config: TrainConfig, data: LabeledData) -> Session:
     return Session(accelerator=accelerator, device=device, precision=precision, tokenizer=tokenizer, model=model,
                    optimizer=optimizer, scheduler=scheduler, loader=loader, val_loader=val_loader,
                    val_frame=val_frame, collator=collator, epochs=plan.epochs, class_weights=weights,
-                   notes=plan.notes, rng=rng, multi_label=data.multi_label)
+                   notes=(*plan.notes, *freeze_notes), rng=rng, multi_label=data.multi_label)
 
 
 def training_step(s: Session, batch: dict, max_grad_norm: float) -> float:
@@ -131,7 +133,20 @@ def _build_model(config: TrainConfig, data: LabeledData):
         # Skips the dense gradient, clipping and AdamW update of the word-embedding matrix (half of MiniLM's
         # weights); pretrained word vectors barely move in a few epochs of fine-tuning anyway (bench/RESULTS.md).
         model.get_input_embeddings().weight.requires_grad_(False)
+    layers = len(encoder_layers(model)[1])
+    frozen = planned_freeze(config.freeze_layers, "freeze_layers" in config.given, layers)
+    freeze_lower_layers(model, frozen)
     return tokenizer, model
+
+
+def _freeze_notes(config: TrainConfig, model: torch.nn.Module) -> list[str]:
+    """What freezing did, in words (the plan's notes come after)."""
+    layers = encoder_layers(model)[1]
+    frozen = sum(1 for layer in layers if not any(p.requires_grad for p in layer.parameters()))
+    if frozen:
+        return [f"the lowest {frozen} of {len(layers)} encoder layers stay as pretrained (freeze_layers), so each "
+                "step backpropagates through fewer layers; set freeze_layers to 0 to train them all."]
+    return []
 
 
 def _set_dropout(model: torch.nn.Module, p: float) -> None:

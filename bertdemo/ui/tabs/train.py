@@ -137,6 +137,10 @@ class TrainTab:
                 self.freeze = gr.Checkbox(value=d["freeze_word_embeddings"],
                                           label="Freeze the word embeddings (faster; untick for the last bit of "
                                                 "accuracy)")
+                self.freeze_layers = gr.Number(value=d["freeze_layers"], precision=0, minimum=0,
+                                               label="Freeze the lowest layers",
+                                               info="These encoder layers stay as pretrained: faster steps. Left "
+                                                    "at 2, at most a third of the model's layers; 0 trains all.")
 
     @property
     def settings(self) -> dict:
@@ -144,7 +148,8 @@ class TrainTab:
         names = ("model", "epochs", "batch_size", "learning_rate", "max_length", "max_train_rows", "warmup_ratio",
                  "weight_decay", "seed", "validation_split", "evals_per_epoch", "patience", "dropout", "min_steps",
                  "class_weights")
-        return {**{name: getattr(self, name) for name in names}, "freeze_word_embeddings": self.freeze}
+        return {**{name: getattr(self, name) for name in names}, "freeze_word_embeddings": self.freeze,
+                "freeze_layers": self.freeze_layers}
 
     def wire(self) -> None:
         page = self.page

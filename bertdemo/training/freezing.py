@@ -1,0 +1,50 @@
+"""Freezing the lower encoder layers of a pretrained model for fine-tuning.
+
+With the embeddings and the lowest N layers frozen, autograd records nothing below layer N: the backward pass,
+the gradients, clipping and AdamW cover only the layers above. A backward costs about twice its forward, so on
+a 6-layer MiniLM freezing 2 layers leaves 14 of 18 layer-passes a step (bench/RESULTS.md measures what that buys
+and what it costs in accuracy). Lower layers hold the most general features (word pieces in context), which
+fine-tuning on a few thousand labels moves least.
+
+transformers has no switch for this, and peft's adapters change the architecture; this only clears
+``requires_grad``, so a saved run is an ordinary model.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def encoder_layers(model: torch.nn.Module) -> tuple[torch.nn.Module | None, list[torch.nn.Module]]:
+    """(the embeddings module, the encoder's layers in order) of a BERT-family model (BERT, RoBERTa, ELECTRA,
+    DistilBERT and their kin); layers [] when the model is laid out otherwise."""
+    base = getattr(model, "base_model", model)
+    embeddings = getattr(base, "embeddings", None)
+    for holder in ("encoder", "transformer"):
+        layers = getattr(getattr(base, holder, None), "layer", None)
+        if isinstance(layers, torch.nn.ModuleList):
+            return embeddings, list(layers)
+    return embeddings, []
+
+
+def planned_freeze(count: int, given: bool, layers: int) -> int:
+    """How many layers to freeze: ``count`` as a person chose it, or — the default, which must suit any model —
+    at most a third of the model's layers (2 of MiniLM's 6 or BERT-base's 12, none of a 2-layer toy)."""
+    return count if given else min(count, layers // 3)
+
+
+def freeze_lower_layers(model: torch.nn.Module, count: int) -> int:
+    """Freeze the embeddings and the lowest ``count`` encoder layers; returns how many layers stay trained.
+
+    A ValueError says what to set when the model has no layers we can find, or not more than ``count``."""
+    if count <= 0:
+        return len(encoder_layers(model)[1])
+    embeddings, layers = encoder_layers(model)
+    if not layers or embeddings is None:
+        raise ValueError(f"freeze_layers works for BERT-style encoders; this model ({type(model).__name__}) has "
+                         "no encoder layers we can find. Set freeze_layers to 0.")
+    if count >= len(layers):
+        raise ValueError(f"freeze_layers is {count}, but this model has {len(layers)} encoder layers and at least one "
+                         f"must be trained. Set freeze_layers to at most {len(layers) - 1} (0 trains them all).")
+    for module in (embeddings, *layers[:count]):
+        module.requires_grad_(False)
+    return len(layers) - count
