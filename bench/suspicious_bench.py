@@ -78,6 +78,9 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=0, help="folds for the engine (0: its default)")
     parser.add_argument("--fold-epochs", type=int, default=0, help="epochs per fold (0: FOLD_SETTINGS)")
     parser.add_argument("--fold-min-steps", type=int, default=None, help="min_steps per fold (default: FOLD_SETTINGS)")
+    parser.add_argument("--freeze-layers", type=int, default=None, help="freeze_layers per fold (default: FOLD_SETTINGS)")
+    parser.add_argument("--second-look", type=float, default=0.0,
+                        help="also measure the second look on this share of the most suspect rows (0: not)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
@@ -103,8 +106,10 @@ def main() -> None:
     from bertdemo.config import TrainConfig
 
     fold_settings = {**suspicious.FOLD_SETTINGS, **({"epochs": args.fold_epochs} if args.fold_epochs else {}),
-                     **({"min_steps": args.fold_min_steps} if args.fold_min_steps is not None else {})}
-    for event in suspicious.out_of_sample_probabilities(texts, noisy, TrainConfig(**fold_settings), folds=folds):
+                     **({"min_steps": args.fold_min_steps} if args.fold_min_steps is not None else {}),
+                     **({"freeze_layers": args.freeze_layers} if args.freeze_layers is not None else {})}
+    for event in suspicious.out_of_sample_probabilities(texts, noisy, TrainConfig(**fold_settings), folds=folds,
+                                                        second_look=0.0):
         if isinstance(event, suspicious.FoldProgress):
             if event.step == event.steps:
                 print(f"fold {event.fold}/{event.folds} done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
@@ -118,12 +123,33 @@ def main() -> None:
         for position, suspect in enumerate(ranked):
             scores[suspect.row] = len(ranked) - position
         result["engine"]["rankings"][method] = recall_at_k(scores, flipped)
+    again = None
+    if args.second_look:  # lever: the most suspect rows scored again by a model trained without them
+        started = time.perf_counter()
+        for event in suspicious.second_look_probabilities(texts, noisy, probs, TrainConfig(**fold_settings),
+                                                          share=args.second_look):
+            again = event if not isinstance(event, suspicious.FoldProgress) else None
+        if again is not None:
+            seen = ~np.isnan(again[:, 0])
+            result["engine"]["second_look"] = {"share": args.second_look, "rows": int(seen.sum()),
+                                               "seconds": round(time.perf_counter() - started, 1),
+                                               "flipped_among_rows": int(np.isin(np.flatnonzero(seen), flipped).sum())}
+            for name, mixed in (("mean", (probs + np.where(seen[:, None], again, probs)) / 2),
+                                ("replace", np.where(seen[:, None], again, probs))):
+                result["engine"]["rankings"][f"second_look_{name}_self_confidence"] = recall_at_k(
+                    self_confidence(mixed, noisy), flipped)
     if base_probs is not None:  # lever: the fine-tuned folds' probabilities averaged with the baseline's
         assert list(suspicious.sort_labels(noisy)) == sorted(set(noisy)), "class orders differ"
         for weight in (0.5, 0.7):
             mixed = weight * probs + (1 - weight) * base_probs
             result["engine"]["rankings"][f"ensemble_{weight}_self_confidence"] = recall_at_k(
                 self_confidence(mixed, noisy), flipped)
+    if args.out:  # the probabilities themselves, for rankings tried after the run
+        names = sorted(set(noisy))
+        np.savez(str(args.out).removesuffix(".json") + ".npz", folds=probs, flipped=flipped,
+                 given=np.array([names.index(label) for label in noisy]),
+                 **({"baseline": base_probs} if base_probs is not None else {}),
+                 **({"second_look": again} if args.second_look and again is not None else {}))
     text = write_result(result, args.out, "suspicious")
     print(text)
 

@@ -179,3 +179,22 @@ def test_suspicious_progress_says_the_fold_the_rows_scored_and_the_time_left(tin
     assert eta_seconds(2, 3, 5, 20, 10.0, [40.0]) == pytest.approx(30.0 + 40.0)
     assert eta_seconds(1, 3, 5, 20, 10.0, []) == pytest.approx(30.0 + 2 * 40.0)  # before any fold finished
     assert eta_seconds(1, 3, 0, 20, 3.0, []) is None
+
+
+def test_the_second_look_rescores_the_most_suspect_rows_with_a_model_that_never_saw_them(tiny_config):
+    from bertdemo.labeling.suspicious import FoldProgress, out_of_sample_probabilities, second_look_rows
+
+    rows = toy_rows(per_class=12, seed=4)
+    texts, labels = [t for t, _ in rows], [label for _, label in rows]
+    config = dataclasses.replace(tiny_config, epochs=2, min_steps=0, learning_rate=2e-3)
+    first = list(out_of_sample_probabilities(texts, labels, config, folds=3, second_look=0.0))[-1]
+    events = list(out_of_sample_probabilities(texts, labels, config, folds=3, second_look=0.25))
+    progress, probs = [e for e in events if isinstance(e, FoldProgress)], events[-1]
+    assert [p.fold for p in progress if p.step == 0] == [1, 2, 3, 4] and {p.folds for p in progress} == {4}
+    assert progress[-1].fraction == 1.0 and progress[-1].scored == len(texts)  # re-scoring adds no rows
+    again = second_look_rows(labels, first, 0.25)
+    assert len(again) == 9
+    rest = np.setdiff1d(np.arange(len(texts)), again)
+    np.testing.assert_allclose(probs[rest], first[rest], rtol=0, atol=1e-6)  # the folds' answers stand
+    assert not np.allclose(probs[again], first[again])  # a second opinion, averaged in
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)

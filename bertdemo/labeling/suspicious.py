@@ -40,6 +40,7 @@ DEFAULT_FOLDS = 3  # 3 folds found as many flipped labels as 4 in 60% of the tim
 RANKINGS = ("self_confidence", "normalized_margin", "confident_learning")
 DEFAULT_RANKING = "self_confidence"
 FOLD_SETTINGS = dict(epochs=2, min_steps=150, class_weights="none")  # each fold's short fine-tune (RESULTS.md)
+SECOND_LOOK = 0.0  # share of rows re-scored by a model trained without them (out_of_sample_probabilities)
 # Multi-label pairs kept, best first: at least this many, or this many per text (N texts have N x L pairs; two per
 # text is twice what 10% of flipped pairs puts wrong with ten labels, and plenty to review)
 MIN_PAIRS_KEPT = 200
@@ -56,6 +57,7 @@ class FoldProgress:
     rows: int = 0  # rows to score in all
     elapsed_s: float = 0.0  # since scoring began
     eta_s: float | None = None  # seconds left at the pace so far (None until a step has been timed)
+    second_look: bool = False  # this "fold" re-scores the most suspect rows (out_of_sample_probabilities)
 
     @property
     def fraction(self) -> float:
@@ -64,7 +66,9 @@ class FoldProgress:
     def line(self) -> str:
         """One plain line: "fold 2 of 3 · step 40/100 · 120 of 360 rows scored · ETA 1:05"."""
         eta = "ETA —" if self.eta_s is None else f"ETA {format_duration(self.eta_s)}"
-        return (f"fold {self.fold} of {self.folds} · step {self.step}/{self.steps} · {self.scored} of {self.rows} rows "
+        what = f"fold {self.fold} of {self.folds}" + (" (a second look at the most suspect rows)" if self.second_look
+                                                      else "")
+        return (f"{what} · step {self.step}/{self.steps} · {self.scored} of {self.rows} rows "
                 f"scored · {eta}")
 
 
@@ -123,14 +127,76 @@ def is_multi_label(labels: Sequence) -> bool:
 
 
 def out_of_sample_probabilities(texts: Sequence[str], labels: Sequence[str], config: TrainConfig | None = None, *,
-                                folds: int = DEFAULT_FOLDS, should_stop: Callable[[], bool] = lambda: False
-                                ) -> Iterator[FoldProgress | np.ndarray]:
+                                folds: int = DEFAULT_FOLDS, should_stop: Callable[[], bool] = lambda: False,
+                                second_look: float = SECOND_LOOK) -> Iterator[FoldProgress | np.ndarray]:
     """Yield progress, then the (N, C) out-of-sample probabilities (classes in ``sort_labels(labels)`` order).
 
     ``config`` is what each fold trains with (default: the engine's defaults with ``FOLD_SETTINGS``); its epochs,
     min_steps and class weights apply, its evaluations and early stopping do not (the folds keep their last
-    weights)."""
+    weights).
+
+    ``second_look``: the share of single-label rows the folds found most suspect that one more model — trained on
+    every other row, so on data with most wrong labels taken out — scores again; each of those rows gets the mean
+    of its two out-of-sample probabilities (``SECOND_LOOK``; 0: off). It shows as one more fold in the progress."""
     config = config or TrainConfig(**FOLD_SETTINGS)
+    folds = max(2, int(folds))
+    frame, names, multi = _frame(texts, labels)
+    looks = 0 if multi or second_look <= 0 else 1
+    probs = np.full((len(frame), len(names)), np.nan, dtype=np.float32)
+    splitter = _random_splits(len(labels), folds, config.seed) if multi else \
+        _splits(np.array([names.index(label) for label in labels]), folds, config.seed)
+    fitter = _Fitter(frame, names, config, folds + looks, should_stop)
+    for fold, (train_rows, held_rows) in enumerate(splitter, start=1):
+        yield from fitter.fit_and_score(fold, train_rows, held_rows, probs)
+        if fitter.stopped:
+            return
+    if looks:
+        for event in _second_look(fitter, folds + 1, labels, probs, second_look):
+            if isinstance(event, FoldProgress):
+                yield event
+            elif fitter.stopped:
+                return
+            elif event is not None:
+                seen = ~np.isnan(event[:, 0])
+                probs[seen] = (probs[seen] + event[seen]) / 2
+    yield probs
+
+
+def second_look_probabilities(texts: Sequence[str], labels: Sequence[str], probs: np.ndarray,
+                              config: TrainConfig | None = None, *, share: float = 0.2,
+                              should_stop: Callable[[], bool] = lambda: False
+                              ) -> Iterator[FoldProgress | np.ndarray | None]:
+    """The second look on its own (``out_of_sample_probabilities`` runs it after its folds): progress, then an
+    (N, C) array with the probabilities of the ``share`` most suspect rows under ``probs``, scored by a model
+    trained on all other rows (NaN elsewhere), or None when those rows hold a whole class."""
+    config = config or TrainConfig(**FOLD_SETTINGS)
+    frame, names, _ = _frame(texts, labels)
+    yield from _second_look(_Fitter(frame, names, config, 1, should_stop), 1, labels, probs, share)
+
+
+def _second_look(fitter: "_Fitter", fold: int, labels: Sequence[str], probs: np.ndarray, share: float
+                 ) -> Iterator[FoldProgress | np.ndarray | None]:
+    candidates = second_look_rows(labels, probs, share)
+    rest = np.setdiff1d(np.arange(len(probs)), candidates)
+    if not len(candidates) or set(fitter.frame["label"].iloc[rest]) != set(fitter.names):
+        yield None  # a class would have no rows to learn from
+        return
+    again = np.full_like(probs, np.nan)
+    yield from fitter.fit_and_score(fold, rest, candidates, again, rescoring=True)
+    yield None if fitter.stopped else again
+
+
+def second_look_rows(labels: Sequence[str], probs: np.ndarray, share: float) -> np.ndarray:
+    """The ``share`` of rows whose given label got the least out-of-sample probability (most suspect first)."""
+    names = sort_labels(labels)
+    y = np.array([names.index(label) for label in labels])
+    count = min(len(y) - 1, max(1, round(share * len(y))))
+    return np.argsort(probs[np.arange(len(y)), y], kind="stable")[:count]
+
+
+def _frame(texts: Sequence[str], labels: Sequence) -> tuple[pd.DataFrame, tuple[str, ...], bool]:
+    """The rows as a frame (text, label, row), the class names, and whether the labels are label sets; refused
+    when there is too little to train folds on."""
     multi = is_multi_label(labels)
     if multi:
         labels = [tuple(label) for label in labels]
@@ -142,43 +208,55 @@ def out_of_sample_probabilities(texts: Sequence[str], labels: Sequence[str], con
     if len(labels) < 4 * len(names):
         raise ValueError(f"Only {len(labels)} labeled items for {len(names)} classes: too few to train on folds of "
                          "them. Label a few more per class first.")
-    folds = max(2, int(folds))
     frame = pd.DataFrame({"text": list(texts), "label": list(labels), "row": np.arange(len(texts))})
-    probs = np.full((len(frame), len(names)), np.nan, dtype=np.float32)
-    splitter = _random_splits(len(labels), folds, config.seed) if multi else \
-        _splits(np.array([names.index(label) for label in labels]), folds, config.seed)
-    make_data = multilabel_frames if multi else frames_data
-    began, finished, scored = time.monotonic(), [], 0
+    return frame, tuple(names), multi
 
-    def progress(fold: int, step: int, steps: int, fold_began: float) -> FoldProgress:
+
+class _Fitter:
+    """Fine-tunes one model on some rows and scores others (a fold, or the second look), with the engine's own
+    session, step and guards — the NaN check, the out-of-memory message, memory freed after each — and keeps the
+    progress bookkeeping shared by all of them."""
+
+    def __init__(self, frame: pd.DataFrame, names: tuple[str, ...], config: TrainConfig, folds: int,
+                 should_stop: Callable[[], bool]) -> None:
+        self.frame, self.names, self.config, self.folds, self.should_stop = frame, names, config, folds, should_stop
+        self.multi = is_multi_label(frame["label"].tolist())
+        self.began, self.finished, self.scored, self.stopped = time.monotonic(), [], 0, False
+
+    def progress(self, fold: int, step: int, steps: int, fold_began: float, rescoring: bool) -> FoldProgress:
         now = time.monotonic()
-        return FoldProgress(fold=fold, folds=folds, step=step, steps=steps, scored=scored, rows=len(frame),
-                            elapsed_s=now - began,
-                            eta_s=eta_seconds(fold, folds, step, steps, now - fold_began, finished))
+        return FoldProgress(fold=fold, folds=self.folds, step=step, steps=steps, scored=self.scored,
+                            rows=len(self.frame), elapsed_s=now - self.began, second_look=rescoring,
+                            eta_s=eta_seconds(fold, self.folds, step, steps, now - fold_began, self.finished))
 
-    for fold, (train_rows, held_rows) in enumerate(splitter, start=1):
-        fold_began = time.monotonic()
-        data = make_data(frame.iloc[train_rows], frame.iloc[held_rows], names, source="folds",
+    def fit_and_score(self, fold: int, train_rows: np.ndarray, held_rows: np.ndarray, into: np.ndarray, *,
+                      rescoring: bool = False) -> Iterator[FoldProgress]:
+        """Train on ``train_rows``, write the held-out rows' probabilities into ``into``; progress on the way."""
+        fold_began, config, frame = time.monotonic(), self.config, self.frame
+        make_data = multilabel_frames if self.multi else frames_data
+        data = make_data(frame.iloc[train_rows], frame.iloc[held_rows], self.names, source="folds",
                          max_length=config.max_length)
         with out_of_memory_as_message(config, lost="no labels were scored"):  # the loop's own rules
             s = start_session(dataclasses.replace(config, seed=config.seed + fold), data)
             steps = len(s.loader) * s.epochs
-            yield progress(fold, 0, steps, fold_began)
+            yield self.progress(fold, 0, steps, fold_began, rescoring)
             s.model.train()
             for step, batch in enumerate(itertools.chain.from_iterable(itertools.repeat(s.loader, s.epochs)), 1):
-                if should_stop():
+                if self.should_stop():
+                    self.stopped = True
                     return
                 finite_loss(training_step(s, batch, config.max_grad_norm), step, config,
                             lost=f"fold {fold} could not score its labels")
                 if step % 5 == 0 and step < steps:
-                    yield progress(fold, step, steps, fold_began)
+                    yield self.progress(fold, step, steps, fold_began, rescoring)
             logits, _ = validation_logits(s)
-            probs[s.val_frame["row"].to_numpy()] = _sigmoid(logits.numpy()) if multi else _softmax(logits.numpy())
+            into[s.val_frame["row"].to_numpy()] = _sigmoid(logits.numpy()) if self.multi else \
+                _softmax(logits.numpy())
             s = batch = None  # freed on the way out of the block
-        scored += len(held_rows)
-        finished.append(time.monotonic() - fold_began)
-        yield progress(fold, steps, steps, fold_began)  # this fold's rows are scored
-    yield probs
+        if not rescoring:
+            self.scored += len(held_rows)
+        self.finished.append(time.monotonic() - fold_began)
+        yield self.progress(fold, steps, steps, fold_began, rescoring)  # this fold's rows are scored
 
 
 def rank_suspects(texts: Sequence[str], labels: Sequence[str], probs: np.ndarray,
