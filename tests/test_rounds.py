@@ -7,6 +7,8 @@ import dataclasses
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -14,7 +16,7 @@ from safetensors.torch import load_file
 from bertdemo.events import DoneEvent, EvalEvent, StartEvent
 from bertdemo.labeling.retrain import train_project
 from bertdemo.labeling.rounds import COLD_SETTINGS, WARM_SETTINGS, continuable, plan_round
-from bertdemo.labeling.simulate import CurvePoint, RoundProgress, al_curve
+from bertdemo.labeling.simulate import CurvePoint, RoundProgress, al_curve, check_curve
 from bertdemo.labeling.store import LabelStore
 from bertdemo.labeling.transfer import import_rows
 from bertdemo.runs import load_run_info
@@ -135,3 +137,31 @@ def test_the_simulation_stops_within_a_training_step(tiny_config):
     assert [(p.strategy, p.labels) for p in points] == [("random", 9)]  # the round under way is dropped
     last = [e for e in seen if isinstance(e, RoundProgress)][-1]
     assert last.round == 1 and last.phase == "training" and last.step < last.steps
+
+
+def test_margin_diverse_picks_uncertain_texts_that_are_not_alike():
+    """Of the most uncertain texts, the diverse strategy takes one per cluster; plain margin takes the top ones
+    even when they are near copies of each other."""
+    from bertdemo.labeling.simulate import _query
+
+    near_copies = [f"the match was played in the rain number {i}" for i in range(6)]
+    others = ["a recipe for tomato soup", "snow is expected tomorrow", "the final score was two to one",
+              "bake the bread for an hour"]
+    pool = pd.DataFrame({"text": near_copies + others + ["plain text"] * 30, "label": "x"})
+
+    class Model:  # near copies are the most uncertain; the others a little less; the filler sure
+        thresholds = None
+
+        def predict_proba(self, texts):
+            margin = {**{t: 0.0 for t in near_copies}, **{t: 0.1 for t in others}}
+            return np.array([[0.5 + margin.get(t, 0.9) / 2, 0.5 - margin.get(t, 0.9) / 2] for t in texts])
+
+        def embed(self, texts):  # near copies share one vector
+            return np.array([[1.0, 0.0] if t in near_copies else [0.0, 1.0 + i] for i, t in enumerate(texts)])
+
+    plain = _query(pool, [], Model(), "margin", 4, seed=0)
+    diverse = _query(pool, [], Model(), "margin_diverse", 4, seed=0)
+    assert set(plain) <= set(range(6))  # four near copies
+    assert len(set(diverse) & set(range(6))) == 1 and len(diverse) == 4
+    with pytest.raises(ValueError, match="cannot rank a multi-label pool"):
+        check_curve(100, ["margin_diverse"], start=10, step=10, rounds=1, multi_label=True)

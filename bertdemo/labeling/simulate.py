@@ -30,13 +30,16 @@ from bertdemo.data.multilabeled import multilabel_frames
 from bertdemo.events import DoneEvent, StartEvent, StepEvent
 from bertdemo.inference.evaluate import evaluate_rows
 from bertdemo.inference.predict import Predictor
-from bertdemo.labeling.queues import LABEL_UNCERTAINTY, UNCERTAINTY, uncertainty
+from bertdemo.labeling.queues import DIVERSITY_POOL, LABEL_UNCERTAINTY, UNCERTAINTY, diverse_first, uncertainty
 from bertdemo.labeling.rounds import plan_round
 from bertdemo.labeling.setmetrics import evaluate_sets
 from bertdemo.labeling.suspicious import is_multi_label
 from bertdemo.training import train
 
-CURVE_STRATEGIES = ("random",) + UNCERTAINTY + (LABEL_UNCERTAINTY,)  # the last for multi-label pools
+DIVERSE = "_diverse"  # "margin_diverse": margin's top candidates, spread over k-means clusters as the Label tab's
+# queue spreads them with diversity on (queues.diverse_first)
+CURVE_STRATEGIES = ("random",) + UNCERTAINTY + tuple(u + DIVERSE for u in UNCERTAINTY) + (LABEL_UNCERTAINTY,)
+# (the last for multi-label pools)
 CURVE_CONFIG = dict(patience=0)  # the engine's small-data defaults (min_steps, class weights), no early stop
 
 
@@ -199,9 +202,11 @@ def check_curve(rows: int, strategies: Sequence[str], *, start: int, step: int, 
     unknown = [s for s in strategies if s not in CURVE_STRATEGIES]
     if unknown:
         raise ValueError(f"Unknown strategies {', '.join(unknown)}; use {', '.join(CURVE_STRATEGIES)}.")
-    misfit = [s for s in strategies if (s in UNCERTAINTY if multi_label else s == LABEL_UNCERTAINTY)]
+    misfit = [s for s in strategies
+              if (s.removesuffix(DIVERSE) in UNCERTAINTY if multi_label else s == LABEL_UNCERTAINTY)]
     if misfit:
-        fits = ("random", LABEL_UNCERTAINTY) if multi_label else ("random",) + UNCERTAINTY
+        fits = ("random", LABEL_UNCERTAINTY) if multi_label else \
+            ("random",) + UNCERTAINTY + tuple(u + DIVERSE for u in UNCERTAINTY)
         raise ValueError(f"{', '.join(misfit)} cannot rank a {'multi' if multi_label else 'single'}-label pool; use "
                          f"{', '.join(fits)}.")
     final = start + rounds * step
@@ -290,5 +295,12 @@ def _query(pool: pd.DataFrame, labeled: list[int], predictor: Predictor, strateg
     rest = np.setdiff1d(np.arange(len(pool)), labeled)
     if strategy == "random":
         return np.random.default_rng(seed).choice(rest, size=min(k, len(rest)), replace=False).tolist()
-    scores = uncertainty(predictor.predict_proba(pool["text"].iloc[rest].tolist()), strategy, predictor.thresholds)
-    return rest[np.argsort(-scores, kind="stable")[:k]].tolist()
+    ranking = strategy.removesuffix(DIVERSE)
+    scores = uncertainty(predictor.predict_proba(pool["text"].iloc[rest].tolist()), ranking, predictor.thresholds)
+    order = np.argsort(-scores, kind="stable")
+    if ranking == strategy or k < 2:
+        return rest[order[:k]].tolist()
+    # only the candidates k-means may pick from are embedded: a few hundred texts, not the pool
+    top = order[:DIVERSITY_POOL * k]
+    spread = diverse_first(scores[top], predictor.embed(pool["text"].iloc[rest[top]].tolist()), k, seed=seed)
+    return rest[top[spread[:k]]].tolist()
