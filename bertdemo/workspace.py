@@ -46,7 +46,9 @@ def default_root() -> Path:
 
 class Workspace:
     def __init__(self, root: str | Path | None = None):
-        self.root = Path(root) if root is not None else default_root()
+        # absolute: the folders it lists (iterdir) must name themselves the same way from any working directory,
+        # or child() would read a listed relative path as relative to the root and refuse it
+        self.root = (Path(root) if root is not None else default_root()).absolute()
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r})"

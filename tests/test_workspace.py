@@ -97,3 +97,16 @@ def test_downloads_are_pruned_by_age(tmp_path, monkeypatch):
     fresh = ws.download_dir()  # handing out a folder prunes the old ones
     assert fresh.exists() and not old.exists()
     assert prune_downloads(max_age_s=-1) >= 1 and not fresh.exists()
+
+
+def test_a_relative_workspace_removes_the_folders_it_lists(tmp_path, monkeypatch):
+    """`python app.py` uses ./workspace: a job's second best checkpoint removes the first one it listed (a
+    relative path once read as relative to the root, and training failed with "not a run in this app's
+    workspace")."""
+    monkeypatch.chdir(tmp_path)
+    checkpoints = Workspace("workspace/.jobs/job1")
+    (checkpoints.root / "run-a").mkdir(parents=True)
+    for folder in checkpoints.root.iterdir():
+        checkpoints.remove(folder)
+    assert not any(checkpoints.root.iterdir())
+    assert Workspace("workspace").child("run-b") == tmp_path / "workspace" / "run-b"
