@@ -74,7 +74,9 @@ def add_commands(sub, add_config_flags) -> None:
     curve = sub.add_parser("al-curve", help="simulate the labeling loop on a fully labeled file")
     curve.add_argument("train_file")
     curve.add_argument("--test", required=True, help="a labeled file the curve is scored on")
-    curve.add_argument("--strategies", default="random,margin")
+    curve.add_argument("--strategies", default="random,margin",
+                       help="comma-separated: random, margin, entropy, least_confidence, each also as NAME_diverse "
+                            "(the top candidates spread over k-means clusters), nearest_threshold (multi-label)")
     curve.add_argument("--start", type=int, default=50)
     curve.add_argument("--step", type=int, default=50)
     curve.add_argument("--rounds", type=int, default=4)
