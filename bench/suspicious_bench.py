@@ -108,7 +108,9 @@ def main() -> None:
     fold_settings = {**suspicious.FOLD_SETTINGS, **({"epochs": args.fold_epochs} if args.fold_epochs else {}),
                      **({"min_steps": args.fold_min_steps} if args.fold_min_steps is not None else {}),
                      **({"freeze_layers": args.freeze_layers} if args.freeze_layers is not None else {})}
-    for event in suspicious.out_of_sample_probabilities(texts, noisy, TrainConfig(**fold_settings), folds=folds,
+    chosen = ("freeze_layers",) if args.freeze_layers is not None else ()  # used as typed, as the CLI does
+    fold_config = TrainConfig(**fold_settings, given=chosen)
+    for event in suspicious.out_of_sample_probabilities(texts, noisy, fold_config, folds=folds,
                                                         second_look=0.0):
         if isinstance(event, suspicious.FoldProgress):
             if event.step == event.steps:
@@ -126,7 +128,7 @@ def main() -> None:
     again = None
     if args.second_look:  # lever: the most suspect rows scored again by a model trained without them
         started = time.perf_counter()
-        for event in suspicious.second_look_probabilities(texts, noisy, probs, TrainConfig(**fold_settings),
+        for event in suspicious.second_look_probabilities(texts, noisy, probs, fold_config,
                                                           share=args.second_look):
             again = event if not isinstance(event, suspicious.FoldProgress) else None
         if again is not None:

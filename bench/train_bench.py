@@ -194,8 +194,8 @@ def main() -> None:
         peaks.append(hw.measure_peaks(args.device))
     peak = {"bf16_tflops": max(p["bf16_tflops"] for p in peaks), "fp32_tflops": max(p["fp32_tflops"] for p in peaks),
             "bf16_tflops_at_step_shapes": max(p["bf16_tflops_at_step_shapes"] for p in peaks)}
-    # MFU against the peak of the precision the runs trained in: a CPU without bf16 instructions trains fp32
-    # (its emulated bf16 "peak" is a thousandth of that)
+    # MFU against the faster of the two peaks: the bf16 one on a CPU with bf16 instructions (where the engine
+    # trains bf16), the fp32 one on a CPU without them (its emulated bf16 "peak" is a thousandth of fp32's)
     mfu_peak = max(peak["bf16_tflops"], peak["fp32_tflops"])
     results = [normalise(c, raw, rss, wall, tokens, mfu_peak) for c, raw, rss, wall in raw_runs]
     summary = summarise(results, configs)

@@ -40,8 +40,9 @@ class TrainConfig:
     freeze_word_embeddings: bool = True  # skip updating the word-embedding matrix (half of MiniLM): faster CPU
     # steps at the same accuracy (bench/RESULTS.md); turn off for new vocabularies
     freeze_layers: int = 2  # the lowest N encoder layers (and the embeddings) stay as pretrained: fewer layers to
-    # backpropagate through, ×1.3 faster steps at the same accuracy (bench/RESULTS.md). Left at its default, at most a
-    # third of the model's layers; 0 trains them all; ignored for the scratch model
+    # backpropagate through, ×1.25–1.36 faster steps at the same accuracy (bench/RESULTS.md). Left at its default: at
+    # most a third of the model's layers, none when the word embeddings train or the weights began as scratch; 0
+    # trains them all
     batching: str = "sorted"  # "sorted": length buckets (least padding); "grouped": HF mega-batches; "random"
     max_train_rows: int = 0  # 0 keeps all; N trains on a seeded sample of N rows
     dropout: float | None = 0.0  # every dropout layer's rate; None keeps the model's own (0.1 in BERTs). Off:

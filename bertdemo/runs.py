@@ -117,7 +117,7 @@ Accuracy {metrics.get('accuracy', float('nan')):.4f}, macro-F1 {metrics.get('mac
 ## Use
 ```python
 from transformers import pipeline
-classify = pipeline("text-classification", model="{info.path}")
+classify = pipeline("text-classification", model="{info.name}")  # this folder, unzipped
 classify("your text here")
 ```
 Limitations: trained on a small dataset; check the confusion matrix and the misclassified examples
@@ -165,8 +165,8 @@ subset accuracy (every label right) {metrics.get('accuracy', float('nan')):.4f},
 ## Use
 ```python
 from transformers import AutoConfig, pipeline
-classify = pipeline("text-classification", model="{info.path}", top_k=None, function_to_apply="sigmoid")
-thresholds = AutoConfig.from_pretrained("{info.path}").thresholds
+classify = pipeline("text-classification", model="{info.name}", top_k=None, function_to_apply="sigmoid")
+thresholds = AutoConfig.from_pretrained("{info.name}").thresholds
 labels = [s["label"] for s in classify("your text here") if s["score"] >= thresholds[s["label"]]]
 ```
 Thresholds saved later in the app are in `config.json`; this card shows those it was trained with.

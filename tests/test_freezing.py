@@ -52,7 +52,8 @@ def _stock_trajectory(config, data, monkeypatch, leave_out: int) -> np.ndarray:
 
 
 def test_frozen_layers_follow_the_stock_trajectory_and_do_not_move(tiny_config, toy_data, monkeypatch):
-    config = dataclasses.replace(tiny_config, freeze_layers=1, learning_rate=3e-3, given=("freeze_layers",))
+    config = dataclasses.replace(tiny_config, freeze_layers=1, learning_rate=3e-3, freeze_word_embeddings=True,
+                                 given=("freeze_layers",))
     frozen, s = _frozen_trajectory(config, toy_data, monkeypatch)
     lower = _lower(s.model, 1)
     assert lower and not any(p.requires_grad for p in lower)
@@ -62,7 +63,7 @@ def test_frozen_layers_follow_the_stock_trajectory_and_do_not_move(tiny_config, 
     stock = _stock_trajectory(config, toy_data, monkeypatch, leave_out=1)
     np.testing.assert_allclose(frozen, stock, atol=1e-4, rtol=0)
     everything, _ = _frozen_trajectory(dataclasses.replace(config, freeze_layers=0), toy_data, monkeypatch)
-    assert np.abs(everything - frozen).max() > 1e-2  # the frozen layers do change the run: a check that can fail
+    assert np.abs(everything - frozen).max() > 10 * 1e-4  # the frozen layers change the run beyond the tolerance
     fresh = start_session(dataclasses.replace(config, freeze_layers=0), toy_data)  # the same seed, untrained
     for before, after in zip(_lower(fresh.model, 1), lower):
         torch.testing.assert_close(before, after, rtol=0, atol=0)
@@ -72,7 +73,8 @@ def test_upper_gradients_are_the_stock_ones(tiny_config, toy_data, monkeypatch):
     grads = []
     for count, off in ((1, ""), (0, "all")):
         monkeypatch.setenv(fast.ENV, off)
-        s = start_session(dataclasses.replace(tiny_config, freeze_layers=count, given=("freeze_layers",)), toy_data)
+        s = start_session(dataclasses.replace(tiny_config, freeze_layers=count, freeze_word_embeddings=True,
+                                              given=("freeze_layers",)), toy_data)
         s.model.train()
         batch = next(iter(s.loader))
         with s.rng:
@@ -88,7 +90,8 @@ def test_upper_gradients_are_the_stock_ones(tiny_config, toy_data, monkeypatch):
 
 def test_freezing_too_many_layers_says_how_many_there_are(tiny_config, toy_data):
     with pytest.raises(ValueError, match="has 2 encoder layers .* at most 1"):
-        start_session(dataclasses.replace(tiny_config, freeze_layers=2, given=("freeze_layers",)), toy_data)
+        start_session(dataclasses.replace(tiny_config, freeze_layers=2, freeze_word_embeddings=True,
+                                          given=("freeze_layers",)), toy_data)
     with pytest.raises(ValueError, match="freeze_layers must be 0"):
         dataclasses.replace(tiny_config, freeze_layers=-1)
 
@@ -98,6 +101,11 @@ def test_the_default_freezes_at_most_a_third_of_the_layers(tiny_config, toy_data
 
     assert [planned_freeze(2, False, n) for n in (2, 4, 6, 12)] == [0, 1, 2, 2]
     assert planned_freeze(5, True, 6) == 5  # a value a person chose is trained with as it is
+    # trained word embeddings need the whole backward; weights learned from random ones have no features to keep
+    assert planned_freeze(2, False, 6, train_embeddings=True) == 0
+    assert planned_freeze(2, False, 6, from_scratch=True) == 0
+    with pytest.raises(ValueError, match="Set freeze_layers to 0 to train the embeddings"):
+        planned_freeze(2, True, 6, train_embeddings=True)
     s = start_session(dataclasses.replace(tiny_config, freeze_layers=2), toy_data)  # the default on 2 layers
     assert all(p.requires_grad for p in encoder_layers(s.model)[1][0].parameters())
 
@@ -113,3 +121,38 @@ def test_the_scratch_model_trains_every_layer(toy_data):
 
     s = start_session(TrainConfig(model=SCRATCH_MODEL, freeze_layers=2, max_length=32, min_steps=0), toy_data)
     assert all(p.requires_grad for p in encoder_layers(s.model)[1][0].parameters())  # random layers must learn
+
+
+@pytest.mark.parametrize("family", ["distilbert", "electra", "roberta"])
+def test_other_families_keep_nothing_trainable_below_the_frozen_layers(family):
+    """Weights between the embeddings and layer 0 (ELECTRA's embeddings_project) or shared by every layer are
+    frozen too: otherwise the backward would still run through the frozen layers to reach them."""
+    from transformers import (DistilBertConfig, DistilBertForSequenceClassification, ElectraConfig,
+                              ElectraForSequenceClassification, RobertaConfig, RobertaForSequenceClassification)
+
+    small = dict(vocab_size=100, num_attention_heads=2, intermediate_size=32, max_position_embeddings=40)
+    model = {"distilbert": lambda: DistilBertForSequenceClassification(DistilBertConfig(
+                 vocab_size=100, dim=16, n_layers=3, n_heads=2, hidden_dim=32, max_position_embeddings=40)),
+             "electra": lambda: ElectraForSequenceClassification(ElectraConfig(
+                 embedding_size=8, hidden_size=16, num_hidden_layers=3, **small)),
+             "roberta": lambda: RobertaForSequenceClassification(RobertaConfig(
+                 hidden_size=16, num_hidden_layers=3, **small))}[family]()
+    assert freeze_lower_layers(model, 2) == 1
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all(".layer.2." in name or "classifier" in name or "pooler" in name or "pre_classifier" in name
+                             for name in trainable), trainable
+
+
+def test_rounds_of_a_scratch_project_train_every_layer(tiny_run, tmp_path):
+    import json
+    import shutil
+
+    from bertdemo.training.session import _learned_from_scratch
+
+    assert not _learned_from_scratch(str(tiny_run)) and not _learned_from_scratch("default")
+    copy = tmp_path / "round-2"
+    shutil.copytree(tiny_run, copy)
+    info = json.loads((copy / "run.json").read_text())
+    (copy / "run.json").write_text(json.dumps({**info, "base_model": str(tiny_run),
+                                               "provenance": {**info.get("provenance", {}), "base_model": "scratch"}}))
+    assert _learned_from_scratch(str(copy))  # the lineage, through a warm start, began with random weights

@@ -26,14 +26,25 @@ def encoder_layers(model: torch.nn.Module) -> tuple[torch.nn.Module | None, list
     return embeddings, []
 
 
-def planned_freeze(count: int, given: bool, layers: int) -> int:
+def planned_freeze(count: int, given: bool, layers: int, *, train_embeddings: bool = False,
+                   from_scratch: bool = False) -> int:
     """How many layers to freeze: ``count`` as a person chose it, or — the default, which must suit any model —
-    at most a third of the model's layers (2 of MiniLM's 6 or BERT-base's 12, none of a 2-layer toy)."""
-    return count if given else min(count, layers // 3)
+    at most a third of the model's layers (2 of MiniLM's 6 or BERT-base's 12, none of a 2-layer toy), and none
+    when the word embeddings are to be trained (they sit below every layer, so the whole backward runs anyway)
+    or the weights were learned from random ones in this app (``from_scratch``: its lower layers are no
+    pretrained features to keep)."""
+    if given:
+        if count and train_embeddings:
+            raise ValueError(f"freeze_layers {count} keeps the embeddings as they are, but training the word "
+                             "embeddings was asked for too. Set freeze_layers to 0 to train the embeddings, or "
+                             "freeze the word embeddings.")
+        return count
+    return 0 if train_embeddings or from_scratch else min(count, layers // 3)
 
 
 def freeze_lower_layers(model: torch.nn.Module, count: int) -> int:
-    """Freeze the embeddings and the lowest ``count`` encoder layers; returns how many layers stay trained.
+    """Freeze the embeddings, the lowest ``count`` encoder layers and any encoder weight shared between layers;
+    returns how many layers stay trained.
 
     A ValueError says what to set when the model has no layers we can find, or not more than ``count``."""
     if count <= 0:
@@ -45,6 +56,13 @@ def freeze_lower_layers(model: torch.nn.Module, count: int) -> int:
     if count >= len(layers):
         raise ValueError(f"freeze_layers is {count}, but this model has {len(layers)} encoder layers and at least one "
                          f"must be trained. Set freeze_layers to at most {len(layers) - 1} (0 trains them all).")
-    for module in (embeddings, *layers[:count]):
-        module.requires_grad_(False)
+    # Everything of the encoder but the layers above ``count`` and the pooler: also the weights some families
+    # share between layers or keep between the embeddings and layer 0 (ELECTRA's embeddings_project, DeBERTa's
+    # relative embeddings, MPNet's attention bias), through which a backward would otherwise still run.
+    base = getattr(model, "base_model", model)
+    trained = {id(p) for module in (*layers[count:], getattr(base, "pooler", None)) if module is not None
+               for p in module.parameters()}
+    for param in base.parameters():
+        if id(param) not in trained:
+            param.requires_grad_(False)
     return len(layers) - count

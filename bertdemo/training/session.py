@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -68,7 +69,7 @@ def start_session(config: TrainConfig, data: LabeledData) -> Session:
         _set_dropout(model, config.dropout)
     if device.type == "cpu" and fast.enabled("cpu_kernels"):
         use_cpu_training_kernels(model)
-    freeze_notes = _freeze_notes(config, model)  # before accelerate may wrap the model
+    freeze_notes = _freeze_notes(model)  # before accelerate may wrap the model
     precision = precision_strategy(config.precision, accelerator, model)
     train_ds = tokenize_frame(data.train, tokenizer, data.label2id, config.max_length, multi_label=data.multi_label)
     # Validation sorted by length: evaluation batches then carry almost no padding.
@@ -134,13 +135,30 @@ def _build_model(config: TrainConfig, data: LabeledData):
         # weights); pretrained word vectors barely move in a few epochs of fine-tuning anyway (bench/RESULTS.md).
         model.get_input_embeddings().weight.requires_grad_(False)
     layers = len(encoder_layers(model)[1])
-    frozen = planned_freeze(config.freeze_layers, "freeze_layers" in config.given, layers)
+    frozen = planned_freeze(config.freeze_layers, "freeze_layers" in config.given, layers,
+                            train_embeddings=not config.freeze_word_embeddings,
+                            from_scratch=_learned_from_scratch(config.model))
     freeze_lower_layers(model, frozen)
     return tokenizer, model
 
 
-def _freeze_notes(config: TrainConfig, model: torch.nn.Module) -> list[str]:
-    """What freezing did, in words (the plan's notes come after)."""
+def _learned_from_scratch(model: str) -> bool:
+    """True when ``model`` is a saved run whose lineage began with the scratch model (a labeling round continues
+    its project's last run, whose folder is then the model)."""
+    from bertdemo.runs import RUN_FILE, load_run_info
+
+    folder = Path(str(model)).expanduser()
+    try:
+        if not (folder / RUN_FILE).is_file():
+            return False
+        info = load_run_info(folder)
+        return str(info.provenance.get("base_model") or info.base_model) == SCRATCH_MODEL  # a round's lineage
+    except (OSError, ValueError):
+        return False
+
+
+def _freeze_notes(model: torch.nn.Module) -> list[str]:
+    """What freezing did, in words (after the plan's notes)."""
     layers = encoder_layers(model)[1]
     frozen = sum(1 for layer in layers if not any(p.requires_grad for p in layer.parameters()))
     if frozen:
