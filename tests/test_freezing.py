@@ -156,3 +156,13 @@ def test_rounds_of_a_scratch_project_train_every_layer(tiny_run, tmp_path):
     (copy / "run.json").write_text(json.dumps({**info, "base_model": str(tiny_run),
                                                "provenance": {**info.get("provenance", {}), "base_model": "scratch"}}))
     assert _learned_from_scratch(str(copy))  # the lineage, through a warm start, began with random weights
+
+
+def test_too_many_frozen_layers_are_refused_before_a_job_exists(tiny_model_dir):
+    from bertdemo.training.freezing import check_layer_count
+
+    with pytest.raises(ValueError, match="has 2 encoder layers .* at most 1"):
+        check_layer_count(str(tiny_model_dir), 2)
+    check_layer_count(str(tiny_model_dir), 1)
+    check_layer_count("scratch", 9)  # nothing to freeze there
+    check_layer_count("some-org/a-hub-model", 9)  # no network asked at a click: the run says it, if it must

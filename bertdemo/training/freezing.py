@@ -11,6 +11,8 @@ transformers has no switch for this, and peft's adapters change the architecture
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 
@@ -42,6 +44,33 @@ def planned_freeze(count: int, given: bool, layers: int, *, train_embeddings: bo
     return 0 if train_embeddings or from_scratch else min(count, layers // 3)
 
 
+def check_layer_count(model_name: str, count: int) -> None:
+    """Refuse ``count`` frozen layers that the model cannot spare, before any job or model load — read from the
+    model's config where that can be had here (the embedded model, a folder); for a hub id the
+    training run refuses it once the model is loaded."""
+    from transformers import AutoConfig
+
+    from bertdemo.config import SCRATCH_MODEL
+    from bertdemo.models import resolve_model
+
+    if count <= 0 or model_name == SCRATCH_MODEL:
+        return
+    try:
+        folder = Path(resolve_model(model_name))
+        if not (folder / "config.json").is_file():  # a hub id: asking the network would hold the click up
+            return
+        layers = getattr(AutoConfig.from_pretrained(folder), "num_hidden_layers", None)
+    except Exception:  # noqa: BLE001 - no readable config here: the run itself says what is wrong
+        return
+    if isinstance(layers, int) and count >= layers:
+        raise ValueError(_too_many(count, layers))
+
+
+def _too_many(count: int, layers: int) -> str:
+    return (f"freeze_layers is {count}, but this model has {layers} encoder layers and at least one must be trained. "
+            f"Set freeze_layers to at most {layers - 1} (0 trains them all).")
+
+
 def freeze_lower_layers(model: torch.nn.Module, count: int) -> int:
     """Freeze the embeddings, the lowest ``count`` encoder layers and any encoder weight shared between layers;
     returns how many layers stay trained.
@@ -54,8 +83,7 @@ def freeze_lower_layers(model: torch.nn.Module, count: int) -> int:
         raise ValueError(f"freeze_layers works for BERT-style encoders; this model ({type(model).__name__}) has "
                          "no encoder layers we can find. Set freeze_layers to 0.")
     if count >= len(layers):
-        raise ValueError(f"freeze_layers is {count}, but this model has {len(layers)} encoder layers and at least one "
-                         f"must be trained. Set freeze_layers to at most {len(layers) - 1} (0 trains them all).")
+        raise ValueError(_too_many(count, len(layers)))
     # Everything of the encoder but the layers above ``count`` and the pooler: also the weights some families
     # share between layers or keep between the embeddings and layer 0 (ELECTRA's embeddings_project, DeBERTa's
     # relative embeddings, MPNet's attention bias), through which a backward would otherwise still run.

@@ -19,6 +19,7 @@ import gradio as gr
 from bertdemo import plots
 from bertdemo.config import TrainConfig, chosen_settings
 from bertdemo.jobs.kinds import public_model, training_work
+from bertdemo.training.freezing import check_layer_count
 import bertdemo.ui.teaching as teaching
 from bertdemo.ui.edge import at_edge
 from bertdemo.ui.jobs import JobView, state_line
@@ -183,6 +184,8 @@ class TrainTab:
         config = TrainConfig(**values, given=chosen_settings(values))
         self.page.limits.check_training(config)
         self.page.check_model(config.model)
+        if "freeze_layers" in config.given:
+            check_layer_count(config.model, config.freeze_layers)
         owner = self.page.user(request)
         project = isinstance(loaded, ProjectSource)
         if project:
