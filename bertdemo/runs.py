@@ -194,6 +194,22 @@ def load_run_info(run_dir: str | Path) -> RunInfo:
         raise ValueError(f"{marker} is incomplete ({err}); the run is damaged — delete it and train again.") from err
 
 
+def lineage(info: RunInfo) -> str:
+    """The base model a run descends from, through any warm starts (a labeling round records it in the run's
+    provenance; a run trained from its base names it as ``base_model``)."""
+    return str(info.provenance.get("base_model") or info.base_model)
+
+
+def lineage_of(run_dir: str | Path | None) -> str | None:
+    """``lineage`` of the run saved at ``run_dir``, or None when there is no readable run there."""
+    if run_dir is None or not (Path(run_dir) / RUN_FILE).is_file():
+        return None
+    try:
+        return lineage(load_run_info(run_dir))
+    except ValueError:
+        return None
+
+
 def read_json(run_dir: str | Path, name: str):
     path = Path(run_dir) / name
     if not path.exists():

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bertdemo.config import TrainConfig
 from bertdemo.data import LabeledData
-from bertdemo.runs import RUN_FILE, load_run_info
+from bertdemo.runs import RUN_FILE, lineage, lineage_of, load_run_info
 
 # From bench/round_bench.py (RESULTS.md, "A labeling round and the simulation"; BBC passages, 400 labels, 3
 # seeds): one epoch at batch 16 from the last round's weights tested as well as the cold 300-step round (two epochs:
@@ -41,25 +41,9 @@ class RoundPlan:
 
     def with_lineage(self, data: LabeledData) -> LabeledData:
         """``data`` with the round's lineage in its provenance, so that the run records what it descends from
-        (``base_of`` reads it back when the next round plans)."""
+        (``runs.lineage_of`` reads it back when the next round plans)."""
         return dataclasses.replace(data, provenance={**data.provenance, "base_model": self.base_model,
                                                      "warm_from": self.warm_from})
-
-
-def base_of(run_dir: str | Path) -> str:
-    """The base model a run descends from, through any warm starts (recorded in its provenance)."""
-    info = load_run_info(run_dir)
-    return str(info.provenance.get("base_model") or info.base_model)
-
-
-def _lineage(run_dir: str | Path | None) -> str | None:
-    """``base_of(run_dir)``, or None when there is no readable run there."""
-    if run_dir is None or not (Path(run_dir) / RUN_FILE).is_file():
-        return None
-    try:
-        return base_of(run_dir)
-    except ValueError:
-        return None
 
 
 def continuable(run_dir: str | Path | None, base_model: str, labels: tuple[str, ...], *,
@@ -78,9 +62,9 @@ def continuable(run_dir: str | Path | None, base_model: str, labels: tuple[str, 
         return f"its last run {run_dir.name} cannot be read"
     if info.status not in ("complete", "stopped"):
         return f"its last run {run_dir.name} is {info.status}"
-    lineage = str(info.provenance.get("base_model") or info.base_model)
-    if lineage != base_model:
-        return f"its last run {run_dir.name} descends from {Path(lineage).name}, not {Path(base_model).name}"
+    descends = lineage(info)
+    if descends != base_model:
+        return f"its last run {run_dir.name} descends from {Path(descends).name}, not {Path(base_model).name}"
     if bool(info.multi_label) != bool(multi_label):
         kind, now = ("multi-label", "one label per text") if info.multi_label else ("single-label", "label sets")
         return f"its last run {run_dir.name} is {kind}, and this round trains {now}"
@@ -99,9 +83,9 @@ def plan_round(config: TrainConfig, labels: tuple[str, ...], previous: str | Pat
     round's step budget for whichever, where the person chose nothing else. ``multi_label``: the round trains
     label sets (``continuable``). A base model nobody chose
     (``model`` not in ``config.given``) is the one the project's last run descends from."""
-    lineage = _lineage(previous)
-    if lineage is not None and "model" not in config.given:
-        config = dataclasses.replace(config, model=lineage)
+    descends = lineage_of(previous)
+    if descends is not None and "model" not in config.given:
+        config = dataclasses.replace(config, model=descends)
     base = config.model
     why_not = continuable(previous, base, labels, multi_label=multi_label) if warm else \
         "starting from the base model was asked for"

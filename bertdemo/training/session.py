@@ -27,6 +27,7 @@ from bertdemo.config import SCRATCH_MODEL, TrainConfig
 from bertdemo.data import LabeledData
 from bertdemo.fast.cpu_training_kernels import use_cpu_training_kernels
 from bertdemo.models import load_classifier, load_tokenizer
+from bertdemo.runs import lineage_of
 from bertdemo.seeding import TorchRng
 from bertdemo.training.freezing import encoder_layers, freeze_lower_layers, planned_freeze
 from bertdemo.training.loaders import CountingCollator, eval_loader, tokenize_frame, train_loader
@@ -145,16 +146,7 @@ def _build_model(config: TrainConfig, data: LabeledData):
 def _learned_from_scratch(model: str) -> bool:
     """True when ``model`` is a saved run whose lineage began with the scratch model (a labeling round continues
     its project's last run, whose folder is then the model)."""
-    from bertdemo.runs import RUN_FILE, load_run_info
-
-    folder = Path(str(model)).expanduser()
-    try:
-        if not (folder / RUN_FILE).is_file():
-            return False
-        info = load_run_info(folder)
-        return str(info.provenance.get("base_model") or info.base_model) == SCRATCH_MODEL  # a round's lineage
-    except (OSError, ValueError):
-        return False
+    return lineage_of(Path(str(model)).expanduser()) == SCRATCH_MODEL
 
 
 def _freeze_notes(model: torch.nn.Module) -> list[str]:
