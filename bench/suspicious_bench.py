@@ -136,7 +136,7 @@ def main() -> None:
             result["engine"]["second_look"] = {"share": args.second_look, "rows": int(seen.sum()),
                                                "seconds": round(time.perf_counter() - started, 1),
                                                "flipped_among_rows": int(np.isin(np.flatnonzero(seen), flipped).sum())}
-            for name, mixed in (("mean", (probs + np.where(seen[:, None], again, probs)) / 2),
+            for name, mixed in (("mean", suspicious.with_second_look(probs, again)),
                                 ("replace", np.where(seen[:, None], again, probs))):
                 result["engine"]["rankings"][f"second_look_{name}_self_confidence"] = recall_at_k(
                     self_confidence(mixed, noisy), flipped)

@@ -38,8 +38,8 @@ from bertdemo.training import train
 
 DIVERSE = "_diverse"  # "margin_diverse": margin's top candidates, spread over k-means clusters as the Label tab's
 # queue spreads them with diversity on (queues.diverse_first)
-CURVE_STRATEGIES = ("random",) + UNCERTAINTY + tuple(u + DIVERSE for u in UNCERTAINTY) + (LABEL_UNCERTAINTY,)
-# (the last for multi-label pools)
+SINGLE_LABEL_STRATEGIES = ("random",) + UNCERTAINTY + tuple(u + DIVERSE for u in UNCERTAINTY)
+CURVE_STRATEGIES = SINGLE_LABEL_STRATEGIES + (LABEL_UNCERTAINTY,)  # the last for multi-label pools
 CURVE_CONFIG = dict(patience=0)  # the engine's small-data defaults (min_steps, class weights), no early stop
 
 
@@ -205,8 +205,7 @@ def check_curve(rows: int, strategies: Sequence[str], *, start: int, step: int, 
     misfit = [s for s in strategies
               if (s.removesuffix(DIVERSE) in UNCERTAINTY if multi_label else s == LABEL_UNCERTAINTY)]
     if misfit:
-        fits = ("random", LABEL_UNCERTAINTY) if multi_label else \
-            ("random",) + UNCERTAINTY + tuple(u + DIVERSE for u in UNCERTAINTY)
+        fits = ("random", LABEL_UNCERTAINTY) if multi_label else SINGLE_LABEL_STRATEGIES
         raise ValueError(f"{', '.join(misfit)} cannot rank a {'multi' if multi_label else 'single'}-label pool; use "
                          f"{', '.join(fits)}.")
     final = start + rounds * step

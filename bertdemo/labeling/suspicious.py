@@ -145,7 +145,7 @@ def out_of_sample_probabilities(texts: Sequence[str], labels: Sequence[str], con
     probs = np.full((len(frame), len(names)), np.nan, dtype=np.float32)
     splitter = _random_splits(len(labels), folds, config.seed) if multi else \
         _splits(np.array([names.index(label) for label in labels]), folds, config.seed)
-    fitter = _Fitter(frame, names, config, folds + looks, should_stop)
+    fitter = _Fitter(frame, names, multi, config, folds + looks, should_stop)
     for fold, (train_rows, held_rows) in enumerate(splitter, start=1):
         yield from fitter.fit_and_score(fold, train_rows, held_rows, probs)
         if fitter.stopped:
@@ -157,9 +157,17 @@ def out_of_sample_probabilities(texts: Sequence[str], labels: Sequence[str], con
             elif fitter.stopped:
                 return
             elif event is not None:
-                seen = ~np.isnan(event[:, 0])
-                probs[seen] = (probs[seen] + event[seen]) / 2
+                probs = with_second_look(probs, event)
     yield probs
+
+
+def with_second_look(probs: np.ndarray, again: np.ndarray) -> np.ndarray:
+    """``probs`` with each row the second look scored (``again`` not NaN there) the mean of its two
+    out-of-sample probabilities."""
+    seen = ~np.isnan(again[:, 0])
+    merged = probs.copy()
+    merged[seen] = (probs[seen] + again[seen]) / 2
+    return merged
 
 
 def second_look_probabilities(texts: Sequence[str], labels: Sequence[str], probs: np.ndarray,
@@ -170,8 +178,8 @@ def second_look_probabilities(texts: Sequence[str], labels: Sequence[str], probs
     (N, C) array with the probabilities of the ``share`` most suspect rows under ``probs``, scored by a model
     trained on all other rows (NaN elsewhere), or None when those rows hold a whole class."""
     config = config or TrainConfig(**FOLD_SETTINGS)
-    frame, names, _ = _frame(texts, labels)
-    yield from _second_look(_Fitter(frame, names, config, 1, should_stop), 1, labels, probs, share)
+    frame, names, multi = _frame(texts, labels)
+    yield from _second_look(_Fitter(frame, names, multi, config, 1, should_stop), 1, labels, probs, share)
 
 
 def _second_look(fitter: "_Fitter", fold: int, labels: Sequence[str], probs: np.ndarray, share: float
@@ -217,10 +225,10 @@ class _Fitter:
     session, step and guards — the NaN check, the out-of-memory message, memory freed after each — and keeps the
     progress bookkeeping shared by all of them."""
 
-    def __init__(self, frame: pd.DataFrame, names: tuple[str, ...], config: TrainConfig, folds: int,
+    def __init__(self, frame: pd.DataFrame, names: tuple[str, ...], multi: bool, config: TrainConfig, folds: int,
                  should_stop: Callable[[], bool]) -> None:
-        self.frame, self.names, self.config, self.folds, self.should_stop = frame, names, config, folds, should_stop
-        self.multi = is_multi_label(frame["label"].tolist())
+        self.frame, self.names, self.multi, self.config = frame, names, multi, config
+        self.folds, self.should_stop = folds, should_stop
         self.began, self.finished, self.scored, self.stopped = time.monotonic(), [], 0, False
 
     def progress(self, fold: int, step: int, steps: int, fold_began: float, rescoring: bool) -> FoldProgress:
