@@ -5,6 +5,7 @@ pretrained, so the loss falls from ~1.1 to below 0.1 within those steps — a pa
 would leave the trajectory by far more than the tolerances here (checked below with a no-learning control).
 Tolerances (measured differences in brackets, on CPU):
 - CPU training kernels at dropout 0, fp32, vs transformers' SDPA model: 1e-4 per step [4e-7];
+- the first-token top layer vs every position: 1e-4 per step [~1e-7], gradients 1e-4 relative;
 - bf16 master weights vs stock bf16 autocast, and vs plain fp32: 0.05 per step [0.011 and 0.007; autocast itself
   is 0.006 from fp32]. Where the loss falls fastest, bf16 rounding moves a step's loss most.
 """
@@ -73,7 +74,7 @@ def test_the_switch_names_paths_and_refuses_typos(monkeypatch):
     monkeypatch.setenv(fast.ENV, "")
     assert all(fast.enabled(name) for name in fast.FAST_PATHS)
     monkeypatch.setenv(fast.ENV, "lean_forward, cpu_kernels")
-    assert [fast.enabled(name) for name in fast.FAST_PATHS] == [True, False, False]
+    assert [fast.enabled(name) for name in fast.FAST_PATHS] == [True, False, False, True]
     monkeypatch.setenv(fast.ENV, "all")
     assert not any(fast.enabled(name) for name in fast.FAST_PATHS)
     monkeypatch.setenv(fast.ENV, "lean-forward")
@@ -87,7 +88,9 @@ def test_cpu_training_kernels_follow_the_stock_fp32_trajectory(mini_config, any_
     stock, s = trajectory(mini_config, any_data, monkeypatch, off="all")
     assert s.model.config._attn_implementation == "sdpa" and isinstance(s.precision, Plain)
     quarter = len(stock) // 4
-    assert stock[-quarter:].mean() < 0.75 * stock[:quarter].mean()  # it learns: a trajectory that tells paths apart
+    # it learns: a trajectory that tells paths apart (BCE over 3 labels falls less surely in these 60 steps: the
+    # last quarter was measured between 0.55x and 0.76x the first from one process to the next)
+    assert stock[-quarter:].mean() < (0.85 if any_data.multi_label else 0.75) * stock[:quarter].mean()
     np.testing.assert_allclose(fast_losses, stock, atol=1e-4, rtol=0)
 
 
@@ -121,7 +124,9 @@ def test_bf16_master_weights_follow_autocast_and_fp32(mini_config, any_data, mon
     quarter = len(masters) // 4
     assert abs(masters[-quarter:].mean() - fp32[-quarter:].mean()) < 0.05
     frozen, _ = trajectory(dataclasses.replace(mini_config, learning_rate=1e-9), any_data, monkeypatch, off="all")
-    assert np.abs(frozen - masters).max() > 0.5  # a path that lost its updates would fail the checks above
+    # a path that lost its updates would fail the checks above: 5x their tolerance away (multi-label BCE falls
+    # from 0.69 to ~0.45 in these steps, single-label cross-entropy far lower)
+    assert np.abs(frozen - masters).max() > 0.25
 
 
 def test_predictions_without_the_lean_forward_are_the_same(tiny_run, monkeypatch):
@@ -146,3 +151,67 @@ def test_multi_label_predictions_without_the_lean_forward_are_the_same(tiny_ml_r
     probs = lean.predict_proba(texts)
     assert not np.allclose(probs.sum(axis=1), 1.0)  # sigmoids, not a softmax
     np.testing.assert_allclose(probs, stock.predict_proba(texts), rtol=1e-4, atol=1e-5)
+
+
+def test_first_token_top_layer_follows_the_every_position_trajectory(mini_config, any_data, monkeypatch):
+    first, s = trajectory(mini_config, any_data, monkeypatch)
+    top = s.model.bert.encoder.layer[-1]
+    assert type(top).__name__ == "FirstTokenBertLayer" and type(s.model.bert.encoder.layer[0]).__name__ == "BertLayer"
+    every, s = trajectory(mini_config, any_data, monkeypatch, off="first_token_top")
+    assert type(s.model.bert.encoder.layer[-1]).__name__ == "BertLayer"
+    np.testing.assert_allclose(first, every, atol=1e-4, rtol=0)
+    frozen, _ = trajectory(dataclasses.replace(mini_config, learning_rate=1e-9), any_data, monkeypatch)
+    assert np.abs(frozen - first).max() > 0.25  # they learn: a path that lost its updates would be far outside 1e-4
+
+
+def test_first_token_top_layer_gives_every_gradient_of_the_stock_model(mini_config, toy_data, monkeypatch):
+    grads = []
+    for off in ("", "first_token_top"):
+        monkeypatch.setenv(fast.ENV, off)
+        s = start_session(mini_config, toy_data)
+        s.model.train()
+        batch = next(iter(s.loader))
+        assert not bool(batch["attention_mask"].all())  # padded texts: the top layer's mask row is sliced right
+        with s.rng:
+            logits = s.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+            batch_loss(s, logits, batch["labels"]).backward()
+        grads.append({n: p.grad.clone() for n, p in s.model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 20
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_a_run_trained_with_the_first_token_top_layer_reloads_as_a_stock_model(tiny_run):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_run)
+    assert {type(layer).__name__ for layer in model.bert.encoder.layer} == {"BertLayer"}
+
+
+def test_first_token_top_layer_leaves_models_it_does_not_know_alone():
+    from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
+
+    from bertdemo.fast.first_token_top import use_first_token_top
+
+    config = BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=32)
+    masked = BertForMaskedLM(config)  # reads every position
+    assert not use_first_token_top(masked)
+    assert type(masked.bert.encoder.layer[-1]).__name__ == "BertLayer"
+    relative = BertForSequenceClassification(BertConfig(**{**config.to_dict(), "position_embedding_type": "relative_key"}))
+    assert not use_first_token_top(relative)
+    plain = BertForSequenceClassification(config)
+    assert use_first_token_top(plain) and use_first_token_top(plain)  # a second call keeps the swap
+    assert type(plain.bert.encoder.layer[-1]).__name__ == "FirstTokenBertLayer"
+
+
+def test_lean_predictions_with_and_without_the_first_token_top_layer_are_the_same(tiny_run, monkeypatch):
+    from bertdemo.inference.predict import Predictor
+
+    texts = ["pizza and cheese", "a long tennis match that went on and on", "fog"]
+    first = Predictor.from_run(tiny_run, precision="fp32")
+    monkeypatch.setenv(fast.ENV, "first_token_top")
+    every = Predictor.from_run(tiny_run, precision="fp32")
+    assert first.uses_lean_forward and every.uses_lean_forward
+    assert first._lean._first_token_top and not every._lean._first_token_top
+    np.testing.assert_allclose(first.predict_proba(texts), every.predict_proba(texts), rtol=1e-5, atol=1e-6)

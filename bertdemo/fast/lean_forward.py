@@ -74,6 +74,11 @@ class LeanBert:
         self._pooler = _Dense(bert.pooler.dense.weight, bert.pooler.dense.bias, prepack=prepack)
         self._head = _Dense(model.classifier.weight, model.classifier.bias, prepack=prepack)
         self._heads = config.num_attention_heads
+        from bertdemo import fast  # here: bertdemo.fast imports this module's package
+
+        # The head reads position 0 of the last layer only: its query and everything after attention are computed
+        # there alone, unless every position's attention is asked for (bertdemo.fast.first_token_top says why).
+        self._first_token_top = fast.enabled("first_token_top")
         activation = _ACTIVATIONS[config.hidden_act]
         self._layers = []
         for layer in bert.encoder.layer:
@@ -85,6 +90,10 @@ class LeanBert:
                 _Dense(layer.intermediate.dense.weight, layer.intermediate.dense.bias, activation, prepack=prepack),
                 _Dense(layer.output.dense.weight, layer.output.dense.bias, prepack=prepack), layer.output.LayerNorm,
             ))
+        top = bert.encoder.layer[-1].attention.self  # its query apart from its keys and values, for the first token
+        self._top_query = _Dense(top.query.weight, top.query.bias, prepack=prepack)
+        self._top_key_value = _Dense(torch.cat([top.key.weight, top.value.weight]),
+                                     torch.cat([top.key.bias, top.value.bias]), prepack=prepack)
 
     @property
     def word_embeddings(self) -> torch.nn.Embedding:
@@ -123,9 +132,15 @@ class LeanBert:
             attend = functools.partial(_attention, keep=attentions)
         else:
             attend = _attention if grad else F.scaled_dot_product_attention
-        for qkv, attn_out, ln1, ffn_in, ffn_out, ln2 in self._layers:
-            q, k, v = qkv(h, grad).view(B, T, 3, heads, d // heads).permute(2, 0, 3, 1, 4)  # (B, H, T, hd)
-            context = attend(q, k, v, attn_mask=mask).transpose(1, 2).reshape(B, T, d)
+        top = len(self._layers) - 1 if attentions is None and self._first_token_top else None
+        for i, (qkv, attn_out, ln1, ffn_in, ffn_out, ln2) in enumerate(self._layers):
+            if i == top:
+                q = self._top_query(h[:, :1], grad).view(B, 1, heads, d // heads).transpose(1, 2)  # (B, H, 1, hd)
+                k, v = self._top_key_value(h, grad).view(B, T, 2, heads, d // heads).permute(2, 0, 3, 1, 4)
+                h = h[:, :1]
+            else:
+                q, k, v = qkv(h, grad).view(B, T, 3, heads, d // heads).permute(2, 0, 3, 1, 4)  # (B, H, T, hd)
+            context = attend(q, k, v, attn_mask=mask).transpose(1, 2).reshape(B, h.shape[1], d)
             h = _norm(attn_out(context, grad) + h, ln1)
             h = _norm(ffn_out(ffn_in(h, grad), grad) + h, ln2)
         pooled = torch.tanh(self._pooler(h[:, 0], grad))  # (B, d): the [CLS] position

@@ -4,7 +4,8 @@ memory.
 
 The plain path reads top to bottom: load the model, tokenize, make loaders, AdamW, ``accelerator.prepare``, a
 linear schedule, and a step of forward, cross-entropy, backward, clip, update. The optional CPU speed paths
-enter in two places only: ``use_cpu_training_kernels`` and the precision strategy (``bertdemo.fast``).
+enter in three places only: ``use_cpu_training_kernels``, ``use_first_token_top`` and the precision strategy
+(``bertdemo.fast``).
 
 A run's randomness (the new head's weights, dropout) comes from a generator state of its own
 (``bertdemo.seeding.TorchRng``, seeded with ``config.seed``), swapped in around its initialisation and each
@@ -26,6 +27,7 @@ from bertdemo import fast
 from bertdemo.config import SCRATCH_MODEL, TrainConfig
 from bertdemo.data import LabeledData
 from bertdemo.fast.cpu_training_kernels import use_cpu_training_kernels
+from bertdemo.fast.first_token_top import use_first_token_top
 from bertdemo.models import load_classifier, load_tokenizer
 from bertdemo.runs import lineage_of
 from bertdemo.seeding import TorchRng
@@ -70,6 +72,8 @@ def start_session(config: TrainConfig, data: LabeledData) -> Session:
         _set_dropout(model, config.dropout)
     if device.type == "cpu" and fast.enabled("cpu_kernels"):
         use_cpu_training_kernels(model)
+    if fast.enabled("first_token_top"):
+        use_first_token_top(model)  # after the attention swap: the top layer calls the model's attention function
     freeze_notes = _freeze_notes(model)  # before accelerate may wrap the model
     precision = precision_strategy(config.precision, accelerator, model)
     train_ds = tokenize_frame(data.train, tokenizer, data.label2id, config.max_length, multi_label=data.multi_label)
