@@ -55,7 +55,10 @@ def eager_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, v
     says why not SDPA while gradients flow)."""
     if scaling is None:
         scaling = query.size(-1) ** -0.5
-    if not torch.is_grad_enabled():  # evaluation passes: without a backward, SDPA's fused CPU kernel is faster
+    differentiated = torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad)
+    if not differentiated and not (module.training and dropout > 0):
+        # evaluation passes, and the frozen lower layers (bertdemo.training.freezing), whose inputs and weights
+        # need no gradient: without a backward, SDPA's fused CPU kernel is faster
         output = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask,
                                                             scale=scaling)
         return output.transpose(1, 2).contiguous(), None
