@@ -5,7 +5,9 @@ likely its label is wrong:
   baseline    the 20-line recipe: mean-pooled base MiniLM embeddings, 5-fold logistic regression, self-confidence
   engine      bertdemo.labeling.suspicious: k-fold fine-tuning of the default model, out-of-sample probabilities,
               each ranking in RANKINGS (all from the same probabilities), and the folds' probabilities averaged
-              with the baseline's (weights 0.5 and 0.7 on the folds), ranked by self-confidence
+              with the baseline's (weights 0.5 and 0.7 on the folds), ranked by self-confidence; then the
+              nearest-neighbour vote (its own pass, timed apart), alone and averaged in as the engine does by
+              default ("with_neighbours_self_confidence": the engine's answer, in folds + neighbours seconds)
 Reports recall@K, precision@K is the same number, and the time each method took, on this machine.
 
     python bench/suspicious_bench.py --data trec --rows 3000
@@ -81,6 +83,8 @@ def main() -> None:
     parser.add_argument("--freeze-layers", type=int, default=None, help="freeze_layers per fold (default: FOLD_SETTINGS)")
     parser.add_argument("--second-look", type=float, default=0.0,
                         help="also measure the second look on this share of the most suspect rows (0: not)")
+    parser.add_argument("--neighbours", type=int, default=None,
+                        help="k of the nearest-neighbour vote (default: the engine's; 0: not measured)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
@@ -111,7 +115,7 @@ def main() -> None:
     chosen = ("freeze_layers",) if args.freeze_layers is not None else ()  # used as typed, as the CLI does
     fold_config = TrainConfig(**fold_settings, given=chosen)
     for event in suspicious.out_of_sample_probabilities(texts, noisy, fold_config, folds=folds,
-                                                        second_look=0.0):
+                                                        second_look=0.0, neighbours=0):
         if isinstance(event, suspicious.FoldProgress):
             if event.step == event.steps:
                 print(f"fold {event.fold}/{event.folds} done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
@@ -125,6 +129,23 @@ def main() -> None:
         for position, suspect in enumerate(ranked):
             scores[suspect.row] = len(ranked) - position
         result["engine"]["rankings"][method] = recall_at_k(scores, flipped)
+    from bertdemo.labeling import neighbours as knn
+
+    k = knn.NEIGHBOURS if args.neighbours is None else args.neighbours
+    votes = None
+    if k:  # the engine's default: the folds averaged with the nearest-neighbour vote
+        started = time.perf_counter()
+        for event in suspicious.neighbour_votes(texts, noisy, fold_config, k=k):
+            votes = event if not isinstance(event, suspicious.FoldProgress) else votes
+        neighbour_seconds = round(time.perf_counter() - started, 1)
+        result["engine"]["neighbours"] = {"k": k, "weight": knn.WEIGHT, "seconds": neighbour_seconds,
+                                          "total_seconds": round(seconds + neighbour_seconds, 1)}
+        rankings = result["engine"]["rankings"]
+        rankings["neighbours_only_self_confidence"] = recall_at_k(self_confidence(votes, noisy), flipped)
+        rankings["with_neighbours_self_confidence"] = recall_at_k(
+            self_confidence(knn.with_neighbours(probs, votes), noisy), flipped)
+        print(json.dumps({"neighbours": result["engine"]["neighbours"],
+                          "with_neighbours": rankings["with_neighbours_self_confidence"]}), file=sys.stderr)
     again = None
     if args.second_look:  # lever: the most suspect rows scored again by a model trained without them
         started = time.perf_counter()
@@ -151,6 +172,7 @@ def main() -> None:
         np.savez(str(args.out).removesuffix(".json") + ".npz", folds=probs, flipped=flipped,
                  given=np.array([names.index(label) for label in noisy]),
                  **({"baseline": base_probs} if base_probs is not None else {}),
+                 **({"neighbours": votes} if votes is not None else {}),
                  **({"second_look": again} if args.second_look and again is not None else {}))
     text = write_result(result, args.out, "suspicious")
     print(text)

@@ -161,11 +161,12 @@ def test_rerank_keeps_the_item_on_screen_first_as_the_new_model_sees_it(project,
 
 
 def test_suspicious_progress_says_the_fold_the_rows_scored_and_the_time_left(tiny_config):
-    from bertdemo.labeling.suspicious import FoldProgress, eta_seconds, find_suspects
+    from bertdemo.labeling.suspicious import FoldProgress, eta_seconds, out_of_sample_probabilities
 
     rows = toy_rows(per_class=8, seed=3)
     config = dataclasses.replace(tiny_config, epochs=2, min_steps=0)
-    events = list(find_suspects([t for t, _ in rows], [label for _, label in rows], config, folds=3))
+    events = list(out_of_sample_probabilities([t for t, _ in rows], [label for _, label in rows], config, folds=3,
+                                              neighbours=0))
     progress = [e for e in events if isinstance(e, FoldProgress)]
     assert [p.fold for p in progress if p.step == 0] == [1, 2, 3]  # each fold says it has begun
     ends = [p for p in progress if p.step == p.steps]
@@ -187,8 +188,8 @@ def test_the_second_look_rescores_the_most_suspect_rows_with_a_model_that_never_
     rows = toy_rows(per_class=12, seed=4)
     texts, labels = [t for t, _ in rows], [label for _, label in rows]
     config = dataclasses.replace(tiny_config, epochs=2, min_steps=0, learning_rate=2e-3)
-    first = list(out_of_sample_probabilities(texts, labels, config, folds=3, second_look=0.0))[-1]
-    events = list(out_of_sample_probabilities(texts, labels, config, folds=3, second_look=0.25))
+    first = list(out_of_sample_probabilities(texts, labels, config, folds=3, second_look=0.0, neighbours=0))[-1]
+    events = list(out_of_sample_probabilities(texts, labels, config, folds=3, second_look=0.25, neighbours=0))
     progress, probs = [e for e in events if isinstance(e, FoldProgress)], events[-1]
     assert [p.fold for p in progress if p.step == 0] == [1, 2, 3, 4] and {p.folds for p in progress} == {4}
     assert progress[-1].fraction == 1.0 and progress[-1].scored == len(texts)  # re-scoring adds no rows
@@ -198,3 +199,53 @@ def test_the_second_look_rescores_the_most_suspect_rows_with_a_model_that_never_
     np.testing.assert_allclose(probs[rest], first[rest], rtol=0, atol=1e-6)  # the folds' answers stand
     assert not np.allclose(probs[again], first[again])  # a second opinion, averaged in
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_neighbours_outvote_a_flipped_label_and_a_row_never_votes_for_itself():
+    from bertdemo.labeling.neighbours import neighbour_label_probabilities, with_neighbours
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 16)) * 5
+    y = np.repeat([0, 1, 2], 12)
+    vectors = centres[y] + rng.normal(size=(36, 16))
+    flipped = y.copy()
+    flipped[[4, 20]] = [2, 0]  # two rows given another cluster's label
+    votes = neighbour_label_probabilities(vectors, flipped, 3, k=5)
+    np.testing.assert_allclose(votes.sum(axis=1), 1.0)
+    given = votes[np.arange(36), flipped]
+    assert set(np.argsort(given)[:2]) == {4, 20}  # their neighbours carry the true label
+    assert votes[4].argmax() == 0 and votes[20].argmax() == 1
+    # its own label is not a vote: a lone row among duplicates of another label gets none for its own
+    twins = np.vstack([np.ones((4, 2)), [[1.0, 1.0]], [[-1.0, 0.2]]])
+    alone = neighbour_label_probabilities(twins, np.array([0, 0, 0, 0, 1, 1]), 2, k=3)
+    assert alone[4, 1] < 0.1 and alone[0, 0] > 0.9
+    mixed = with_neighbours(np.full((36, 3), 1 / 3, dtype=np.float32), votes, 0.2)
+    assert mixed.dtype == np.float32 and np.allclose(mixed.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_suspicious_labels_end_with_the_neighbours_vote_averaged_in(tiny_config):
+    """The default: the folds, then one pass embedding every text (the last phase of the progress), whose nearest
+    neighbours' labels are averaged in; stopping in that pass gives no probabilities."""
+    from bertdemo.labeling.neighbours import NEIGHBOURS, with_neighbours
+    from bertdemo.labeling.suspicious import FoldProgress, neighbour_votes, out_of_sample_probabilities
+
+    rows = toy_rows(per_class=8, seed=6)
+    texts, labels = [t for t, _ in rows], [label for _, label in rows]
+    config = dataclasses.replace(tiny_config, epochs=1, min_steps=0)
+    events = list(out_of_sample_probabilities(texts, labels, config, folds=2))
+    progress, probs = [e for e in events if isinstance(e, FoldProgress)], events[-1]
+    assert {p.folds for p in progress} == {3} and [p.fold for p in progress if p.step == 0] == [1, 2, 3]
+    last = [p for p in progress if p.neighbours]
+    assert last and all(p.fold == 3 and p.steps == len(texts) for p in last) and last[-1].fraction == 1.0
+    assert "nearest neighbours" in last[0].line() and "texts embedded" in last[0].line()
+    folds_only = list(out_of_sample_probabilities(texts, labels, config, folds=2, neighbours=0))[-1]
+    votes = [e for e in neighbour_votes(texts, labels, config, k=NEIGHBOURS) if not isinstance(e, FoldProgress)][-1]
+    np.testing.assert_allclose(probs, with_neighbours(folds_only, votes), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(probs, folds_only)
+
+    seen = {"neighbours": False}
+    stopped = []
+    for event in out_of_sample_probabilities(texts, labels, config, folds=2, should_stop=lambda: seen["neighbours"]):
+        stopped.append(event)
+        seen["neighbours"] = isinstance(event, FoldProgress) and event.neighbours  # stop once that pass begins
+    assert seen["neighbours"] and all(isinstance(e, FoldProgress) for e in stopped)

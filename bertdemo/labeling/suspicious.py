@@ -6,6 +6,9 @@ the base model (each fold trains on the other folds with the engine's own sessio
 the out-of-memory message, memory freed after each fold — and predicts the held-out fold). The rows are then ranked by how little probability their given label got (``self_confidence``:
 the same order as the loss, Chong et al. 2022), or by cleanlab's confident learning or normalized margin
 (``RANKINGS``). ``bench/suspicious_bench.py`` measures which finds more flipped labels; the default is its answer.
+The folds' probabilities are then averaged with what each text's nearest neighbours are labeled
+(``bertdemo.labeling.neighbours``: the base model's embeddings, one forward pass over the rows), which errs on other
+rows than the folds do.
 
 ``find_suspects`` is a generator: ``FoldProgress`` events while it works, then the ranked ``Suspect`` list.
 
@@ -28,10 +31,11 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from bertdemo.config import TrainConfig
+from bertdemo.config import SCRATCH_MODEL, TrainConfig
 from bertdemo.data import frames_data, sort_labels
 from bertdemo.data.multilabel import LabelSet, multi_hot
 from bertdemo.data.multilabeled import multilabel_frames
+from bertdemo.labeling import neighbours as knn
 from bertdemo.training.evaluation import validation_logits
 from bertdemo.training.guards import finite_loss, out_of_memory_as_message
 from bertdemo.training.session import start_session, training_step
@@ -58,6 +62,7 @@ class FoldProgress:
     elapsed_s: float = 0.0  # since scoring began
     eta_s: float | None = None  # seconds left at the pace so far (None until a step has been timed)
     second_look: bool = False  # this "fold" re-scores the most suspect rows (out_of_sample_probabilities)
+    neighbours: bool = False  # this last phase embeds the texts to find each one's nearest neighbours (step: texts)
 
     @property
     def fraction(self) -> float:
@@ -66,6 +71,9 @@ class FoldProgress:
     def line(self) -> str:
         """One plain line: "fold 2 of 3 · step 40/100 · 120 of 360 rows scored · ETA 1:05"."""
         eta = "ETA —" if self.eta_s is None else f"ETA {format_duration(self.eta_s)}"
+        if self.neighbours:
+            return (f"comparing each text with its nearest neighbours ({self.fold} of {self.folds}) · "
+                    f"{self.step} of {self.steps} texts embedded · {eta}")
         what = f"fold {self.fold} of {self.folds}" + (" (a second look at the most suspect rows)" if self.second_look
                                                       else "")
         return (f"{what} · step {self.step}/{self.steps} · {self.scored} of {self.rows} rows "
@@ -128,7 +136,8 @@ def is_multi_label(labels: Sequence) -> bool:
 
 def out_of_sample_probabilities(texts: Sequence[str], labels: Sequence[str], config: TrainConfig | None = None, *,
                                 folds: int = DEFAULT_FOLDS, should_stop: Callable[[], bool] = lambda: False,
-                                second_look: float = SECOND_LOOK) -> Iterator[FoldProgress | np.ndarray]:
+                                second_look: float = SECOND_LOOK,
+                                neighbours: int = knn.NEIGHBOURS) -> Iterator[FoldProgress | np.ndarray]:
     """Yield progress, then the (N, C) out-of-sample probabilities (classes in ``sort_labels(labels)`` order).
 
     ``config`` is what each fold trains with (default: the engine's defaults with ``FOLD_SETTINGS``); its epochs,
@@ -137,15 +146,20 @@ def out_of_sample_probabilities(texts: Sequence[str], labels: Sequence[str], con
 
     ``second_look``: the share of single-label rows the folds found most suspect that one more model — trained on
     every other row, so on data with most wrong labels taken out — scores again; each of those rows gets the mean
-    of its two out-of-sample probabilities (``SECOND_LOOK``; 0: off). It shows as one more fold in the progress."""
+    of its two out-of-sample probabilities (``SECOND_LOOK``; 0: off). It shows as one more fold in the progress.
+
+    ``neighbours``: k for the nearest-neighbour vote on single-label rows, averaged in at ``neighbours.WEIGHT``
+    (0: off; off for the scratch model, whose embeddings say nothing before training). Its embedding pass is the
+    last phase in the progress."""
     config = config or TrainConfig(**FOLD_SETTINGS)
     folds = max(2, int(folds))
     frame, names, multi = _frame(texts, labels)
     looks = 0 if multi or second_look <= 0 else 1
+    near = 0 if multi or config.model == SCRATCH_MODEL else max(0, int(neighbours))
     probs = np.full((len(frame), len(names)), np.nan, dtype=np.float32)
     splitter = _random_splits(len(labels), folds, config.seed) if multi else \
         _splits(np.array([names.index(label) for label in labels]), folds, config.seed)
-    fitter = _Fitter(frame, names, multi, config, folds + looks, should_stop)
+    fitter = _Fitter(frame, names, multi, config, folds + looks + (1 if near else 0), should_stop)
     for fold, (train_rows, held_rows) in enumerate(splitter, start=1):
         yield from fitter.fit_and_score(fold, train_rows, held_rows, probs)
         if fitter.stopped:
@@ -158,7 +172,47 @@ def out_of_sample_probabilities(texts: Sequence[str], labels: Sequence[str], con
                 return
             elif event is not None:
                 probs = with_second_look(probs, event)
+    if near:
+        votes = None
+        for event in neighbour_votes(texts, labels, config, k=near, should_stop=should_stop, fitter=fitter):
+            if isinstance(event, FoldProgress):
+                yield event
+            else:
+                votes = event
+        if votes is None:
+            return
+        probs = knn.with_neighbours(probs, votes)
     yield probs
+
+
+def neighbour_votes(texts: Sequence[str], labels: Sequence[str], config: TrainConfig | None = None, *,
+                    k: int = knn.NEIGHBOURS, should_stop: Callable[[], bool] = lambda: False,
+                    fitter: "_Fitter | None" = None) -> Iterator[FoldProgress | np.ndarray | None]:
+    """Progress, then the (N, C) nearest-neighbour label shares of single-label rows (classes in
+    ``sort_labels(labels)`` order; None when stopped): ``out_of_sample_probabilities``'s last phase, on its own."""
+    config = config or TrainConfig(**FOLD_SETTINGS)
+    if fitter is None:
+        frame, names, _ = _frame(texts, labels)
+        fitter = _Fitter(frame, names, False, config, 1, should_stop)
+    names = fitter.names
+    began = time.monotonic()
+    phase = fitter.folds
+    yield fitter.progress(phase, 0, len(texts), began, neighbours=True)
+    vectors = None
+    for event in knn.mean_pooled_embeddings(list(texts), config.model, config.max_length, should_stop=should_stop):
+        if event is None:
+            fitter.stopped = True
+            yield None
+            return
+        if isinstance(event, np.ndarray):
+            vectors = event
+        elif event < len(texts):
+            yield fitter.progress(phase, event, len(texts), began, neighbours=True)
+    y = np.array([names.index(label) for label in labels])
+    votes = knn.neighbour_label_probabilities(vectors, y, len(names), k)
+    fitter.finished.append(time.monotonic() - began)
+    yield fitter.progress(phase, len(texts), len(texts), began, neighbours=True)
+    yield votes
 
 
 def with_second_look(probs: np.ndarray, again: np.ndarray) -> np.ndarray:
@@ -231,10 +285,12 @@ class _Fitter:
         self.folds, self.should_stop = folds, should_stop
         self.began, self.finished, self.scored, self.stopped = time.monotonic(), [], 0, False
 
-    def progress(self, fold: int, step: int, steps: int, fold_began: float, rescoring: bool) -> FoldProgress:
+    def progress(self, fold: int, step: int, steps: int, fold_began: float, rescoring: bool = False, *,
+                 neighbours: bool = False) -> FoldProgress:
         now = time.monotonic()
         return FoldProgress(fold=fold, folds=self.folds, step=step, steps=steps, scored=self.scored,
                             rows=len(self.frame), elapsed_s=now - self.began, second_look=rescoring,
+                            neighbours=neighbours,
                             eta_s=eta_seconds(fold, self.folds, step, steps, now - fold_began, self.finished))
 
     def fit_and_score(self, fold: int, train_rows: np.ndarray, held_rows: np.ndarray, into: np.ndarray, *,
