@@ -94,17 +94,21 @@ def test_cpu_training_kernels_follow_the_stock_fp32_trajectory(mini_config, any_
     np.testing.assert_allclose(fast_losses, stock, atol=1e-4, rtol=0)
 
 
+def first_batch_gradients(config, data, monkeypatch, off: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """Every parameter's gradient after one backward of the first training batch (and that batch), with the fast
+    paths named in ``off`` switched off."""
+    monkeypatch.setenv(fast.ENV, off)
+    s = start_session(config, data)
+    s.model.train()
+    batch = next(iter(s.loader))
+    with s.rng:  # the run's own random state: both sessions draw the same dropout masks
+        loss = batch_loss(s, s.model(**{k: v for k, v in batch.items() if k != "labels"}).logits, batch["labels"])
+        loss.backward()
+    return {n: p.grad.clone() for n, p in s.model.named_parameters() if p.grad is not None}, batch
+
+
 def test_cpu_training_kernels_give_the_stock_gradients(mini_config, any_data, monkeypatch):
-    grads = []
-    for off in ("", "cpu_kernels"):
-        monkeypatch.setenv(fast.ENV, off)
-        s = start_session(mini_config, any_data)
-        s.model.train()
-        batch = next(iter(s.loader))
-        with s.rng:  # the run's own random state: both sessions draw the same dropout masks
-            loss = batch_loss(s, s.model(**{k: v for k, v in batch.items() if k != "labels"}).logits, batch["labels"])
-            loss.backward()
-        grads.append({n: p.grad.clone() for n, p in s.model.named_parameters() if p.grad is not None})
+    grads = [first_batch_gradients(mini_config, any_data, monkeypatch, off)[0] for off in ("", "cpu_kernels")]
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 20
     for name in grads[0]:
         torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-6, msg=name)
@@ -165,17 +169,10 @@ def test_first_token_top_layer_follows_the_every_position_trajectory(mini_config
 
 
 def test_first_token_top_layer_gives_every_gradient_of_the_stock_model(mini_config, toy_data, monkeypatch):
-    grads = []
-    for off in ("", "first_token_top"):
-        monkeypatch.setenv(fast.ENV, off)
-        s = start_session(mini_config, toy_data)
-        s.model.train()
-        batch = next(iter(s.loader))
-        assert not bool(batch["attention_mask"].all())  # padded texts: the top layer's mask row is sliced right
-        with s.rng:
-            logits = s.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-            batch_loss(s, logits, batch["labels"]).backward()
-        grads.append({n: p.grad.clone() for n, p in s.model.named_parameters() if p.grad is not None})
+    (first, batch), (every, _) = (first_batch_gradients(mini_config, toy_data, monkeypatch, off)
+                                  for off in ("", "first_token_top"))
+    assert not bool(batch["attention_mask"].all())  # padded texts: the top layer's mask row is sliced right
+    grads = [first, every]
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 20
     for name in grads[0]:
         torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-6, msg=name)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 NEIGHBOURS = 10  # k, and WEIGHT: the neighbours' share of the averaged probabilities (the folds keep 0.8) — of
-WEIGHT = 0.2  # k 5–40 and shares 0.15–0.5, the pair that helped on news passages and lost nowhere on TREC or SST-2
+WEIGHT = 0.2  # k 5–40 and shares 0.15–0.5, the pair that helped news passages most and lost nowhere on TREC or SST-2
 # (bench/RESULTS.md)
 _SMOOTHING = 0.1  # a vote's worth spread over every class: a row far from all others is not certain of anything
 EMBED_BATCH = 64
