@@ -238,6 +238,10 @@ def test_suspicious_labels_end_with_the_neighbours_vote_averaged_in(tiny_config)
     last = [p for p in progress if p.neighbours]
     assert last and all(p.fold == 3 and p.steps == len(texts) for p in last) and last[-1].fraction == 1.0
     assert "nearest neighbours" in last[0].line() and "texts embedded" in last[0].line()
+    # the time left once the folds are done is the short pass at the folds' scoring pace, not one more fold
+    second_began = next(p.elapsed_s for p in progress if p.fold == 2 and p.step == 0)
+    second_done = next(p for p in progress if p.fold == 2 and p.step == p.steps)
+    assert 0 < second_done.eta_s < second_done.elapsed_s - second_began
     folds_only = list(out_of_sample_probabilities(texts, labels, config, folds=2, neighbours=0))[-1]
     votes = [e for e in neighbour_votes(texts, labels, config, k=NEIGHBOURS) if not isinstance(e, FoldProgress)][-1]
     np.testing.assert_allclose(probs, with_neighbours(folds_only, votes), rtol=1e-5, atol=1e-6)
