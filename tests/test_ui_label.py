@@ -406,10 +406,14 @@ def test_suspicious_label_progress_shows_folds_rows_and_time_left(client, import
     assert "step 0/100" not in started["status"] and "epoch" not in started["status"]
     job = client.predict(api_name="/list_jobs")[0]
     status = wait_job(client, job["id"], timeout=600)
-    folds = [e for e in status["events"] if e["event"] == "FoldProgress"]
+    progress = [e for e in status["events"] if e["event"] == "FoldProgress"]
+    folds, last = [e for e in progress if not e["neighbours"]], progress[-1]
     assert folds and "rows scored" in folds[-1]["note"] and folds[-1]["scored"] == folds[-1]["rows"] > 0
+    # then the pass that finds each text's nearest neighbours, the last of 3 folds + 1
+    assert last["neighbours"] and last["fold"] == last["folds"] == 4 and last["step"] == last["steps"] == last["rows"]
+    assert "nearest neighbours (4 of 4)" in last["note"] and "texts embedded" in last["note"]
     html = fold_progress_html(folds[len(folds) // 2], note="suspicious labels in toy")
-    assert "fold " in html and " of 3 · step " in html and "rows scored · ETA" in html
+    assert "fold " in html and " of 4 · step " in html and "rows scored · ETA" in html
     assert "epoch" not in html and "examples/s" not in html and "lr " not in html
     record = {"fold": 2, "folds": 3, "step": 40, "steps": 100, "scored": 120, "rows": 360, "elapsed_s": 50.0,
               "eta_s": 65.0, "fraction": 0.46, "note": "x", "event": "FoldProgress"}

@@ -31,9 +31,8 @@ _SUBCLASSES: dict[type, type] = {}
 def use_first_token_top(model: nn.Module) -> bool:
     """Make ``model``'s last encoder layer compute the first token only; True when it did. The model's logits
     are unchanged (checked here on a probe batch); its ``last_hidden_state`` then has one position."""
-    from bertdemo.training.freezing import encoder_layers  # here: bertdemo.training imports this module
-
-    layers = encoder_layers(model)[1]
+    # every classifier in _FIRST_TOKEN_HEADS keeps its layers at base_model.encoder.layer
+    layers = getattr(getattr(getattr(model, "base_model", model), "encoder", None), "layer", None)
     if type(model).__name__ not in _FIRST_TOKEN_HEADS or not layers or not _plain_layers(model):
         return False
     layer = layers[-1]

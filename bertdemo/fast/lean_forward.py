@@ -30,17 +30,18 @@ _ACTIVATIONS = {"gelu": (F.gelu, ("gelu", "none")),
                 "relu": (F.relu, ("relu", ""))}
 
 
-def lean_forward(model: torch.nn.Module, prepack: bool = True) -> LeanBert | None:
+def lean_forward(model: torch.nn.Module, prepack: bool = True, *, first_token_top: bool = True) -> LeanBert | None:
     """The ``LeanBert`` of ``model`` (``lean(input_ids, attention_mask=None, token_type_ids=None) -> logits``), or None.
 
     It reads ``model``'s weights as they are now (Q/K/V are concatenated once): build it again after changing
     the weights, dtype or device, or the two would disagree. ``prepack=False`` keeps ``F.linear`` for
-    predictions too (the benchmark's comparison).
+    predictions too (the benchmark's comparison); ``first_token_top=False`` computes every position of the last
+    layer (fast path ``first_token_top`` off).
     """
     if not _supported(model):
         return None
     try:
-        forward = LeanBert(model, prepack)
+        forward = LeanBert(model, prepack, first_token_top)
         if _matches(model, forward):
             return forward
         _log.info("lean forward disagrees with %s's own: using the transformers forward", type(model).__name__)
@@ -68,17 +69,15 @@ class LeanBert:
     predictions (inference mode), ``lean.from_embeddings(...)`` for gradients with respect to the word
     embeddings (integrated gradients). Both read the model's weights as they were when it was built."""
 
-    def __init__(self, model: torch.nn.Module, prepack: bool = True):
+    def __init__(self, model: torch.nn.Module, prepack: bool = True, first_token_top: bool = True):
         bert, config = model.bert, model.config
         self._bert = bert
         self._pooler = _Dense(bert.pooler.dense.weight, bert.pooler.dense.bias, prepack=prepack)
         self._head = _Dense(model.classifier.weight, model.classifier.bias, prepack=prepack)
         self._heads = config.num_attention_heads
-        from bertdemo import fast  # here: bertdemo.fast imports this module's package
-
         # The head reads position 0 of the last layer only: its query and everything after attention are computed
         # there alone, unless every position's attention is asked for (bertdemo.fast.first_token_top says why).
-        self._first_token_top = fast.enabled("first_token_top")
+        self._first_token_top = first_token_top
         activation = _ACTIVATIONS[config.hidden_act]
         self._layers = []
         for layer in bert.encoder.layer:

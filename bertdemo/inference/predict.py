@@ -51,7 +51,8 @@ class Predictor:
         self.model = model.to(self.device, dtype=dtype).eval().requires_grad_(False)
         # Same logits with about half the Python of the model's own forward (checked when built); None for
         # architectures it does not reproduce, which keep the transformers forward.
-        self._lean = lean_forward(self.model, prepack) if lean and fast.enabled("lean_forward") else None
+        self._lean = lean_forward(self.model, prepack, first_token_top=fast.enabled("first_token_top")) \
+            if lean and fast.enabled("lean_forward") else None
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.source = source  # the run folder or model the weights came from (used to load the eager copy)

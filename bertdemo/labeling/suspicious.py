@@ -35,7 +35,8 @@ from bertdemo.config import SCRATCH_MODEL, TrainConfig
 from bertdemo.data import frames_data, sort_labels
 from bertdemo.data.multilabel import LabelSet, multi_hot
 from bertdemo.data.multilabeled import multilabel_frames
-from bertdemo.labeling import neighbours as knn
+from bertdemo.labeling.neighbours import NEIGHBOURS, mean_pooled_embeddings, neighbour_label_probabilities, \
+    with_neighbours
 from bertdemo.training.evaluation import validation_logits
 from bertdemo.training.guards import finite_loss, out_of_memory_as_message
 from bertdemo.training.session import start_session, training_step
@@ -137,7 +138,7 @@ def is_multi_label(labels: Sequence) -> bool:
 def out_of_sample_probabilities(texts: Sequence[str], labels: Sequence[str], config: TrainConfig | None = None, *,
                                 folds: int = DEFAULT_FOLDS, should_stop: Callable[[], bool] = lambda: False,
                                 second_look: float = SECOND_LOOK,
-                                neighbours: int = knn.NEIGHBOURS) -> Iterator[FoldProgress | np.ndarray]:
+                                neighbours: int = NEIGHBOURS) -> Iterator[FoldProgress | np.ndarray]:
     """Yield progress, then the (N, C) out-of-sample probabilities (classes in ``sort_labels(labels)`` order).
 
     ``config`` is what each fold trains with (default: the engine's defaults with ``FOLD_SETTINGS``); its epochs,
@@ -182,12 +183,12 @@ def out_of_sample_probabilities(texts: Sequence[str], labels: Sequence[str], con
                 votes = event
         if votes is None:
             return
-        probs = knn.with_neighbours(probs, votes)
+        probs = with_neighbours(probs, votes)
     yield probs
 
 
 def neighbour_votes(texts: Sequence[str], labels: Sequence[str], config: TrainConfig | None = None, *,
-                    k: int = knn.NEIGHBOURS, should_stop: Callable[[], bool] = lambda: False,
+                    k: int = NEIGHBOURS, should_stop: Callable[[], bool] = lambda: False,
                     fitter: "_Fitter | None" = None) -> Iterator[FoldProgress | np.ndarray | None]:
     """Progress, then the (N, C) nearest-neighbour label shares of single-label rows (classes in
     ``sort_labels(labels)`` order; None when stopped): ``out_of_sample_probabilities``'s last phase, on its own."""
@@ -200,7 +201,7 @@ def neighbour_votes(texts: Sequence[str], labels: Sequence[str], config: TrainCo
     phase = fitter.folds
     yield fitter.progress(phase, 0, len(texts), began, neighbours=True)
     vectors = None
-    for event in knn.mean_pooled_embeddings(list(texts), config.model, config.max_length, should_stop=should_stop):
+    for event in mean_pooled_embeddings(list(texts), config.model, config.max_length, should_stop=should_stop):
         if event is None:
             fitter.stopped = True
             yield None
@@ -210,7 +211,7 @@ def neighbour_votes(texts: Sequence[str], labels: Sequence[str], config: TrainCo
         elif event < len(texts):
             yield fitter.progress(phase, event, len(texts), began, neighbours=True)
     y = np.array([names.index(label) for label in labels])
-    votes = knn.neighbour_label_probabilities(vectors, y, len(names), k)
+    votes = neighbour_label_probabilities(vectors, y, len(names), k)
     fitter.finished.append(time.monotonic() - began)
     yield fitter.progress(phase, len(texts), len(texts), began, neighbours=True)
     yield votes
