@@ -19,6 +19,8 @@ import logging
 import torch
 from torch import nn
 
+from bertdemo.fast.probe import logits_tolerance, probe_batch
+
 _log = logging.getLogger(__name__)
 # Classifiers whose head reads only position 0 of the last hidden states (transformers' own code says so:
 # BertPooler, the Roberta/XLM-R/Electra classification heads' ``features[:, 0, :]``).
@@ -42,7 +44,7 @@ def use_first_token_top(model: nn.Module) -> bool:
     was_training = model.training
     try:
         model.eval()
-        probe = _probe(model)
+        probe = probe_batch(model)
         with torch.inference_mode():
             expected = model(**probe).logits.float()
             layer.__class__ = _first_token_class(stock)
@@ -53,7 +55,7 @@ def use_first_token_top(model: nn.Module) -> bool:
         return False
     finally:
         model.train(was_training)
-    tol = 1e-4 if next(model.parameters()).dtype == torch.float32 else 3e-2
+    tol = logits_tolerance(model)
     if got.shape != expected.shape or not torch.allclose(got, expected, rtol=tol, atol=tol):
         layer.__class__ = stock
         _log.info("first-token top layer disagrees with %s's own forward: not used", type(model).__name__)
@@ -98,19 +100,3 @@ def _first_token_forward(self, hidden_states: torch.Tensor, attention_mask: torc
                            dropout=attention.dropout.p if attention.training else 0.0, scaling=attention.scaling)
     attended = self.attention.output(context.reshape(batch, 1, -1), first)
     return self.feed_forward_chunk(attended)
-
-
-def _probe(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Two texts of 9 ids, the second padded after 5, and a second segment where the model has token types."""
-    param = next(model.parameters())
-    vocab = model.config.vocab_size
-    generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(min(1000, vocab // 2), vocab, (2, 9), generator=generator)
-    mask = torch.ones_like(ids)
-    mask[1, 5:] = 0
-    probe = {"input_ids": ids, "attention_mask": mask}
-    if getattr(model.config, "type_vocab_size", 1) > 1:
-        types = torch.zeros_like(ids)
-        types[:, 3:] = 1
-        probe["token_type_ids"] = types
-    return {k: v.to(param.device) for k, v in probe.items()}

@@ -22,6 +22,8 @@ import logging
 import torch
 import torch.nn.functional as F
 
+from bertdemo.fast.probe import logits_tolerance, probe_batch
+
 _log = logging.getLogger(__name__)
 # config.hidden_act -> (the function, oneDNN's name for it when fused into the linear before it)
 _ACTIVATIONS = {"gelu": (F.gelu, ("gelu", "none")),
@@ -89,10 +91,10 @@ class LeanBert:
                 _Dense(layer.intermediate.dense.weight, layer.intermediate.dense.bias, activation, prepack=prepack),
                 _Dense(layer.output.dense.weight, layer.output.dense.bias, prepack=prepack), layer.output.LayerNorm,
             ))
-        top = bert.encoder.layer[-1].attention.self  # its query apart from its keys and values, for the first token
-        self._top_query = _Dense(top.query.weight, top.query.bias, prepack=prepack)
-        self._top_key_value = _Dense(torch.cat([top.key.weight, top.value.weight]),
-                                     torch.cat([top.key.bias, top.value.bias]), prepack=prepack)
+        # the top layer's query apart from its keys and values, for the first token: rows of its packed Q/K/V
+        top, d = self._layers[-1][0], config.hidden_size
+        self._top_query = _Dense(top.weight[:d], top.bias[:d], prepack=prepack)
+        self._top_key_value = _Dense(top.weight[d:], top.bias[d:], prepack=prepack)
 
     @property
     def word_embeddings(self) -> torch.nn.Embedding:
@@ -207,25 +209,20 @@ def _norm(x: torch.Tensor, ln: torch.nn.LayerNorm) -> torch.Tensor:
 
 
 def _matches(model: torch.nn.Module, forward: LeanBert) -> bool:
-    """The lean logits equal the model's own on a padded probe batch (within the weights' precision)."""
-    param = next(model.parameters())
-    vocab = model.config.vocab_size
-    generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(min(1000, vocab // 2), vocab, (2, 9), generator=generator).to(param.device)
-    mask = torch.ones_like(ids)
-    mask[1, 5:] = 0
-    types = torch.zeros_like(ids)
-    if getattr(model.config, "type_vocab_size", 1) > 1:
-        types[:, 3:] = 1  # a second segment, as sentence-pair tokenizers make
+    """The lean logits equal the model's own on the padded probe batch (within the weights' precision), also for
+    the padded row run alone without a mask."""
+    probe = probe_batch(model)
+    types = probe.get("token_type_ids")
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            expected = model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.float()
-            got = forward(ids, attention_mask=mask, token_type_ids=types).float()
-            alone = forward(ids[1:, :5], token_type_ids=types[1:, :5]).float()  # the padded row alone, no mask
+            expected = model(**probe).logits.float()
+            got = forward(**probe).float()
+            alone = forward(probe["input_ids"][1:, :5],
+                            token_type_ids=None if types is None else types[1:, :5]).float()
     finally:
         model.train(was_training)
-    tol = 1e-4 if param.dtype == torch.float32 else 3e-2
+    tol = logits_tolerance(model)
     return (got.shape == expected.shape and torch.allclose(got, expected, rtol=tol, atol=tol)
             and torch.allclose(alone, expected[1:], rtol=tol, atol=tol))
