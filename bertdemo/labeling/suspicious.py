@@ -160,8 +160,8 @@ def out_of_sample_probabilities(texts: Sequence[str], labels: Sequence[str], con
     probs = np.full((len(frame), len(names)), np.nan, dtype=np.float32)
     splitter = _random_splits(len(labels), folds, config.seed) if multi else \
         _splits(np.array([names.index(label) for label in labels]), folds, config.seed)
-    fitter = _Fitter(frame, names, multi, config, folds + looks + (1 if near else 0), should_stop)
-    fitter.neighbours_pass = bool(near)
+    fitter = _Fitter(frame, names, multi, config, folds + looks + (1 if near else 0), should_stop,
+                     neighbours_pass=bool(near))
     for fold, (train_rows, held_rows) in enumerate(splitter, start=1):
         yield from fitter.fit_and_score(fold, train_rows, held_rows, probs)
         if fitter.stopped:
@@ -282,13 +282,13 @@ class _Fitter:
     progress bookkeeping shared by all of them."""
 
     def __init__(self, frame: pd.DataFrame, names: tuple[str, ...], multi: bool, config: TrainConfig, folds: int,
-                 should_stop: Callable[[], bool]) -> None:
+                 should_stop: Callable[[], bool], *, neighbours_pass: bool = False) -> None:
+        """``folds``: every phase the progress counts; ``neighbours_pass``: the last of them is the neighbours'
+        pass — one forward over every row, far shorter than a fold, so the time left counts it at the pace the
+        folds scored their held-out rows, not as one more fold."""
         self.frame, self.names, self.multi, self.config = frame, names, multi, config
-        self.folds, self.should_stop = folds, should_stop
+        self.folds, self.should_stop, self.neighbours_pass = folds, should_stop, neighbours_pass
         self.began, self.finished, self.scored, self.stopped = time.monotonic(), [], 0, False
-        # The neighbours' pass, when one follows the folds: one forward over every row, far shorter than a fold, so
-        # the time left counts it at the pace the folds scored their held-out rows, not as one more fold.
-        self.neighbours_pass = False
         self.seconds_per_scored_row: float | None = None
 
     def progress(self, fold: int, step: int, steps: int, fold_began: float, rescoring: bool = False, *,
