@@ -44,7 +44,7 @@ def _ask(page, text: str) -> None:
 
 def test_the_fill_box_before_during_and_after_a_pretraining(page, tmp_path):
     texts = write_csv(tmp_path / "unlabeled.csv", [(f"the match {i} ended with a late goal by the striker",
-                                                     f"note {i}") for i in range(60)], header=("body", "remark"))
+                                                     f"note {i}") for i in range(2000)], header=("body", "remark"))
     _open_panel(page)
     # the masking lesson is drawn at load: coloured tokens and a legend; Mask again draws other pieces
     expect(page.locator("#masking-tokens")).to_contain_text("[CLS]", timeout=30_000)
@@ -64,11 +64,12 @@ def test_the_fill_box_before_during_and_after_a_pretraining(page, tmp_path):
 
     # an unlabeled file with odd column names: the picker guesses, the note counts; then a tiny run
     page.locator("#pretrain-upload input[type=file]").set_input_files(str(texts))
-    expect(page.locator("#pretrain-texts")).to_contain_text("60 different texts", timeout=30_000)
+    expect(page.locator("#pretrain-texts")).to_contain_text("2,000 different texts", timeout=30_000)
     page.get_by_label("tiny").check()
     minutes = page.locator("#pretrain-minutes input[type=number]")
     # long enough that the job still runs when asked after its first evaluation and after a reload, on a slow,
-    # busy CI machine too (0.4 min ended before the second question was answered there); Stop ends it below
+    # busy machine too; Stop ends it below. 2,000 texts: the 40-epoch cap of a 60-text corpus (40 steps) ended the
+    # job before the time budget did, and before the running job could answer a second question
     minutes.fill("3")
     minutes.press("Enter")
     page.locator("#start-pretrain").click()
