@@ -4,7 +4,8 @@ Training is compared by its loss trajectory over 20 optimizer steps on the embed
 pretrained, so the loss falls from ~1.1 to below 0.1 within those steps — a path that dropped or garbled its updates
 would leave the trajectory by far more than the tolerances here (checked below with a no-learning control).
 Tolerances (measured differences in brackets, on CPU):
-- CPU training kernels at dropout 0, fp32, vs transformers' SDPA model: 1e-4 per step [4e-7];
+- CPU training kernels at dropout 0, fp32, vs transformers' SDPA model: 1e-4 per step [4e-7], on short texts
+  (explicit attention maths) and on texts of 40+ word-pieces (SDPA's fused kernel, also differentiated);
 - the first-token top layer vs every position: 1e-4 per step [~1e-7], gradients 1e-4 relative;
 - bf16 master weights vs stock bf16 autocast, and vs plain fp32: 0.05 per step [0.011 and 0.007; autocast itself
   is 0.006 from fp32]. Where the loss falls fastest, bf16 rounding moves a step's loss most.
@@ -15,6 +16,7 @@ import dataclasses
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -110,6 +112,48 @@ def first_batch_gradients(config, data, monkeypatch, off: str) -> tuple[dict[str
 def test_cpu_training_kernels_give_the_stock_gradients(mini_config, any_data, monkeypatch):
     grads = [first_batch_gradients(mini_config, any_data, monkeypatch, off)[0] for off in ("", "cpu_kernels")]
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 20
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.fixture(scope="module")
+def long_data():
+    """Toy texts of 40+ word-pieces: four rows of one class run together, so that training attention takes SDPA's
+    fused kernel (cpu_training_kernels.FUSED_FROM) instead of the explicit maths that short texts take."""
+    from conftest import toy_rows
+
+    from bertdemo.config import TrainConfig
+    from bertdemo.data import load_data
+
+    by_label: dict[str, list[str]] = {}
+    for text, label in toy_rows(per_class=160):
+        by_label.setdefault(label, []).append(text)
+    rows = [(" and ".join(texts[i:i + 4]), label) for label, texts in by_label.items() for i in range(0, 160, 4)]
+    return load_data(pd.DataFrame(rows, columns=["text", "label"]), TrainConfig(max_length=64))
+
+
+def test_long_texts_take_the_fused_attention_and_follow_the_stock_trajectory_and_gradients(mini_config, long_data,
+                                                                                           monkeypatch):
+    from bertdemo.fast import cpu_training_kernels
+
+    config = dataclasses.replace(mini_config, max_length=64)
+    fused = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def counting(query, key, *args, **kwargs):  # the keys' length: the first-token top layer has one query
+        fused.append(torch.is_grad_enabled() and query.requires_grad and key.shape[-2])
+        return sdpa(query, key, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", counting)
+    fast_losses, s = trajectory(config, long_data, monkeypatch)
+    assert s.model.config._attn_implementation == "bertdemo_cpu_training"
+    assert min(x for x in fused if x) >= cpu_training_kernels.FUSED_FROM  # differentiated, long: the fused kernel
+    assert sum(1 for x in fused if x) >= STEPS
+    stock, _ = trajectory(config, long_data, monkeypatch, off="all")
+    quarter = len(stock) // 4
+    assert stock[-quarter:].mean() < 0.75 * stock[:quarter].mean()  # it learns
+    np.testing.assert_allclose(fast_losses, stock, atol=1e-4, rtol=0)
+    grads = [first_batch_gradients(config, long_data, monkeypatch, off)[0] for off in ("", "cpu_kernels")]
     for name in grads[0]:
         torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-6, msg=name)
 

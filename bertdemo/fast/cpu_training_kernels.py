@@ -9,7 +9,9 @@ same expectation: ``p`` is rounded to a multiple of 1/65536 and the survivors ar
 
 Why the attention swap, also at dropout 0: transformers' SDPA attention with dropout falls back to the same
 maths with torch's dropout, and without dropout it takes a flash kernel whose backward is slower than this
-eager path at these lengths (bench/RESULTS.md). On GPUs torch's own kernels are fast and nothing is swapped.
+eager path on short texts, and in bf16 (bench/RESULTS.md). Where that kernel wins — fp32, keys of
+``FUSED_FROM`` word-pieces or more, no dropout — the swapped function calls it. On GPUs torch's own kernels are
+fast and nothing is swapped.
 
 Not in here: which precision or attention the model predicts with (``bertdemo.inference``).
 """
@@ -22,6 +24,11 @@ from torch import nn
 
 ATTENTION = "bertdemo_cpu_training"  # the name our attention function is registered under in transformers
 _INT64_MIN = torch.iinfo(torch.int64).min
+# From this many keys on, SDPA's fused fp32 CPU kernel (forward and backward) beats the explicit maths below; under
+# it the explicit maths win (measured on an AVX2 CPU, torch 2.13: 14 keys 2.3 vs 3.5 ms per layer of a batch of
+# 32, 32 keys 7.8 vs 6.0, 105 keys ×1.25 per whole training step; bench/RESULTS.md). bf16 keeps the explicit
+# maths: its fused backward was ×0.67–0.70 slower per step on a bf16 CPU.
+FUSED_FROM = 32
 
 
 def cpu_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
@@ -51,14 +58,15 @@ class CpuDropout(nn.Dropout):
 def eager_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                     attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
                     **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-    """transformers' eager attention with ``cpu_dropout`` on the attention probabilities (the module docstring
-    says why not SDPA while gradients flow)."""
+    """transformers' eager attention with ``cpu_dropout`` on the attention probabilities; SDPA's fused kernel where
+    it is faster and nothing is dropped (the module docstring says where)."""
     if scaling is None:
         scaling = query.size(-1) ** -0.5
     differentiated = torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad)
-    if not differentiated and not (module.training and dropout > 0):
+    dropped = module.training and dropout > 0
+    if not dropped and (not differentiated or fused_backward_pays(query.dtype, key.size(-2))):
         # evaluation passes, and the frozen lower layers (bertdemo.training.freezing), whose inputs and weights
-        # need no gradient: without a backward, SDPA's fused CPU kernel is faster
+        # need no gradient: without a backward, SDPA's fused CPU kernel is faster; with one, on long fp32 texts
         output = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask,
                                                             scale=scaling)
         return output.transpose(1, 2).contiguous(), None
@@ -68,6 +76,12 @@ def eager_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, v
     weights = cpu_dropout(nn.functional.softmax(weights, dim=-1), dropout, module.training)
     output = torch.matmul(weights, value).transpose(1, 2).contiguous()  # (B, T, H, D)
     return output, weights
+
+
+def fused_backward_pays(dtype: torch.dtype, keys: int) -> bool:
+    """Whether SDPA's fused kernel differentiates an attention over ``keys`` positions faster than the explicit
+    maths (``FUSED_FROM``)."""
+    return dtype == torch.float32 and keys >= FUSED_FROM
 
 
 def _register() -> None:

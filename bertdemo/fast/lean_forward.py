@@ -22,6 +22,7 @@ import logging
 import torch
 import torch.nn.functional as F
 
+from bertdemo.fast.cpu_training_kernels import fused_backward_pays
 from bertdemo.fast.probe import logits_tolerance, probe_batch
 
 _log = logging.getLogger(__name__)
@@ -126,13 +127,15 @@ class LeanBert:
         mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
             mask = attention_mask[:, None, None, :].bool()  # (B, 1, 1, T): which keys each query may see
-        # torch's CPU SDPA picks a flash kernel whose backward is several times slower than the plain maths at
-        # these sizes; its forward is the faster one for predictions (bench/RESULTS.md)
+        # torch's CPU SDPA picks a flash kernel whose backward is slower than the plain maths on short texts and
+        # in bf16, faster on long fp32 ones; its forward is the faster one for predictions (bench/RESULTS.md)
         grad = embeds.requires_grad and torch.is_grad_enabled()
         if attentions is not None:
             attend = functools.partial(_attention, keep=attentions)
+        elif grad and not fused_backward_pays(h.dtype, T):
+            attend = _attention
         else:
-            attend = _attention if grad else F.scaled_dot_product_attention
+            attend = F.scaled_dot_product_attention
         top = len(self._layers) - 1 if attentions is None and self._first_token_top else None
         for i, (qkv, attn_out, ln1, ffn_in, ffn_out, ln2) in enumerate(self._layers):
             if i == top:
