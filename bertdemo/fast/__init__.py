@@ -5,9 +5,10 @@
 
 - ``master_weights``: bf16 training on CPUs with native bf16 runs a bf16 model with fp32 master weights instead of
   autocast (off: autocast bf16, the stock mixed-precision path).
-- ``cpu_kernels``: CPU training swaps torch's dropout for a cheaper mask and transformers' attention for an eager
-  kernel with that dropout, also at dropout 0, where SDPA would pick a slower flash kernel (off: the model's own
-  dropout and SDPA attention).
+- ``cpu_kernels``: CPU training swaps torch's dropout for a cheaper mask and transformers' attention for a kernel
+  with that dropout: the explicit maths on short texts and in bf16, where SDPA's flash backward is slower, and SDPA's
+  fused kernel on fp32 texts of 32+ word-pieces without dropout, where it is faster (off: the model's own dropout
+  and SDPA attention).
 - ``lean_forward``: predictions, the attention view and attributions run a lean BERT forward with oneDNN-prepacked
   linears (off: the transformers forward; the attention view then uses an eager-attention copy).
 - ``first_token_top``: training, and the lean forward's predictions and attributions, compute the classifier's last
