@@ -7,6 +7,7 @@ Tolerances (measured differences in brackets, on CPU):
 - CPU training kernels at dropout 0, fp32, vs transformers' SDPA model: 1e-4 per step [4e-7], on short texts
   (explicit attention maths) and on texts of 40+ word-pieces (SDPA's fused kernel, also differentiated);
 - the first-token top layer vs every position: 1e-4 per step [~1e-7], gradients 1e-4 relative;
+- the frozen layers' kept output vs computing them every epoch: 1e-4 per step [~1e-7];
 - bf16 master weights vs stock bf16 autocast, and vs plain fp32: 0.05 per step [0.011 and 0.007; autocast itself
   is 0.006 from fp32]. Where the loss falls fastest, bf16 rounding moves a step's loss most.
 """
@@ -22,6 +23,7 @@ import torch
 
 from bertdemo import fast
 from bertdemo.training.precision import Autocast, MasterWeightsBf16, Plain
+from bertdemo.training.loaders import model_inputs
 from bertdemo.training.session import batch_loss, start_session, training_step
 
 pytestmark = pytest.mark.slow  # 20-step trainings per path
@@ -76,7 +78,7 @@ def test_the_switch_names_paths_and_refuses_typos(monkeypatch):
     monkeypatch.setenv(fast.ENV, "")
     assert all(fast.enabled(name) for name in fast.FAST_PATHS)
     monkeypatch.setenv(fast.ENV, "lean_forward, cpu_kernels")
-    assert [fast.enabled(name) for name in fast.FAST_PATHS] == [True, False, False, True]
+    assert [fast.enabled(name) for name in fast.FAST_PATHS] == [True, False, False, True, True]
     monkeypatch.setenv(fast.ENV, "all")
     assert not any(fast.enabled(name) for name in fast.FAST_PATHS)
     monkeypatch.setenv(fast.ENV, "lean-forward")
@@ -104,7 +106,7 @@ def first_batch_gradients(config, data, monkeypatch, off: str) -> tuple[dict[str
     s.model.train()
     batch = next(iter(s.loader))
     with s.rng:  # the run's own random state: both sessions draw the same dropout masks
-        loss = batch_loss(s, s.model(**{k: v for k, v in batch.items() if k != "labels"}).logits, batch["labels"])
+        loss = batch_loss(s, s.model(**model_inputs(batch)).logits, batch["labels"])
         loss.backward()
     return {n: p.grad.clone() for n, p in s.model.named_parameters() if p.grad is not None}, batch
 
@@ -156,6 +158,38 @@ def test_long_texts_take_the_fused_attention_and_follow_the_stock_trajectory_and
     grads = [first_batch_gradients(config, long_data, monkeypatch, off)[0] for off in ("", "cpu_kernels")]
     for name in grads[0]:
         torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_the_frozen_layers_kept_output_follows_the_stock_trajectory(mini_config, any_data, monkeypatch):
+    config = dataclasses.replace(mini_config, freeze_layers=1, given=("freeze_layers",))
+    kept, s = trajectory(config, any_data, monkeypatch)
+    cache, per_epoch = s.frozen_cache, len(s.loader)
+    assert cache is not None and len(cache.frozen) == 1
+    total = len(kept)
+    assert total > per_epoch  # the trajectory reaches the second epoch, where the kept states are used
+    assert (cache.misses, cache.hits) == (per_epoch, total - per_epoch)
+    assert len(cache.kept) == len(any_data.train)
+    stock, s = trajectory(config, any_data, monkeypatch, off="frozen_cache")
+    assert s.frozen_cache is None
+    np.testing.assert_allclose(kept, stock, atol=1e-4, rtol=0)
+
+    # a budget for a few texts only: those batches start from kept states, the others compute, the result is the same
+    from bertdemo.fast import frozen_cache
+
+    monkeypatch.setattr(frozen_cache, "BUDGET_CAP", 20 * 384 * 4 * 12)
+    partial, s = trajectory(config, any_data, monkeypatch)
+    assert 0 < len(s.frozen_cache.kept) < len(any_data.train) and s.frozen_cache.used <= frozen_cache.BUDGET_CAP
+    assert s.frozen_cache.hits < total - per_epoch
+    np.testing.assert_allclose(partial, stock, atol=1e-4, rtol=0)
+
+
+def test_the_frozen_layers_output_is_kept_only_where_it_is_the_same_every_epoch(mini_config, toy_data, monkeypatch):
+    monkeypatch.setenv(fast.ENV, "")
+    frozen = dataclasses.replace(mini_config, freeze_layers=1, given=("freeze_layers",))
+    assert start_session(frozen, toy_data).frozen_cache is not None
+    assert start_session(dataclasses.replace(frozen, epochs=1), toy_data).frozen_cache is None  # nothing to reuse
+    assert start_session(dataclasses.replace(frozen, dropout=0.1), toy_data).frozen_cache is None  # other each time
+    assert start_session(mini_config, toy_data).frozen_cache is None  # a 2-layer model: nothing frozen by default
 
 
 def test_bf16_master_weights_follow_autocast_and_fp32(mini_config, any_data, monkeypatch):

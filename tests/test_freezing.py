@@ -11,6 +11,7 @@ import torch
 
 from bertdemo import fast
 from bertdemo.training.freezing import encoder_layers, freeze_lower_layers
+from bertdemo.training.loaders import model_inputs
 from bertdemo.training.session import batch_loss, start_session, training_step
 
 STEPS = 15
@@ -39,7 +40,7 @@ def _stock_trajectory(config, data, monkeypatch, leave_out: int) -> np.ndarray:
     losses = []
     for batch in itertools.islice(itertools.chain.from_iterable(itertools.repeat(s.loader)), STEPS):
         with s.rng:
-            logits = s.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+            logits = s.model(**model_inputs(batch)).logits
             loss = batch_loss(s, logits, batch["labels"])
             loss.backward()
         for p in lower:
@@ -78,7 +79,7 @@ def test_upper_gradients_are_the_stock_ones(tiny_config, toy_data, monkeypatch):
         s.model.train()
         batch = next(iter(s.loader))
         with s.rng:
-            loss = batch_loss(s, s.model(**{k: v for k, v in batch.items() if k != "labels"}).logits, batch["labels"])
+            loss = batch_loss(s, s.model(**model_inputs(batch)).logits, batch["labels"])
             loss.backward()
         grads.append({n: p.grad.clone() for n, p in s.model.named_parameters() if p.grad is not None})
     frozen, stock = grads

@@ -1,7 +1,7 @@
 """Optional speed paths. Each replaces a stock transformers/torch path, is tested against it
 (``tests/test_fast_*.py``), and can be switched off, alone or all together, with one environment variable:
 
-    BERTDEMO_FAST_OFF=master_weights,cpu_kernels,lean_forward,first_token_top   # or "all"
+    BERTDEMO_FAST_OFF=master_weights,cpu_kernels,lean_forward,first_token_top,frozen_cache   # or "all"
 
 - ``master_weights``: bf16 training on CPUs with native bf16 runs a bf16 model with fp32 master weights instead of
   autocast (off: autocast bf16, the stock mixed-precision path).
@@ -14,6 +14,8 @@
 - ``first_token_top``: training, and the lean forward's predictions and attributions, compute the classifier's last
   encoder layer for the first token only — the one position its head reads (off: every position, as transformers
   does; the attention view always computes every position).
+- ``frozen_cache``: CPU training over more than one epoch keeps the frozen lower layers' output per text from the
+  first epoch on and starts later batches above them (off: every epoch computes the frozen layers again).
 
 What each buys is measured in ``bench/RESULTS.md``. Nothing in here is needed for correct results.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import os
 
-FAST_PATHS = ("master_weights", "cpu_kernels", "lean_forward", "first_token_top")
+FAST_PATHS = ("master_weights", "cpu_kernels", "lean_forward", "first_token_top", "frozen_cache")
 ENV = "BERTDEMO_FAST_OFF"
 
 

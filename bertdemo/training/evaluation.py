@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from bertdemo.metrics import classification_metrics
+from bertdemo.training.loaders import model_inputs
 from bertdemo.multilabel_metrics import validation_summary
 
 
@@ -30,7 +31,7 @@ def validation_logits(session) -> tuple[torch.Tensor, torch.Tensor]:
     logits_all, labels_all = [], []
     for batch in s.val_loader:
         with s.precision.autocast():
-            logits = s.model(**{k: v for k, v in batch.items() if k != "labels"}).logits  # (B, C)
+            logits = s.model(**model_inputs(batch)).logits  # (B, C)
         logits, batch_labels = s.accelerator.gather_for_metrics((logits.float(), batch["labels"]))
         logits_all.append(logits.cpu())
         labels_all.append(batch_labels.cpu())

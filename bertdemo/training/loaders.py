@@ -17,14 +17,16 @@ from transformers import DataCollatorWithPadding
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from bertdemo.data.multilabel import multi_hot
+from bertdemo.fast.frozen_cache import ROW
 
 datasets.disable_progress_bars()  # the app and the CLI draw their own progress
 
 
 def tokenize_frame(frame: pd.DataFrame, tokenizer, label2id: dict[str, int], max_length: int, *,
-                   multi_label: bool = False) -> datasets.Dataset:
+                   multi_label: bool = False, rows: bool = False) -> datasets.Dataset:
     """A dataset with input_ids, attention_mask (and token_type_ids where the model has them) and labels: a class
-    id per row, or for ``multi_label`` rows (label sets) a 0/1 float per label, as BCE takes them."""
+    id per row, or for ``multi_label`` rows (label sets) a 0/1 float per label, as BCE takes them. ``rows``: also
+    each text's position in ``frame`` (``frozen_cache.ROW``), the key of the frozen layers' kept output."""
     if multi_label:
         targets = multi_hot(frame["label"].tolist(), sorted(label2id, key=label2id.get)).tolist()
     else:
@@ -35,7 +37,14 @@ def tokenize_frame(frame: pd.DataFrame, tokenizer, label2id: dict[str, int], max
         return tokenizer(batch["text"], truncation=True, max_length=max_length)
 
     ds = ds.map(encode, batched=True, batch_size=1000, remove_columns=["text"])
+    if rows:
+        ds = ds.add_column(ROW, list(range(len(ds))))
     return ds.add_column("length", [len(ids) for ids in ds["input_ids"]])
+
+
+def model_inputs(batch: dict) -> dict:
+    """What the model takes from a training or evaluation batch (not the labels, not the row numbers)."""
+    return {k: v for k, v in batch.items() if k not in ("labels", ROW)}
 
 
 class CountingCollator:

@@ -4,8 +4,8 @@ memory.
 
 The plain path reads top to bottom: load the model, tokenize, make loaders, AdamW, ``accelerator.prepare``, a
 linear schedule, and a step of forward, cross-entropy, backward, clip, update. The optional CPU speed paths
-enter in three places only: ``use_cpu_training_kernels``, ``use_first_token_top`` and the precision strategy
-(``bertdemo.fast``).
+enter in four places only: ``use_cpu_training_kernels``, ``use_first_token_top``, the precision strategy and the
+frozen layers' ``FrozenCache`` (``bertdemo.fast``).
 
 A run's randomness (the new head's weights, dropout) comes from a generator state of its own
 (``bertdemo.seeding.TorchRng``, seeded with ``config.seed``), swapped in around its initialisation and each
@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import contextlib
+
 import pandas as pd
 import torch
 from accelerate import Accelerator
@@ -28,11 +30,12 @@ from bertdemo.config import SCRATCH_MODEL, TrainConfig
 from bertdemo.data import LabeledData
 from bertdemo.fast.cpu_training_kernels import use_cpu_training_kernels
 from bertdemo.fast.first_token_top import use_first_token_top
+from bertdemo.fast.frozen_cache import ROW, FrozenCache, frozen_prefix
 from bertdemo.models import load_classifier, load_tokenizer
 from bertdemo.runs import lineage_of
 from bertdemo.seeding import TorchRng
 from bertdemo.training.freezing import encoder_layers, freeze_lower_layers, planned_freeze
-from bertdemo.training.loaders import CountingCollator, eval_loader, tokenize_frame, train_loader
+from bertdemo.training.loaders import CountingCollator, eval_loader, model_inputs, tokenize_frame, train_loader
 from bertdemo.training.plan import plan_batch_size, plan_training
 from bertdemo.training.precision import Plain, precision_strategy
 from bertdemo.training.scratch import build_scratch_model, build_scratch_tokenizer
@@ -58,6 +61,7 @@ class Session:
     notes: tuple[str, ...]  # the plan's notes
     rng: TorchRng  # this run's random state (initialisation, then dropout step after step)
     multi_label: bool = False  # a sigmoid per label and BCE, instead of a softmax and cross-entropy
+    frozen_cache: FrozenCache | None = None  # the frozen layers' output kept from the first epoch on (CPU, >1 epoch)
 
 
 def start_session(config: TrainConfig, data: LabeledData) -> Session:
@@ -76,7 +80,8 @@ def start_session(config: TrainConfig, data: LabeledData) -> Session:
         use_first_token_top(model)  # after the attention swap: the top layer calls the model's attention function
     freeze_notes = _freeze_notes(model)  # before accelerate may wrap the model
     precision = precision_strategy(config.precision, accelerator, model)
-    train_ds = tokenize_frame(data.train, tokenizer, data.label2id, config.max_length, multi_label=data.multi_label)
+    train_ds = tokenize_frame(data.train, tokenizer, data.label2id, config.max_length, multi_label=data.multi_label,
+                              rows=True)
     # Validation sorted by length: evaluation batches then carry almost no padding.
     val_frame = data.validation.assign(_len=data.validation["text"].str.len()).sort_values("_len", kind="stable")
     val_ds = tokenize_frame(val_frame, tokenizer, data.label2id, config.max_length, multi_label=data.multi_label)
@@ -97,14 +102,29 @@ def start_session(config: TrainConfig, data: LabeledData) -> Session:
     return Session(accelerator=accelerator, device=device, precision=precision, tokenizer=tokenizer, model=model,
                    optimizer=optimizer, scheduler=scheduler, loader=loader, val_loader=val_loader,
                    val_frame=val_frame, collator=collator, epochs=plan.epochs, class_weights=weights,
-                   notes=(*plan.notes, *freeze_notes), rng=rng, multi_label=data.multi_label)
+                   notes=(*plan.notes, *freeze_notes), rng=rng, multi_label=data.multi_label,
+                   frozen_cache=_frozen_cache(model, tokenizer, device, plan.epochs))
+
+
+def _frozen_cache(model: torch.nn.Module, tokenizer, device: torch.device, epochs: int) -> FrozenCache | None:
+    """A cache of the frozen layers' output where one pays: on the CPU (a GPU recomputes them faster than the
+    states travel), for more than one epoch, with frozen layers and right-hand padding (the kept states fill each
+    row from its start)."""
+    if device.type != "cpu" or epochs < 2 or not fast.enabled("frozen_cache"):
+        return None
+    if getattr(tokenizer, "padding_side", "right") != "right":
+        return None
+    embeddings, layers = encoder_layers(model)
+    frozen = frozen_prefix(embeddings, layers)
+    return FrozenCache(embeddings, frozen) if frozen else None
 
 
 def training_step(s: Session, batch: dict, max_grad_norm: float) -> float:
     """One optimizer step; returns the batch's training loss."""
-    with s.rng:  # dropout draws from this run's state only
+    kept = s.frozen_cache.batch(batch[ROW], batch["attention_mask"]) if s.frozen_cache else contextlib.nullcontext()
+    with s.rng, kept:  # dropout draws from this run's state only
         with s.precision.autocast():
-            logits = s.model(**{k: v for k, v in batch.items() if k != "labels"}).logits  # (B, C)
+            logits = s.model(**model_inputs(batch)).logits  # (B, C)
         loss = batch_loss(s, logits, batch["labels"])
         s.precision.backward(loss)
     s.precision.step(s.optimizer, max_grad_norm)
