@@ -1,5 +1,6 @@
 """The lean forward must give the transformers model's own logits, padded batches included, and step
 aside for any model it does not reproduce."""
+import pytest
 import torch
 from transformers import (BertConfig, BertForSequenceClassification, DistilBertConfig,
                           DistilBertForSequenceClassification)
@@ -31,13 +32,14 @@ def test_same_logits_as_transformers_on_a_padded_batch():
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_gradients_through_the_word_embeddings_match_transformers():
-    """Attributions differentiate ``from_embeddings`` (explicit attention, not SDPA): same logits, same gradients."""
+@pytest.mark.parametrize("length", [9, 40])  # explicit attention maths; SDPA's fused kernel (long fp32 texts)
+def test_gradients_through_the_word_embeddings_match_transformers(length):
+    """Attributions differentiate ``from_embeddings``: same logits, same gradients, on short and long texts."""
     model = _bert().requires_grad_(False)
     lean = lean_forward(model)
-    ids = torch.randint(5, 1200, (2, 9))
+    ids = torch.randint(5, 1200, (2, length))
     mask = torch.ones_like(ids)
-    mask[1, 6:] = 0
+    mask[1, length - 3:] = 0
     embeds = model.get_input_embeddings()(ids)
     grads, logits = [], []
     for forward in (lambda x: model(inputs_embeds=x, attention_mask=mask).logits,
@@ -49,7 +51,7 @@ def test_gradients_through_the_word_embeddings_match_transformers():
         grads.append(grad)
     torch.testing.assert_close(logits[1], logits[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
-    assert grads[1][1, 6:].abs().max() == 0  # padding gets no gradient: the mask holds in the explicit attention
+    assert grads[1][1, length - 3:].abs().max() == 0  # padding gets no gradient: the mask holds in either attention
 
 
 def test_prepacked_bf16_weights_give_the_plain_bf16_logits():

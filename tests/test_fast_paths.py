@@ -22,8 +22,8 @@ import pytest
 import torch
 
 from bertdemo import fast
-from bertdemo.training.precision import Autocast, MasterWeightsBf16, Plain
 from bertdemo.training.loaders import model_inputs
+from bertdemo.training.precision import Autocast, MasterWeightsBf16, Plain
 from bertdemo.training.session import batch_loss, start_session, training_step
 
 pytestmark = pytest.mark.slow  # 20-step trainings per path
@@ -41,7 +41,9 @@ def mini_bert(tmp_path_factory) -> str:
     from bertdemo.models import default_model_path, load_tokenizer
 
     path = tmp_path_factory.mktemp("mini-bert")
-    model = BertForSequenceClassification.from_pretrained(default_model_path(), num_hidden_layers=2, num_labels=3)
+    with torch.random.fork_rng():  # the new head's weights: the same whatever tests ran before in this process
+        torch.manual_seed(0)
+        model = BertForSequenceClassification.from_pretrained(default_model_path(), num_hidden_layers=2, num_labels=3)
     model.save_pretrained(path)
     load_tokenizer("default").save_pretrained(path)
     return str(path)
@@ -181,6 +183,31 @@ def test_the_frozen_layers_kept_output_follows_the_stock_trajectory(mini_config,
     assert 0 < len(s.frozen_cache.kept) < len(any_data.train) and s.frozen_cache.used <= frozen_cache.BUDGET_CAP
     assert s.frozen_cache.hits < total - per_epoch
     np.testing.assert_allclose(partial, stock, atol=1e-4, rtol=0)
+
+
+def test_the_kept_output_is_for_models_whose_embeddings_feed_layer_0_and_a_copy_of_the_model_runs_stock(
+        mini_config, toy_data, monkeypatch):
+    import copy
+
+    from transformers import BertConfig, BertForSequenceClassification, ElectraConfig, ElectraForSequenceClassification
+
+    from bertdemo.fast.frozen_cache import supports
+
+    sizes = dict(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+    assert supports(BertForSequenceClassification(BertConfig(**sizes)))
+    # ELECTRA projects its embeddings (32 wide here) up to the layers' width: a kept layer input would not fit
+    assert not supports(ElectraForSequenceClassification(ElectraConfig(embedding_size=32, **sizes)))
+
+    monkeypatch.setenv(fast.ENV, "")
+    s = start_session(dataclasses.replace(mini_config, freeze_layers=1, given=("freeze_layers",)), toy_data)
+    assert s.frozen_cache is not None
+    # a checkpoint's copy of the model gets the stock forwards, not ones that run the live model and read its cache
+    twin = copy.deepcopy(s.model)
+    assert twin.bert.embeddings.forward.__self__ is twin.bert.embeddings
+    assert twin.bert.encoder.layer[0].forward.__self__ is twin.bert.encoder.layer[0]
+    batch = next(iter(s.loader))
+    with torch.no_grad():
+        torch.testing.assert_close(twin(**model_inputs(batch)).logits, s.model(**model_inputs(batch)).logits)
 
 
 def test_the_frozen_layers_output_is_kept_only_where_it_is_the_same_every_epoch(mini_config, toy_data, monkeypatch):

@@ -87,7 +87,9 @@ def test_stop_ends_a_queued_job_at_once_and_a_running_one_at_its_next_step(runne
 
 
 def test_a_stop_flag_written_by_another_process_stops_the_job(runner, tmp_path):
-    job = runner.submit("train", "alice", gated(threading.Event()))
+    # 100,000 steps of 10 ms: the job must outlast the CLI's start (torch's import), which took over the default
+    # 1,000 steps' 10 s on a busy machine, and the job had ended before the stop flag was written
+    job = runner.submit("train", "alice", gated(threading.Event(), steps=100_000))
     wait_for(lambda: runner.store.get(job.id).state == "running")
     out = subprocess.run([sys.executable, "-m", "bertdemo", "jobs", "stop", job.id, "--workspace", str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)

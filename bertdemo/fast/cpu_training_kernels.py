@@ -25,9 +25,8 @@ from torch import nn
 ATTENTION = "bertdemo_cpu_training"  # the name our attention function is registered under in transformers
 _INT64_MIN = torch.iinfo(torch.int64).min
 # From this many keys on, SDPA's fused fp32 CPU kernel (forward and backward) beats the explicit maths below; under
-# it the explicit maths win (measured on an AVX2 CPU, torch 2.13: 14 keys 2.3 vs 3.5 ms per layer of a batch of
-# 32, 32 keys 7.8 vs 6.0, 105 keys ×1.25 per whole training step; bench/RESULTS.md). bf16 keeps the explicit
-# maths: its fused backward was ×0.67–0.70 slower per step on a bf16 CPU.
+# it the explicit maths win. bf16 keeps the explicit maths: its fused backward was slower on a bf16 CPU
+# (bench/RESULTS.md, "Long texts, a third look" and "Second round").
 FUSED_FROM = 32
 
 

@@ -12,36 +12,70 @@ instances only, so state dicts, saving and reloading are the stock ones.
 
 Why not transformers' ``past_key_values`` or a hook: a cache must *skip* the frozen forward, which a hook cannot,
 and the encoder has no entry point between its layers.
+
+Only for base models whose embeddings module hands layer 0 its input directly (``BASE_MODELS``): ELECTRA and
+ConvBERT project the embeddings between the two, which a kept layer input would go through again.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import types
 from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
 
 ROW = "row"  # the batch key naming each text's row in the training set (the cache's key); not a model input
-BUDGET_SHARE = 0.125  # of the machine's memory, at most BUDGET_CAP: what the kept states may take
+BUDGET_SHARE = 0.125  # of the machine's (or the container's) memory, at most BUDGET_CAP: what the kept states take
 BUDGET_CAP = 2 << 30
+BASE_MODELS = ("BertModel", "RobertaModel", "XLMRobertaModel", "CamembertModel")  # embeddings straight into layer 0
+CGROUP_LIMIT = "/sys/fs/cgroup/memory.max"
 
 
-def memory_budget() -> int:
-    """Bytes the kept states may take on this machine."""
+def memory_budget(processes: int = 1) -> int:
+    """Bytes the kept states of one training process may take here (``processes`` share the machine)."""
     try:
         total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # not every platform tells
         total = 8 << 30
-    return int(min(BUDGET_CAP, total * BUDGET_SHARE))
+    try:  # a container's limit is lower than the host's memory; "max" means none
+        with open(CGROUP_LIMIT) as handle:
+            limit = handle.read().strip()
+        if limit.isdigit():
+            total = min(total, int(limit))
+    except OSError:
+        pass
+    return int(min(BUDGET_CAP, total * BUDGET_SHARE) / max(1, processes))
+
+
+def supports(model: nn.Module) -> bool:
+    """Whether ``model``'s embeddings feed its first encoder layer directly (``BASE_MODELS``)."""
+    base = getattr(model, "base_model", model)
+    return type(base).__name__ in BASE_MODELS and not hasattr(base, "embeddings_project")
+
+
+class _Swapped:
+    """A module's forward while the cache is on. A deep copy of the module (a checkpoint's copy of the model) gets
+    its stock forward back instead of one that would run this module and read this cache."""
+
+    def __init__(self, module: nn.Module, forward):
+        self.module, self.forward = module, forward
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def __deepcopy__(self, memo):
+        copy = memo[id(self.module)]  # deepcopy registers the module's copy before copying its attributes
+        return types.MethodType(type(copy).forward, copy)
 
 
 class FrozenCache:
     """The kept layer-N inputs by row, and whether the batch being trained on can start from them."""
 
-    def __init__(self, embeddings: nn.Module, frozen: Sequence[nn.Module], budget: int | None = None):
+    def __init__(self, embeddings: nn.Module, frozen: Sequence[nn.Module], budget: int):
         self.embeddings, self.frozen = embeddings, list(frozen)
-        self.budget = memory_budget() if budget is None else budget
+        self.budget = budget
         self.kept: dict[int, torch.Tensor] = {}  # row -> (real length, d), detached
         self.used = 0
         self.hits = self.misses = 0  # batches that started from kept states / computed the frozen layers
@@ -74,7 +108,7 @@ class FrozenCache:
                 return self._stacked(input_ids.shape[1], input_ids.device)
             return stock_embeddings(input_ids, *args, **kwargs)
 
-        self.embeddings.forward = embeddings_forward
+        self.embeddings.forward = _Swapped(self.embeddings, embeddings_forward)
         for i, layer in enumerate(self.frozen):
             self._install_layer(layer, last=i == len(self.frozen) - 1)
 
@@ -89,7 +123,7 @@ class FrozenCache:
                 self._keep(out)
             return out
 
-        layer.forward = layer_forward
+        layer.forward = _Swapped(layer, layer_forward)
 
     def _keep(self, out: torch.Tensor) -> None:
         for i, (row, length) in enumerate(zip(self._rows, self._lengths)):

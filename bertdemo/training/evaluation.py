@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 
 from bertdemo.metrics import classification_metrics
-from bertdemo.training.loaders import model_inputs
 from bertdemo.multilabel_metrics import validation_summary
+from bertdemo.training.loaders import model_inputs
 
 
 def validate(session, labels: tuple[str, ...]) -> dict:

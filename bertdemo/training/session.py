@@ -14,11 +14,10 @@ global generators are never reseeded.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
-import contextlib
 
 import pandas as pd
 import torch
@@ -30,7 +29,7 @@ from bertdemo.config import SCRATCH_MODEL, TrainConfig
 from bertdemo.data import LabeledData
 from bertdemo.fast.cpu_training_kernels import use_cpu_training_kernels
 from bertdemo.fast.first_token_top import use_first_token_top
-from bertdemo.fast.frozen_cache import ROW, FrozenCache, frozen_prefix
+from bertdemo.fast.frozen_cache import ROW, FrozenCache, frozen_prefix, memory_budget, supports
 from bertdemo.models import load_classifier, load_tokenizer
 from bertdemo.runs import lineage_of
 from bertdemo.seeding import TorchRng
@@ -103,20 +102,21 @@ def start_session(config: TrainConfig, data: LabeledData) -> Session:
                    optimizer=optimizer, scheduler=scheduler, loader=loader, val_loader=val_loader,
                    val_frame=val_frame, collator=collator, epochs=plan.epochs, class_weights=weights,
                    notes=(*plan.notes, *freeze_notes), rng=rng, multi_label=data.multi_label,
-                   frozen_cache=_frozen_cache(model, tokenizer, device, plan.epochs))
+                   frozen_cache=_frozen_cache(accelerator, model, tokenizer, plan.epochs))
 
 
-def _frozen_cache(model: torch.nn.Module, tokenizer, device: torch.device, epochs: int) -> FrozenCache | None:
+def _frozen_cache(accelerator: Accelerator, model: torch.nn.Module, tokenizer, epochs: int) -> FrozenCache | None:
     """A cache of the frozen layers' output where one pays: on the CPU (a GPU recomputes them faster than the
-    states travel), for more than one epoch, with frozen layers and right-hand padding (the kept states fill each
-    row from its start)."""
-    if device.type != "cpu" or epochs < 2 or not fast.enabled("frozen_cache"):
+    states travel), for more than one epoch, with frozen layers, right-hand padding (the kept states fill each
+    row from its start) and a model whose embeddings feed layer 0 directly. Each process keeps its own share."""
+    if accelerator.device.type != "cpu" or epochs < 2 or not fast.enabled("frozen_cache"):
         return None
-    if getattr(tokenizer, "padding_side", "right") != "right":
+    model = accelerator.unwrap_model(model)  # several processes: prepare wrapped it
+    if getattr(tokenizer, "padding_side", "right") != "right" or not supports(model):
         return None
     embeddings, layers = encoder_layers(model)
     frozen = frozen_prefix(embeddings, layers)
-    return FrozenCache(embeddings, frozen) if frozen else None
+    return FrozenCache(embeddings, frozen, memory_budget(accelerator.num_processes)) if frozen else None
 
 
 def training_step(s: Session, batch: dict, max_grad_norm: float) -> float:
