@@ -25,10 +25,8 @@ browser:
 run: $(STAMP)
 	GRADIO_ANALYTICS_ENABLED=False $(BIN)/python app.py $(ARGS)
 
-# Two workers, each taking whole test files (module-scoped app servers and models are built once per file): the
-# app servers, subprocesses and browsers wait often enough that two share 2 cores well (README: the suite's time).
 test: $(STAMP) browser
-	GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n 2 --dist loadfile
+	GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 # Everyday work: the engine's tests, without the slow ones (app servers, CLI subprocesses, torchrun, browsers, the
 # real default model). `make test`, what CI runs, is every test.
