@@ -35,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hw  # noqa: E402
 from common import REPO, engine_defaults, median, model_path, read_labeled, resolve_data, token_lengths, write_split  # noqa: E402,E501
+from bertdemo.config import PRECISIONS  # noqa: E402  (common puts the repository on the path)
 
 CONFIGS = ("engine", "trainer", "padded", "engine-embeddings")
 TABLE_COLUMNS = [  # (key, header, format)
@@ -143,6 +144,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="repeat r trains with seed --first-seed + r")
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--precision", default=defaults["precision"], choices=list(PRECISIONS),
+                        help="every configuration's (auto: bf16 where this machine has it); fp32 here stands in "
+                             "for a CPU without bf16, the same matmul kernels at this machine's fp32 rate")
     parser.add_argument("--seed", type=int, default=defaults["seed"],
                         help="the data split's seed (and the first training seed unless --first-seed)")
     parser.add_argument("--first-seed", type=int, default=None,
@@ -156,7 +160,8 @@ def main() -> None:
         raise SystemExit(f"--configs: unknown {sorted(unknown)}; choose from {', '.join(CONFIGS)}")
     train_path, test_path, default_rows = resolve_data(args.data)
     rows = default_rows if args.train_rows is None else args.train_rows
-    hp = {**defaults, "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed}
+    hp = {**defaults, "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
+          "precision": args.precision}
     name = args.data[0] if len(args.data) == 1 else Path(args.data[0]).parent.name
     out_path = Path(args.out or REPO / "bench" / "out" / f"train-{name}-{time.strftime('%Y%m%d-%H%M%S')}.json")
     out_path.parent.mkdir(parents=True, exist_ok=True)
