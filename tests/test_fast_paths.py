@@ -185,6 +185,30 @@ def test_the_frozen_layers_kept_output_follows_the_stock_trajectory(mini_config,
     np.testing.assert_allclose(partial, stock, atol=1e-4, rtol=0)
 
 
+def test_validation_passes_after_the_first_start_from_the_kept_output_and_score_the_same(mini_config, any_data,
+                                                                                        monkeypatch):
+    from bertdemo.training.evaluation import validation_logits
+
+    config = dataclasses.replace(mini_config, freeze_layers=1, given=("freeze_layers",))
+    monkeypatch.setenv(fast.ENV, "")
+    s = start_session(config, any_data)
+    cache = s.frozen_cache
+    first, labels = validation_logits(s)
+    assert len(cache.kept) == len(any_data.validation) and cache.hits == 0
+    s.model.train()  # the weights above the frozen layers move; the kept validation states stay right
+    for batch in itertools.islice(itertools.chain.from_iterable(itertools.repeat(s.loader)), len(s.loader) + 2):
+        training_step(s, batch, config.max_grad_norm)
+    assert len(cache.kept) == len(any_data.train) + len(any_data.validation)  # training and validation keys apart
+    hits = cache.hits
+    kept, kept_labels = validation_logits(s)
+    assert cache.hits - hits == len(s.val_loader)  # every validation batch started above the frozen layers
+    computed, _ = validation_logits(s, again=False)  # a single pass: the frozen layers run
+    assert cache.hits - hits == len(s.val_loader)
+    torch.testing.assert_close(kept, computed, atol=1e-5, rtol=0)
+    assert torch.equal(kept_labels, labels)
+    assert not torch.allclose(kept, first, atol=1e-3)  # training moved the logits, so the check above compares news
+
+
 def test_the_kept_output_is_for_models_whose_embeddings_feed_layer_0_and_a_copy_of_the_model_runs_stock(
         mini_config, toy_data, monkeypatch):
     import copy

@@ -3,7 +3,8 @@
 With the embeddings and the lowest N encoder layers frozen (``bertdemo.training.freezing``) and no dropout in them,
 what they compute for a training text is the same in every epoch. So the first time a text is trained on, the
 output of layer N-1 at its real word-pieces is kept (on the CPU, within a memory budget); a later batch whose texts
-are all kept skips the embeddings and the frozen layers and starts layer N from the kept states.
+are all kept skips the embeddings and the frozen layers and starts layer N from the kept states. The validation
+rows, scored after every epoch, are kept the same way (under their own keys, numbered after the training rows).
 
 Exact: the same weights give the same numbers (up to the float summation order of another batch's padding). The
 padding positions, which no real position attends to and the classifier never reads, start as zeros instead of
@@ -26,7 +27,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-ROW = "row"  # the batch key naming each text's row in the training set (the cache's key); not a model input
+ROW = "row"  # the batch key naming each text's row (training rows, then validation): the cache's key, no model input
 BUDGET_SHARE = 0.125  # of the machine's (or the container's) memory, at most BUDGET_CAP: what the kept states take
 BUDGET_CAP = 2 << 30
 BASE_MODELS = ("BertModel", "RobertaModel", "XLMRobertaModel", "CamembertModel")  # embeddings straight into layer 0

@@ -1,10 +1,13 @@
 """One validation pass during training: the weights as they are now, on the held-out rows, in inference mode."""
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from bertdemo.metrics import classification_metrics
 from bertdemo.multilabel_metrics import validation_summary
+from bertdemo.fast.frozen_cache import ROW
 from bertdemo.training.loaders import model_inputs
 
 
@@ -23,14 +26,19 @@ def validate(session, labels: tuple[str, ...]) -> dict:
 
 
 @torch.inference_mode()
-def validation_logits(session) -> tuple[torch.Tensor, torch.Tensor]:
+def validation_logits(session, *, again: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits (N, C) in fp32 on the CPU, class ids (N,) or multi-label 0/1 rows (N, C)) of the validation rows,
-    in ``session.val_frame`` order."""
+    in ``session.val_frame`` order.
+
+    ``again``: the rows will be validated again (after each epoch), so the frozen layers' output for them is kept
+    like the training rows' and later passes start above the frozen layers; False for a single pass."""
     s = session
     s.model.eval()
     logits_all, labels_all = [], []
+    cache = s.frozen_cache if again else None
     for batch in s.val_loader:
-        with s.precision.autocast():
+        kept = cache.batch(batch[ROW], batch["attention_mask"]) if cache else contextlib.nullcontext()
+        with s.precision.autocast(), kept:
             logits = s.model(**model_inputs(batch)).logits  # (B, C)
         logits, batch_labels = s.accelerator.gather_for_metrics((logits.float(), batch["labels"]))
         logits_all.append(logits.cpu())

@@ -23,10 +23,11 @@ datasets.disable_progress_bars()  # the app and the CLI draw their own progress
 
 
 def tokenize_frame(frame: pd.DataFrame, tokenizer, label2id: dict[str, int], max_length: int, *,
-                   multi_label: bool = False, rows: bool = False) -> datasets.Dataset:
+                   multi_label: bool = False, rows: bool = False, first_row: int = 0) -> datasets.Dataset:
     """A dataset with input_ids, attention_mask (and token_type_ids where the model has them) and labels: a class
     id per row, or for ``multi_label`` rows (label sets) a 0/1 float per label, as BCE takes them. ``rows``: also
-    each text's position in ``frame`` (``frozen_cache.ROW``), the key of the frozen layers' kept output."""
+    each text's position in ``frame`` plus ``first_row`` (``frozen_cache.ROW``), the key of the frozen layers' kept
+    output (validation rows are numbered after the training rows, so the two never share a key)."""
     if multi_label:
         targets = multi_hot(frame["label"].tolist(), sorted(label2id, key=label2id.get)).tolist()
     else:
@@ -38,7 +39,7 @@ def tokenize_frame(frame: pd.DataFrame, tokenizer, label2id: dict[str, int], max
 
     ds = ds.map(encode, batched=True, batch_size=1000, remove_columns=["text"])
     if rows:
-        ds = ds.add_column(ROW, list(range(len(ds))))
+        ds = ds.add_column(ROW, list(range(first_row, first_row + len(ds))))
     return ds.add_column("length", [len(ids) for ids in ds["input_ids"]])
 
 

@@ -83,7 +83,8 @@ def start_session(config: TrainConfig, data: LabeledData) -> Session:
                               rows=True)
     # Validation sorted by length: evaluation batches then carry almost no padding.
     val_frame = data.validation.assign(_len=data.validation["text"].str.len()).sort_values("_len", kind="stable")
-    val_ds = tokenize_frame(val_frame, tokenizer, data.label2id, config.max_length, multi_label=data.multi_label)
+    val_ds = tokenize_frame(val_frame, tokenizer, data.label2id, config.max_length, multi_label=data.multi_label,
+                            rows=True, first_row=len(data.train))
     collator = CountingCollator(tokenizer, pad_to_multiple_of=8 if device.type == "cuda" else None)
     batch_size, notes = plan_batch_size(config, len(data.train), accelerator.num_processes)
     loader = train_loader(train_ds, collator, batch_size, seed=config.seed, batching=config.batching)
