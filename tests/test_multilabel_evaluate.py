@@ -21,6 +21,15 @@ def ml_predictor(tiny_ml_run):
     return Predictor.from_run(tiny_ml_run, device="cpu", precision="fp32")
 
 
+@pytest.fixture(scope="module")
+def auto_predictor(tiny_ml_run):
+    """At the precision the CLI and the app pick on this machine (bf16 where the CPU has it): what their results
+    are compared with."""
+    from bertdemo.inference.predict import Predictor
+
+    return Predictor.from_run(tiny_ml_run, device="cpu")
+
+
 @pytest.fixture
 def run_copy(tiny_ml_run, tmp_path):
     """A copy of the multi-label run in a workspace of its own: these tests write its thresholds."""
@@ -69,7 +78,7 @@ def test_evaluate_file_refuses_labels_the_run_lacks(ml_predictor, tmp_path):
         evaluate_file(ml_predictor, path)
 
 
-def test_cli_evaluate_prints_and_returns_the_multilabel_metrics(tiny_ml_run, ml_predictor, test_rows, tmp_path,
+def test_cli_evaluate_prints_and_returns_the_multilabel_metrics(tiny_ml_run, auto_predictor, test_rows, tmp_path,
                                                                 capsys):
     from bertdemo.cli import main
     from bertdemo.inference.evaluate import evaluate_file
@@ -79,10 +88,10 @@ def test_cli_evaluate_prints_and_returns_the_multilabel_metrics(tiny_ml_run, ml_
         path, sep="\t", index=False)
     assert main(["evaluate", str(tiny_ml_run), str(path), "--label-sep", ";", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    expected = evaluate_file(ml_predictor, path, label_sep=";")
+    expected = evaluate_file(auto_predictor, path, label_sep=";")
     for key in ("micro_f1", "macro_f1", "samples_f1", "subset_accuracy", "hamming_loss"):
         assert printed[key] == pytest.approx(expected[key])
-    assert set(printed["per_class"]) == set(ml_predictor.labels) and "at_0_5" in printed
+    assert set(printed["per_class"]) == set(auto_predictor.labels) and "at_0_5" in printed
     assert main(["evaluate", str(tiny_ml_run), str(path), "--label-sep", ";"]) == 0
     text = capsys.readouterr().out
     assert "micro-F1" in text and "Hamming loss" in text and "threshold" in text
@@ -96,14 +105,14 @@ def _validation_truth(run_dir, labels):
     return table["text"].tolist(), np.array([[label in s for label in labels] for s in sets], dtype=int)
 
 
-def test_live_f1_at_any_threshold_matches_scikit_learn(tiny_ml_run, ml_predictor):
+def test_live_f1_at_any_threshold_matches_scikit_learn(tiny_ml_run, auto_predictor):
     from bertdemo.inference.thresholds import label_f1, run_thresholds, threshold_scores, validation_set
 
-    labels = ml_predictor.labels
+    labels = auto_predictor.labels
     found = validation_set(tiny_ml_run)
     texts, y = _validation_truth(tiny_ml_run, labels)
     assert found.texts == texts and (found.y == y).all()
-    probs = ml_predictor.predict_proba(texts)
+    probs = auto_predictor.predict_proba(texts)  # a predictor of its own, at the precision validation_set uses
     assert np.allclose(found.probs, probs, atol=1e-4)
     assert validation_set(tiny_ml_run) is found  # predicted once, then kept
     for j, label in enumerate(labels):
@@ -117,7 +126,11 @@ def test_live_f1_at_any_threshold_matches_scikit_learn(tiny_ml_run, ml_predictor
     assert scores["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro", zero_division=0))
     saved = run_thresholds(tiny_ml_run)  # what training tuned: its F1 is the metrics.json figure
     metrics = json.loads((tiny_ml_run / "metrics.json").read_text())
-    assert threshold_scores(found, saved)["micro_f1"] == pytest.approx(metrics["micro_f1"], abs=1e-6)
+    # metrics.json comes from training's own validation pass. In fp32 the predictor's probabilities are the same to
+    # rounding; in bf16 (a CPU with bf16) the two forwards round differently, and on this toy run's few validation
+    # rows one decision that flips at a threshold moves micro-F1 by about a point
+    close = 1e-6 if auto_predictor.precision == "fp32" else 0.03
+    assert threshold_scores(found, saved)["micro_f1"] == pytest.approx(metrics["micro_f1"], abs=close)
 
 
 def test_saved_thresholds_reload_and_refresh_the_cached_predictor(run_copy):
