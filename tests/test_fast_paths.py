@@ -193,20 +193,41 @@ def test_validation_passes_after_the_first_start_from_the_kept_output_and_score_
     monkeypatch.setenv(fast.ENV, "")
     s = start_session(config, any_data)
     cache = s.frozen_cache
-    first, labels = validation_logits(s)
+    first, labels = validation_logits(s, keep=True)
     assert len(cache.kept) == len(any_data.validation) and cache.hits == 0
     s.model.train()  # the weights above the frozen layers move; the kept validation states stay right
     for batch in itertools.islice(itertools.chain.from_iterable(itertools.repeat(s.loader)), len(s.loader) + 2):
         training_step(s, batch, config.max_grad_norm)
     assert len(cache.kept) == len(any_data.train) + len(any_data.validation)  # training and validation keys apart
     hits = cache.hits
-    kept, kept_labels = validation_logits(s)
+    kept, kept_labels = validation_logits(s, keep=True)
     assert cache.hits - hits == len(s.val_loader)  # every validation batch started above the frozen layers
-    computed, _ = validation_logits(s, again=False)  # a single pass: the frozen layers run
+    computed, _ = validation_logits(s)  # a single pass (the default): the frozen layers run
     assert cache.hits - hits == len(s.val_loader)
     torch.testing.assert_close(kept, computed, atol=1e-5, rtol=0)
     assert torch.equal(kept_labels, labels)
     assert not torch.allclose(kept, first, atol=1e-3)  # training moved the logits, so the check above compares news
+
+
+def test_validation_rows_are_kept_only_once_every_training_row_had_its_turn(mini_config, toy_data, monkeypatch,
+                                                                              tmp_path):
+    """A training batch starts above the frozen layers only when all its rows are kept, so a validation mid-way
+    through the first epoch must not take the budget the rest of that epoch's training rows need."""
+    import bertdemo.training.loop as loop
+
+    kept_flags = []
+    real = loop.validate
+
+    def recording(session, labels, *, keep=False):
+        kept_flags.append(keep)
+        return real(session, labels, keep=keep)
+
+    monkeypatch.setattr(loop, "validate", recording)
+    config = dataclasses.replace(mini_config, freeze_layers=1, epochs=2, evals_per_epoch=2,
+                                 given=("freeze_layers", "epochs", "evals_per_epoch"))
+    events = list(loop.train(config, toy_data, workspace=tmp_path))
+    assert events[-1].run_dir is not None
+    assert kept_flags == [False, True, True, True]  # mid-epoch 1: not kept; from the end of epoch 1 on: kept
 
 
 def test_the_kept_output_is_for_models_whose_embeddings_feed_layer_0_and_a_copy_of_the_model_runs_stock(

@@ -328,7 +328,7 @@ class _Fitter:
                 if step % 5 == 0 and step < steps:
                     yield self.progress(fold, step, steps, fold_began, rescoring)
             scoring = time.monotonic()
-            logits, _ = validation_logits(s, again=False)
+            logits, _ = validation_logits(s)
             self.seconds_per_scored_row = (time.monotonic() - scoring) / max(1, len(held_rows))
             into[s.val_frame["row"].to_numpy()] = _sigmoid(logits.numpy()) if self.multi else \
                 _softmax(logits.numpy())

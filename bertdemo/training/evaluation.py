@@ -11,11 +11,11 @@ from bertdemo.fast.frozen_cache import ROW
 from bertdemo.training.loaders import model_inputs
 
 
-def validate(session, labels: tuple[str, ...]) -> dict:
+def validate(session, labels: tuple[str, ...], *, keep: bool = False) -> dict:
     """Full validation metrics (``bertdemo.metrics``; multi-label: ``bertdemo.multilabel_metrics``, thresholds
-    tuned on these rows) of ``session``'s model; leaves the model in eval mode."""
+    tuned on these rows) of ``session``'s model; leaves the model in eval mode. ``keep``: as ``validation_logits``."""
     s = session
-    logits, y_true = validation_logits(s)
+    logits, y_true = validation_logits(s, keep=keep)
     if getattr(s, "multi_label", False):
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y_true.float()).item()
         return validation_summary(y_true.numpy(), torch.sigmoid(logits).numpy(), labels,
@@ -26,16 +26,16 @@ def validate(session, labels: tuple[str, ...]) -> dict:
 
 
 @torch.inference_mode()
-def validation_logits(session, *, again: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def validation_logits(session, *, keep: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits (N, C) in fp32 on the CPU, class ids (N,) or multi-label 0/1 rows (N, C)) of the validation rows,
     in ``session.val_frame`` order.
 
-    ``again``: the rows will be validated again (after each epoch), so the frozen layers' output for them is kept
-    like the training rows' and later passes start above the frozen layers; False for a single pass."""
+    ``keep``: these rows will be validated again (after each epoch), so their frozen layers' output is kept like
+    the training rows' (within the same budget) and passes that find it start above the frozen layers."""
     s = session
     s.model.eval()
     logits_all, labels_all = [], []
-    cache = s.frozen_cache if again else None
+    cache = s.frozen_cache if keep else None
     for batch in s.val_loader:
         kept = cache.batch(batch[ROW], batch["attention_mask"]) if cache else contextlib.nullcontext()
         with s.precision.autocast(), kept:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
+import functools
 import gc
+import sys
 import math
 from collections.abc import Iterator
 
@@ -51,8 +52,17 @@ def _trim_heap() -> None:
     """Hand the C heap's free pages back to the system (glibc only). A training run's activations and kept frozen
     output leave hundreds of MB free but held by the process, and what runs next (a test file's scoring, the next
     job on a shared server) allocates in other shapes and grows the process instead (bench/RESULTS.md)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's ``malloc_trim``, looked up once; None elsewhere (macOS, Windows, musl have none)."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to trim this way
-        pass
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None

@@ -127,7 +127,9 @@ def _step_event(s: Session, start: StartEvent, step: int, loss: float, seen: int
 def _evaluation(s: Session, labels: tuple[str, ...], step: int, steps_per_epoch: int,
                 best: Checkpoint | None) -> tuple[EvalEvent, Checkpoint | None]:
     """Evaluate the weights as they are now; return the event and the best checkpoint (these weights if better)."""
-    metrics = validate(s, labels)
+    # Validation rows are kept from the end of the first epoch on, once every training row had its turn: a training
+    # batch starts above the frozen layers only when all its rows are kept, so they come first in the budget.
+    metrics = validate(s, labels, keep=step >= steps_per_epoch)
     better = is_better(metrics, best)
     if better:
         best = Checkpoint(step, metrics, s.precision.snapshot())
