@@ -145,6 +145,12 @@ class FrozenCache:
         return stacked
 
 
+def kept_states(cache: FrozenCache | None, batch: dict) -> contextlib.AbstractContextManager:
+    """``cache.batch`` for a training or validation batch (its ``ROW`` keys and attention mask); with no cache, a
+    context that does nothing."""
+    return cache.batch(batch[ROW], batch["attention_mask"]) if cache is not None else contextlib.nullcontext()
+
+
 def frozen_prefix(embeddings: nn.Module | None, layers: Sequence[nn.Module]) -> list[nn.Module]:
     """The lowest layers that, with the embeddings, have no trainable weight and no active dropout (what the
     cache may skip); [] when the embeddings train or drop out."""

@@ -1,13 +1,11 @@
 """One validation pass during training: the weights as they are now, on the held-out rows, in inference mode."""
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
+from bertdemo.fast.frozen_cache import kept_states
 from bertdemo.metrics import classification_metrics
 from bertdemo.multilabel_metrics import validation_summary
-from bertdemo.fast.frozen_cache import ROW
 from bertdemo.training.loaders import model_inputs
 
 
@@ -37,8 +35,7 @@ def validation_logits(session, *, keep: bool = False) -> tuple[torch.Tensor, tor
     logits_all, labels_all = [], []
     cache = s.frozen_cache if keep else None
     for batch in s.val_loader:
-        kept = cache.batch(batch[ROW], batch["attention_mask"]) if cache else contextlib.nullcontext()
-        with s.precision.autocast(), kept:
+        with s.precision.autocast(), kept_states(cache, batch):
             logits = s.model(**model_inputs(batch)).logits  # (B, C)
         logits, batch_labels = s.accelerator.gather_for_metrics((logits.float(), batch["labels"]))
         logits_all.append(logits.cpu())

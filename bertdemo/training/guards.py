@@ -7,8 +7,8 @@ import contextlib
 import ctypes
 import functools
 import gc
-import sys
 import math
+import sys
 from collections.abc import Iterator
 
 import torch

@@ -14,7 +14,6 @@ global generators are never reseeded.
 """
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from bertdemo.config import SCRATCH_MODEL, TrainConfig
 from bertdemo.data import LabeledData
 from bertdemo.fast.cpu_training_kernels import use_cpu_training_kernels
 from bertdemo.fast.first_token_top import use_first_token_top
-from bertdemo.fast.frozen_cache import ROW, FrozenCache, frozen_prefix, memory_budget, supports
+from bertdemo.fast.frozen_cache import FrozenCache, frozen_prefix, kept_states, memory_budget, supports
 from bertdemo.models import load_classifier, load_tokenizer
 from bertdemo.runs import lineage_of
 from bertdemo.seeding import TorchRng
@@ -122,8 +121,7 @@ def _frozen_cache(accelerator: Accelerator, model: torch.nn.Module, tokenizer, e
 
 def training_step(s: Session, batch: dict, max_grad_norm: float) -> float:
     """One optimizer step; returns the batch's training loss."""
-    kept = s.frozen_cache.batch(batch[ROW], batch["attention_mask"]) if s.frozen_cache else contextlib.nullcontext()
-    with s.rng, kept:  # dropout draws from this run's state only
+    with s.rng, kept_states(s.frozen_cache, batch):  # dropout draws from this run's state only
         with s.precision.autocast():
             logits = s.model(**model_inputs(batch)).logits  # (B, C)
         loss = batch_loss(s, logits, batch["labels"])
